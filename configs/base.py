@@ -1,0 +1,75 @@
+"""Every configuration key with its default (the paper's recipe, METHOD.md).
+
+An experiment file imports this module and changes only what differs::
+
+    from configs.base import *  # noqa: F401,F403
+    protocol = 2
+
+Any key can also be overridden on the command line: ``python train.py
+configs/owdfa40_p1.py epochs=5 backbone=resnet18``. A key that is not defined
+here is an error, and so is a value of the wrong type.
+"""
+import os
+
+# ---------------------------------------------------------------- run
+experiment = "base"            # name of the experiment; runs go to exp/<experiment>/<timestamp>/
+run_dir = ""                   # write the run here instead (must be new or empty)
+resume = ""                    # run directory to continue from its checkpoints/last.pt
+seed = 2025                    # training seed (model init, sampler, augmentation, dropout); paper: 2025-2027
+device = "auto"                # auto (cuda if available, else cpu), cpu, cuda or cuda:N
+num_workers = 4                # data-loader worker processes per training process
+log_every = 20                 # steps between TensorBoard / progress-bar updates
+nonfinite_loss = "stop"        # stop: end the run naming the bad term; skip: skip the step and count it
+
+# ---------------------------------------------------------------- data
+dataset_root = os.environ.get("DATASET_ROOT", "")  # folder holding <index>_<Type>_<Method>/ class folders
+protocol = 1                   # which classes are known: 1 (19 known), 2 (13 known) or 3 (29 known)
+split_seed = 2025              # seed of the sampling/split generator, independent of `seed`
+real_source_cap = 10000        # images drawn per real source folder before the class budget
+budget_real = 20000            # images drawn for the real class (when known)
+budget_known = 2000            # images drawn per other known class
+budget_novel = 1500            # images drawn per novel class
+train_fraction = 0.8           # share of each class's drawn images used for training (rest: test)
+prop_train_labels = 0.75       # share of known-class training images that keep their label
+image_size = 256               # side of the square network input
+crop_face = True               # crop the face with dlib (cached once per image); false: whole image
+face_margin = 1.2              # crop box scale around the detected face (0.1 of the box on each side)
+align_face = False             # align with the 68 landmarks into a 320 px face chip before resizing
+predictor_path = os.environ.get("PREDICTOR_PATH", "")  # 68-landmark file; empty: the one in face-recognition-models
+crop_cache_dir = ""            # face-crop cache; empty: <dataset_root>/../owdfa_crop_cache
+
+# ---------------------------------------------------------------- model
+backbone = "resnet50"          # any timm model name that yields a feature map
+pretrained = True              # ImageNet weights from the timm/HF cache or `pretrained_path`
+pretrained_path = ""           # local weight file for the backbone (used when pretrained=true)
+frequency_attention = True     # DCT frequency attention on the feature map (the authors' FFE)
+dropout = 0.2                  # dropout on the pooled feature before the prototypes
+prototype_init_std = 0.001     # std of the normal init of the prototype matrix
+unknown_k = False              # true: 10 prototypes per known class + Dynamic Prototype Pruning
+prototypes_per_known = 10      # prototypes per known class when unknown_k=true
+prune_coverage = 0.9544        # DPP: cumulative usage the kept novel prototypes must cover
+channels_last = False          # NHWC memory format (often faster on CUDA)
+sync_batchnorm = False         # SyncBatchNorm across processes under torchrun
+
+# ---------------------------------------------------------------- losses
+tau_student = 1.0              # student temperature (supervised, regulariser, CCR targets' student side, ACR)
+tau_teacher = 0.1              # teacher temperature of the CCR soft targets
+reg_weight = 1.0               # weight of the prior (uniform-usage) regulariser
+ccr_weight = 0.2               # weight of CCR; 0 disables it
+acr = True                     # asymmetric confidence reinforcement (pseudo-labels on unlabelled rows)
+acr_weight = 1.0               # weight of the ACR term
+pseudo_start = 5               # first epoch (0-based) with ACR pseudo-labels
+gamma = 0.9                    # confidence threshold for known-class pseudo-labels
+acr_asymmetric = True          # false: novel pseudo-labels use gamma too (the paper's single-threshold ablation)
+
+# ---------------------------------------------------------------- optimisation
+# The CCR schedule lambda = (epoch+1)/epochs uses `epochs`, so a shorter run
+# changes the loss, not just its length (as in the authors' release).
+epochs = 50                    # training epochs
+batch_size = 128               # global batch (split evenly over torchrun processes)
+test_batch_size = 128          # evaluation batch per process
+lr = 2e-4                      # Adam learning rate (not scaled with the number of processes)
+weight_decay = 1e-3            # Adam (L2) weight decay
+lr_step = 10                   # StepLR: epochs between decays
+lr_gamma = 0.05                # StepLR: decay factor
+amp = True                     # bf16 autocast on CUDA when supported (ignored on CPU)

@@ -1,0 +1,7 @@
+"""OWDFA-40, protocol 2, unknown number of novel classes: 10 prototypes per
+known class, shrunk by Dynamic Prototype Pruning at the end of every epoch."""
+from configs.base import *  # noqa: F401,F403
+
+experiment = "owdfa40_p2_wok"
+protocol = 2
+unknown_k = True

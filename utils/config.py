@@ -1,0 +1,193 @@
+"""Flat, validated configuration: defaults in configs/base.py, an experiment
+file that changes a few keys, and ``key=value`` overrides on the command line.
+
+A config is a plain dict with attribute access. Every key must exist in
+configs/base.py and keep the type of its default; values are range-checked
+before any work starts, so a typo or a bad value costs one line, not a run.
+"""
+from __future__ import annotations
+
+import ast
+import json
+import re
+import runpy
+import sys
+import types
+from pathlib import Path
+
+BASE_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "base.py"
+_TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
+
+
+class ConfigError(ValueError):
+    """A configuration problem; the message names the key and the fix."""
+
+
+class Config(dict):
+    """A dict whose keys are also attributes (``cfg.lr``)."""
+
+    def __getattr__(self, key):
+        try:
+            return self[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+    def __setattr__(self, key, value):
+        self[key] = value
+
+
+def _public_values(namespace: dict) -> dict:
+    return {k: v for k, v in namespace.items()
+            if not k.startswith("_") and not isinstance(v, (types.ModuleType, types.FunctionType, type))}
+
+
+def defaults() -> Config:
+    """The defaults of configs/base.py, read afresh (environment variables included)."""
+    return Config(_public_values(runpy.run_path(str(BASE_CONFIG))))
+
+
+def coerce(key: str, value, default):
+    """Convert ``value`` to the type of ``default`` or raise a ConfigError naming the key."""
+    kind = type(default)
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, (str, int)) and str(value).strip().lower() in _TRUE | _FALSE:
+            return str(value).strip().lower() in _TRUE
+    elif kind is int:
+        if isinstance(value, str):
+            value = _literal(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif kind is float:
+        if isinstance(value, str):
+            value = _literal(value)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif kind is str:
+        if isinstance(value, str):
+            literal = _literal(value)
+            return literal if isinstance(literal, str) else value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+    raise ConfigError(f"{key}={value!r}: expected a {kind.__name__} like the default {default!r}")
+
+
+def _literal(text: str):
+    try:
+        return ast.literal_eval(text.strip())
+    except (ValueError, SyntaxError):
+        return text
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """``["lr=1e-3", "acr=false"]`` -> ``{"lr": "1e-3", "acr": "false"}`` (raw strings)."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override {item!r} is not of the form key=value (e.g. epochs=5)")
+        out[key.strip()] = value
+    return out
+
+
+def _closest(key: str, known) -> str:
+    import difflib
+    match = difflib.get_close_matches(key, known, n=1)
+    return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+def merge(base: Config, updates: dict, source: str) -> Config:
+    """Apply ``updates`` to a copy of ``base``, rejecting unknown keys and wrong types."""
+    merged = Config(base)
+    for key, value in updates.items():
+        if key not in base:
+            raise ConfigError(f"unknown config key {key!r} in {source}{_closest(key, base)}; "
+                              f"every key is listed in configs/base.py")
+        merged[key] = coerce(key, value, base[key])
+    return merged
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | dict | None = None) -> Config:
+    """Resolve defaults <- experiment file (.py, or a run's config.json) <- overrides, then validate."""
+    cfg = defaults()
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {str(path)!r} does not exist; pass one of configs/*.py "
+                              f"or a run's config.json")
+        if path.suffix == ".json":
+            # a run's resolved config: rerunning it starts a new run
+            values = {k: v for k, v in json.loads(path.read_text()).items() if k not in ("run_dir", "resume")}
+        else:
+            sys.modules.pop("configs.base", None)  # re-read environment-dependent defaults
+            values = _public_values(runpy.run_path(str(path)))
+            values.setdefault("experiment", path.stem)
+            if values["experiment"] == "base" and path.resolve() != BASE_CONFIG:
+                values["experiment"] = path.stem
+        cfg = merge(cfg, {k: v for k, v in values.items() if k not in cfg or v != cfg[k]}, str(path))
+    if overrides:
+        items = parse_overrides(overrides) if isinstance(overrides, list) else overrides
+        cfg = merge(cfg, items, "the command line")
+    validate(cfg)
+    return cfg
+
+
+# ---------------------------------------------------------------- validation
+def _between(lo, hi, lo_open=False, hi_open=False):
+    def check(v):
+        return (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
+    lb, rb = "(" if lo_open else "[", ")" if hi_open else "]"
+    return check, f"must lie in {lb}{lo}, {hi}{rb}"
+
+
+_POSITIVE = (lambda v: v > 0, "must be positive")
+_NON_NEGATIVE = (lambda v: v >= 0, "must be >= 0")
+_AT_LEAST_ONE = (lambda v: v >= 1, "must be >= 1")
+_UNIT = _between(0.0, 1.0)
+
+RULES = {
+    "protocol": (lambda v: v in (1, 2, 3), "must be 1, 2 or 3 (the OWDFA-40 protocols)"),
+    "epochs": _AT_LEAST_ONE,
+    "batch_size": _AT_LEAST_ONE,
+    "test_batch_size": _AT_LEAST_ONE,
+    "image_size": _POSITIVE,
+    "num_workers": _NON_NEGATIVE,
+    "log_every": _AT_LEAST_ONE,
+    "real_source_cap": _AT_LEAST_ONE,
+    "budget_real": _AT_LEAST_ONE,
+    "budget_known": _AT_LEAST_ONE,
+    "budget_novel": _AT_LEAST_ONE,
+    "train_fraction": _between(0.0, 1.0, lo_open=True, hi_open=True),
+    "prop_train_labels": _between(0.0, 1.0, lo_open=True),
+    "face_margin": (lambda v: v >= 1.0, "must be >= 1.0 (1.0 is the bare detector box)"),
+    "dropout": _between(0.0, 1.0, hi_open=True),
+    "prototype_init_std": _POSITIVE,
+    "prototypes_per_known": _AT_LEAST_ONE,
+    "prune_coverage": _between(0.0, 1.0, lo_open=True),
+    "tau_student": _POSITIVE,
+    "tau_teacher": _POSITIVE,
+    "reg_weight": _NON_NEGATIVE,
+    "ccr_weight": _NON_NEGATIVE,
+    "acr_weight": _NON_NEGATIVE,
+    "pseudo_start": _NON_NEGATIVE,
+    "gamma": _UNIT,
+    "lr": _POSITIVE,
+    "weight_decay": _NON_NEGATIVE,
+    "lr_step": _AT_LEAST_ONE,
+    "lr_gamma": _between(0.0, 1.0, lo_open=True),
+    "device": (lambda v: re.fullmatch(r"auto|cpu|cuda(:\d+)?", v) is not None,
+               "must be auto, cpu, cuda or cuda:N"),
+    "nonfinite_loss": (lambda v: v in ("stop", "skip"), "must be 'stop' or 'skip'"),
+    "backbone": (lambda v: bool(v.strip()), "must name a timm model, e.g. resnet50"),
+}
+
+
+def validate(cfg: Config) -> None:
+    """Raise a one-line ConfigError for the first out-of-range value."""
+    for key, (ok, requirement) in RULES.items():
+        if not ok(cfg[key]):
+            raise ConfigError(f"{key}={cfg[key]!r} {requirement}; fix it in the config file or with {key}=...")
+    if cfg.resume and not (Path(cfg.resume) / "checkpoints" / "last.pt").is_file():
+        raise ConfigError(f"resume={cfg.resume!r} has no checkpoints/last.pt; pass the run directory "
+                          f"of an earlier run (exp/<experiment>/<timestamp>)")
