@@ -1,0 +1,331 @@
+"""Download OWDFA-40 from the Hugging Face hub and unpack it.
+
+    python dataset/get_data.py --dataset_root /data/OWDFA40-Benchmark            # download
+    python dataset/get_data.py --dataset_root /data/OWDFA40-Benchmark --extract  # + unpack
+    python -m dataset.get_data --dataset_root DIR [--extract] [--force_download] [--workers N]
+
+Result::
+
+    DIR/shape_predictor_68_face_landmarks.dat
+    DIR/data/<class>.zip            one archive per class folder
+    DIR/data/<class>/               with --extract; this DIR/data is the config's dataset_root
+
+Only ``data/*.zip`` and the landmark predictor are fetched. Downloads resume
+where they stopped; files already present with the listed size are skipped
+(``--force_download`` fetches them again). Without network, download the files
+by hand (the error message says which and where) and run ``--extract``, which
+needs no network. Extraction verifies each archive (CRC), extracts into a
+hidden sibling folder and renames it into place, and leaves a marker so that
+unchanged archives are skipped on the next run.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import shutil
+import sys
+import zipfile
+import zlib
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from tqdm import tqdm
+
+REPO_ID = "hyzheng/OWDFA40-Benchmark"
+REPO_URL = f"https://huggingface.co/datasets/{REPO_ID}"
+PREDICTOR = "shape_predictor_68_face_landmarks.dat"
+MARKER = ".extracted.json"
+HUB_TIMEOUT_S = 10.0  # metadata calls; the hub client would otherwise retry for ~30 s
+
+
+class FetchError(RuntimeError):
+    """The file source (the hub) could not list or deliver a file."""
+
+
+class UnsafeArchive(ValueError):
+    """An archive entry would be written outside its target folder."""
+
+
+class Fetcher(Protocol):
+    """The one network-facing piece; tests substitute a local folder."""
+
+    source: str  # human-readable origin, used in messages
+
+    def list_files(self) -> dict[str, int | None]:
+        """Map each repository file (posix path) to its size in bytes, if known."""
+
+    def fetch(self, filename: str, dest_dir: Path, force: bool = False) -> Path:
+        """Place ``filename`` at ``dest_dir/filename``; resume unless ``force``."""
+
+
+class HubFetcher:
+    """Fetch files of the dataset repository with ``huggingface_hub``.
+
+    ``huggingface_hub`` is imported on first use so that importing this module
+    (e.g. for :func:`default_predictor_path`) stays cheap.
+    """
+
+    def __init__(self, repo_id: str = REPO_ID, endpoint: str | None = None):
+        self.repo_id = repo_id
+        self.endpoint = endpoint  # None: HF_ENDPOINT or huggingface.co
+        self.source = f"https://huggingface.co/datasets/{repo_id}"
+
+    def list_files(self) -> dict[str, int | None]:
+        from huggingface_hub import HfApi
+
+        # repo info is a single GET without the client's retry/backoff loop, so
+        # an unreachable hub fails within HUB_TIMEOUT_S instead of minutes.
+        try:
+            info = HfApi(endpoint=self.endpoint).dataset_info(
+                self.repo_id, files_metadata=True, timeout=HUB_TIMEOUT_S)
+        except Exception as err:  # network, HTTP and offline-mode errors alike
+            raise FetchError(f"cannot list {self.source} ({type(err).__name__}: {err})") from err
+        return {s.rfilename: s.size for s in info.siblings or []}
+
+    def fetch(self, filename: str, dest_dir: Path, force: bool = False) -> Path:
+        from huggingface_hub import hf_hub_download
+
+        try:
+            path = hf_hub_download(self.repo_id, filename, repo_type="dataset", local_dir=dest_dir,
+                                   endpoint=self.endpoint, force_download=force,
+                                   etag_timeout=HUB_TIMEOUT_S)
+        except Exception as err:
+            raise FetchError(f"cannot download {filename} ({type(err).__name__}: {err})") from err
+        return Path(path)
+
+
+def default_predictor_path() -> Path:
+    """Path of the 68-landmark predictor shipped in PyPI's ``face-recognition-models``.
+
+    The package is located without importing it: its ``__init__`` needs
+    setuptools' ``pkg_resources``, which recent environments lack.
+    """
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is not None and spec.submodule_search_locations:
+        for folder in spec.submodule_search_locations:
+            path = Path(folder) / "models" / PREDICTOR
+            if path.is_file():
+                return path
+    raise FileNotFoundError(
+        f"{PREDICTOR} not found: install it with `pip install face-recognition-models` "
+        f"or download it from {REPO_URL}")
+
+
+# ----------------------------------------------------------------------------- download
+
+def needs_fetch(path: Path, size: int | None) -> bool:
+    """True when ``path`` is missing or its size differs from the listed one."""
+    return not path.is_file() or (size is not None and path.stat().st_size != size)
+
+
+def fetch_files(fetcher: Fetcher, names: list[str], sizes: dict[str, int | None],
+                root: Path, force: bool) -> list[str]:
+    """Fetch the ``names`` that are missing or incomplete under ``root`` (all if ``force``)."""
+    todo = [n for n in names if force or needs_fetch(root / n, sizes.get(n))]
+    for i, name in enumerate(todo, 1):
+        print(f"[{i}/{len(todo)}] {name}")
+        if not force and (root / name).is_file():
+            (root / name).unlink()  # wrong size: a stale or truncated copy
+        fetcher.fetch(name, root, force=force)
+    return todo
+
+
+def download(fetcher: Fetcher, root: Path, force: bool = False) -> None:
+    """Fetch ``data/*.zip`` and the predictor into ``root``; raise FetchError if impossible."""
+    sizes = fetcher.list_files()
+    zips = sorted(n for n in sizes if n.startswith("data/") and n.endswith(".zip"))
+    if not zips:
+        raise FetchError(f"{fetcher.source} lists no data/*.zip files")
+    fetched = fetch_files(fetcher, zips, sizes, root, force)
+    print(f"archives: {len(fetched)} downloaded, {len(zips) - len(fetched)} already present")
+    if PREDICTOR in sizes:
+        try:
+            fetch_files(fetcher, [PREDICTOR], sizes, root, force)
+        except FetchError as err:
+            print(f"warning: {err}; falling back to face-recognition-models", file=sys.stderr)
+
+
+def ensure_predictor(root: Path) -> Path:
+    """Copy the predictor from ``face-recognition-models`` to ``root`` if it is not there."""
+    dest = root / PREDICTOR
+    if not dest.is_file():
+        src = default_predictor_path()
+        tmp = dest.with_name(dest.name + ".partial")
+        shutil.copyfile(src, tmp)
+        tmp.replace(dest)
+        print(f"copied {PREDICTOR} from {src.parent}")
+    return dest
+
+
+def manual_download_message(root: Path, err: Exception) -> str:
+    """What to download by hand, and where to put it, when the hub is unreachable."""
+    return (
+        f"error: {err}\n"
+        f"Download the files by hand from {REPO_URL}/tree/main\n"
+        f"  data/*.zip (all of them)               -> {root / 'data'}/\n"
+        f"  {PREDICTOR}  -> {root}/\n"
+        f"    (or `pip install face-recognition-models`: the next run copies it from there)\n"
+        f"then unpack them offline with\n"
+        f"  python dataset/get_data.py --dataset_root {root} --extract")
+
+
+# ----------------------------------------------------------------------------- extract
+
+@dataclass
+class Result:
+    archive: str
+    status: str  # extracted, skipped or failed
+    detail: str
+
+
+def archive_stamp(archive: Path) -> dict:
+    """Identity of an archive for the skip check: name, size and mtime."""
+    st = archive.stat()
+    return {"archive": archive.name, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def is_extracted(archive: Path, target: Path) -> bool:
+    """True when ``target`` holds a complete extraction of this very archive."""
+    try:
+        return json.loads((target / MARKER).read_text()) == archive_stamp(archive)
+    except (OSError, ValueError):
+        return False
+
+
+def check_members(zf: zipfile.ZipFile) -> None:
+    """Raise UnsafeArchive for absolute paths, drive letters and ``..`` entries."""
+    for name in zf.namelist():
+        parts = name.replace("\\", "/").split("/")
+        if parts[0] == "" or parts[0][1:2] == ":" or ".." in parts:
+            raise UnsafeArchive(f"unsafe entry {name!r} (absolute path or '..'); refusing to extract")
+
+
+def replace_dir(src: Path, dest: Path) -> None:
+    """Move ``src`` to ``dest``, replacing it; ``dest`` is never partially filled."""
+    if dest.exists():
+        old = dest.with_name(f".{dest.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        dest.rename(old)
+        src.rename(dest)
+        shutil.rmtree(old)
+    else:
+        src.rename(dest)
+
+
+def extract_archive(archive: Path) -> Result:
+    """Extract ``<name>.zip`` into the sibling folder ``<name>/`` unless already done.
+
+    Files are written to the hidden sibling ``.<name>.partial`` and renamed into
+    place once complete, so a crash never leaves a folder that looks finished.
+    zipfile checks each member's CRC-32 as it is extracted (BadZipFile on a
+    mismatch), so the archive is verified in the same single read.
+    """
+    target = archive.with_suffix("")
+    if is_extracted(archive, target):
+        return Result(archive.name, "skipped", "up to date")
+    stamp = archive_stamp(archive)
+    tmp = archive.with_name(f".{target.name}.partial")
+    shutil.rmtree(tmp, ignore_errors=True)  # left over by an interrupted run
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            check_members(zf)
+            zf.extractall(tmp)
+            n_files = sum(not m.is_dir() for m in zf.infolist())
+        (tmp / MARKER).write_text(json.dumps(stamp))
+        replace_dir(tmp, target)
+    except UnsafeArchive as err:
+        return Result(archive.name, "failed", str(err))
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as err:
+        return Result(archive.name, "failed",
+                      f"corrupt archive ({err}); fix: re-run with --force_download")
+    except OSError as err:
+        return Result(archive.name, "failed", f"{type(err).__name__}: {err}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return Result(archive.name, "extracted", f"{n_files} files")
+
+
+def extract_all(data_dir: Path, workers: int) -> list[Result]:
+    """Extract every ``data_dir/*.zip`` in a thread pool (zlib and file I/O release the GIL)."""
+    archives = sorted(data_dir.glob("*.zip"))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(extract_archive, a) for a in archives]
+        for _ in tqdm(as_completed(futures), total=len(futures), desc="extract", unit="zip"):
+            pass
+    return [f.result() for f in futures]
+
+
+def print_summary(results: list[Result]) -> None:
+    """One row per archive, then the counts per status."""
+    width = max(len(r.archive) for r in results)
+    print(f"\n{'archive':<{width}}  {'status':<9}  detail")
+    for r in results:
+        print(f"{r.archive:<{width}}  {r.status:<9}  {r.detail}")
+    counts = {s: sum(r.status == s for r in results) for s in ("extracted", "skipped", "failed")}
+    print(", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
+# ----------------------------------------------------------------------------- CLI
+
+def print_next_steps(root: Path, extracted: bool) -> None:
+    """Where the config should point, and what to run next."""
+    data = root / "data"
+    print(f"\nIn your config:  dataset_root = \"{data}\"  (or export DATASET_ROOT={data})"
+          f"\nLandmark predictor: {root / PREDICTOR}\nNext:")
+    if not extracted:
+        print(f"  python dataset/get_data.py --dataset_root {root} --extract")
+    print(f"  python dataset/prepare.py --dataset_root {data}")
+
+
+def run(root: Path, fetcher: Fetcher, extract: bool = False, force: bool = False,
+        workers: int = 1) -> int:
+    """Download, then optionally extract; return the process exit code."""
+    data_dir = root / "data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        download(fetcher, root, force)
+    except FetchError as err:
+        if not (extract and any(data_dir.glob("*.zip"))):
+            print(manual_download_message(root, err), file=sys.stderr)
+            return 2
+        print(f"warning: {err}\nextracting the archives already in {data_dir}", file=sys.stderr)
+    status = 0
+    try:
+        ensure_predictor(root)
+    except FileNotFoundError as err:
+        print(f"error: {err}", file=sys.stderr)
+        status = 1
+    if extract:
+        results = extract_all(data_dir, workers)
+        print_summary(results)
+        if any(r.status == "failed" for r in results):
+            status = 1
+    print_next_steps(root, extract)
+    return status
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--dataset_root", type=Path, required=True,
+                   help="folder that receives data/*.zip and the predictor")
+    p.add_argument("--extract", action="store_true",
+                   help="unpack every data/<name>.zip into data/<name>/ (works offline)")
+    p.add_argument("--force_download", action="store_true",
+                   help="download files again even if present (e.g. after a corrupt archive)")
+    p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1),
+                   help="archives extracted in parallel")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None, fetcher: Fetcher | None = None) -> int:
+    args = parse_args(argv)
+    return run(args.dataset_root.expanduser().resolve(), fetcher or HubFetcher(),
+               extract=args.extract, force=args.force_download, workers=args.workers)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
