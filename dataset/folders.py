@@ -1,0 +1,66 @@
+"""Scan an OWDFA-style folder tree into class -> image paths, without opening images.
+
+Layout (METHOD.md section 2): top-level folders ``<index>_<Type>_<Method>``
+(``0_Real_CelebDF``, ``17_Generate_StyleGAN``); the integer prefix is the
+class and several folders may share it. Images (.jpg/.jpeg/.png, any case)
+are found recursively. Folders and files are sorted, so the result never
+depends on file-system order (METHOD.md pitfall). Hidden entries (names
+starting with ".", e.g. macOS ``._x.jpg`` resource forks) are ignored;
+symlinked folders are followed.
+"""
+from __future__ import annotations
+
+import os
+import re
+import warnings
+
+from dataset.image_io import is_image_file
+
+_CLASS_PREFIX = re.compile(r"(\d+)(?:_|$)")
+
+
+def parse_class_index(folder_name: str) -> int | None:
+    """``"17_Generate_StyleGAN"`` -> 17; None when the name has no integer prefix."""
+    match = _CLASS_PREFIX.match(folder_name)
+    return int(match.group(1)) if match else None
+
+
+def scan_dataset(root: str) -> dict[int, list[tuple[str, list[str]]]]:
+    """Class index -> [(folder name, sorted image paths under it)], classes and folders sorted.
+
+    A folder without an index prefix is skipped and a folder without images is
+    kept with an empty list; both give a warning naming the folder.
+    """
+    if not os.path.isdir(root):
+        raise FileNotFoundError(f"dataset root {root!r} is not a folder")
+    classes: dict[int, list[tuple[str, list[str]]]] = {}
+    for name in sorted(os.listdir(root)):
+        folder = os.path.join(root, name)
+        if name.startswith(".") or not os.path.isdir(folder):
+            continue
+        index = parse_class_index(name)
+        if index is None:
+            warnings.warn(f"skipping folder {folder!r}: its name does not start with a class index "
+                          "(expected <index>_<Type>_<Method>, e.g. 0_Real_CelebDF)", stacklevel=2)
+            continue
+        images = _find_images(folder)
+        if not images:
+            warnings.warn(f"folder {folder!r} (class {index}) has no .jpg/.jpeg/.png images", stacklevel=2)
+        classes.setdefault(index, []).append((name, images))
+    return dict(sorted(classes.items()))
+
+
+def labels_by_path(classes: dict[int, list[tuple[str, list[str]]]]) -> dict[str, int]:
+    """Image path -> class index, from a ``scan_dataset`` result."""
+    return {path: index for index, folders in classes.items() for _, paths in folders for path in paths}
+
+
+def _find_images(folder: str) -> list[str]:
+    found = []  # (path components below folder, path)
+    for directory, subdirs, files in os.walk(folder, followlinks=True):
+        subdirs[:] = [d for d in subdirs if not d.startswith(".")]
+        parts = os.path.relpath(directory, folder).split(os.sep) if directory != folder else []
+        found.extend((parts + [f], os.path.join(directory, f))
+                     for f in files if not f.startswith(".") and is_image_file(f))
+    # Sorting on components keeps the order independent of the OS path separator.
+    return [path for _, path in sorted(found)]

@@ -1,0 +1,105 @@
+"""Read any dataset image as an HxWx3 uint8 RGB array, or fail with a reason.
+
+Every image of the dataset goes through ``read_rgb`` so that odd files are
+handled once and the same way in preparation and training:
+
+- grayscale (L, 1) is replicated to three channels;
+- alpha (RGBA, LA, PA, palette transparency) is *dropped*, not composited:
+  the stored colour values are what a forgery method wrote, and compositing
+  on a background would change them;
+- 16-bit grayscale PNG (modes I;16*, I) is scaled to 8 bit by 255/65535 with
+  rounding (Pillow's own conversion clips values above 255 to white); 16-bit
+  colour PNG is already reduced to 8 bit by Pillow (high byte);
+- CMYK JPEG goes through Pillow's CMYK->RGB conversion (no ICC colour
+  management);
+- EXIF orientation is NOT applied: pixels are used as stored, so a crop box
+  recorded for an image always refers to the same pixels.
+
+Anything that cannot be decoded completely raises ``UnreadableImage``: a
+missing or empty file, no read permission, a non-image with an image
+extension, a truncated JPEG/PNG (Pillow's ``LOAD_TRUNCATED_IMAGES`` must stay
+off; the pixels are loaded in full so truncation is detected here, not
+returned as a half-grey image), or more than ``max_pixels`` pixels.
+"""
+from __future__ import annotations
+
+import os
+import struct
+import warnings
+import zlib
+
+import numpy as np
+from PIL import Image, ImageFile, UnidentifiedImageError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+MAX_PIXELS = 120_000_000  # default size limit; a 12000x10000 photo still passes
+
+# What Pillow raises on corrupt data, besides OSError (truncation, bad codec).
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error)
+
+
+def is_image_file(path: str | os.PathLike) -> bool:
+    """True when the name ends in one of ``IMAGE_EXTENSIONS``, any case."""
+    return os.fspath(path).lower().endswith(IMAGE_EXTENSIONS)
+
+
+class UnreadableImage(Exception):
+    """An image file that cannot be decoded; ``reason`` says why in a few words."""
+
+    def __init__(self, path: str | os.PathLike, reason: str):
+        self.path = os.fspath(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+def read_rgb(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Decode ``path`` completely into a writable HxWx3 uint8 RGB array."""
+    if ImageFile.LOAD_TRUNCATED_IMAGES:
+        raise RuntimeError("PIL.ImageFile.LOAD_TRUNCATED_IMAGES is on: truncated images would be read "
+                           "as partly grey. Remove the code that sets it.")
+    try:
+        with open(path, "rb") as f:
+            if os.fstat(f.fileno()).st_size == 0:
+                raise UnreadableImage(path, "empty file (0 bytes)")
+            with warnings.catch_warnings():
+                # The size limit below replaces Pillow's decompression-bomb warning.
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                image = Image.open(f)
+            width, height = image.size
+            if width * height > max_pixels:
+                raise UnreadableImage(path, f"too large: {width}x{height} = {width * height / 1e6:.0f} MP "
+                                            f"> limit {max_pixels / 1e6:.0f} MP (raise max_pixels to accept it)")
+            image.load()
+    except UnreadableImage:
+        raise
+    except FileNotFoundError:
+        raise UnreadableImage(path, "missing file") from None
+    except PermissionError:
+        raise UnreadableImage(path, "permission denied") from None
+    except IsADirectoryError:
+        raise UnreadableImage(path, "is a directory") from None
+    except UnidentifiedImageError:
+        raise UnreadableImage(path, "not an image (unrecognised format)") from None
+    except Image.DecompressionBombError as e:
+        raise UnreadableImage(path, f"too large: {e}") from None
+    except _DECODE_ERRORS as e:
+        raise UnreadableImage(path, f"truncated or corrupt ({type(e).__name__}: {e})") from None
+    return _to_rgb(image, path)
+
+
+def _to_rgb(image: Image.Image, path) -> np.ndarray:
+    mode = image.mode
+    if mode == "RGB":
+        return np.array(image)
+    if mode.startswith("I"):  # 16-bit (or 32-bit int) grayscale
+        values = np.clip(np.asarray(image).astype(np.int64), 0, 65535)
+        gray = ((values * 255 + 32767) // 65535).astype(np.uint8)  # x * 255/65535, rounded
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    if mode in ("P", "PA"):
+        # Expand the palette via RGBA so transparency is kept as alpha (and then
+        # dropped) instead of Pillow warning about it; colours are the palette's.
+        image = image.convert("RGBA")
+    try:
+        return np.array(image.convert("RGB"))  # RGBA/LA -> RGB drops alpha
+    except ValueError:
+        raise UnreadableImage(path, f"unsupported image mode {mode!r}") from None
