@@ -1,0 +1,193 @@
+"""OWDFA-40 as PyTorch datasets: folder scan -> split -> cached face crops ->
+weak/strong training views and test views.
+
+Face detection never runs here per read: ``build_data`` fills the persistent
+crop cache once (in parallel, only for images it lacks) and the datasets read
+the stored boxes. An image that becomes unreadable during training is
+replaced by another image of the same class and counted (``replaced``).
+"""
+from __future__ import annotations
+
+import logging
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from dataset.image_io import UnreadableImage, read_rgb
+from dataset.sampler import EpochDrawSampler, ShardSampler, labelled_weights
+from dataset.split import DatasetError, Split, SplitSpec, make_split
+from dataset.transforms import StrongView, TestView, WeakView
+
+log = logging.getLogger(__name__)
+
+
+class ImageReader:
+    """Path -> RGB array, cropped to the cached face box when crops are on."""
+
+    def __init__(self, records: dict | None = None, cropper=None):
+        self.records, self.cropper = records, cropper
+
+    def __call__(self, path: str) -> np.ndarray:
+        image = read_rgb(path)
+        if self.records is None:
+            return image
+        return self.cropper.crop(image, self.records[path])
+
+
+class TrainSet(Dataset):
+    """Items are ``(index, epoch, position)`` from ``EpochDrawSampler``; the
+    augmentation generator is seeded by (seed, epoch, position)."""
+
+    def __init__(self, paths: list[str], labels: np.ndarray, labelled: np.ndarray,
+                 reader: ImageReader, image_size: int, seed: int):
+        self.paths, self.labels, self.labelled = paths, np.asarray(labels), np.asarray(labelled, dtype=bool)
+        self.reader, self.seed = reader, seed
+        self.weak, self.strong = WeakView(image_size), StrongView(image_size)
+        self.by_class = {c: np.flatnonzero(self.labels == c) for c in np.unique(self.labels)}
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, item):
+        index, epoch, position = item
+        rng = np.random.default_rng([self.seed, epoch, position])
+        image, replaced = self._read(index, rng)
+        return {
+            "weak": self.weak(image, rng),
+            "strong": self.strong(image, rng),
+            # labels of unlabelled rows are hidden from the method
+            "label": int(self.labels[index]) if self.labelled[index] else -1,
+            "labelled": bool(self.labelled[index]),
+            "index": index,
+            "replaced": replaced,
+        }
+
+    def _read(self, index: int, rng: np.random.Generator, tries: int = 5) -> tuple[np.ndarray, int]:
+        """The image, or another of the same class if it has become unreadable."""
+        candidate = index
+        for attempt in range(tries):
+            try:
+                return self.reader(self.paths[candidate]), int(attempt > 0)
+            except UnreadableImage as err:
+                log.warning("unreadable training image %s (%s); replaced by another of its class",
+                            self.paths[candidate], err.reason)
+                candidate = int(rng.choice(self.by_class[self.labels[index]]))
+        raise DatasetError(f"{tries} images of class label {self.labels[index]} in a row are unreadable "
+                           f"(last: {self.paths[candidate]}); run `python dataset/prepare.py` to find them")
+
+
+class TestSet(Dataset):
+    """Deterministic test view; an unreadable image yields ``valid=False`` and
+    is left out of the metrics (and counted)."""
+
+    def __init__(self, paths: list[str], labels: np.ndarray, reader: ImageReader, image_size: int):
+        self.paths, self.labels, self.reader = paths, np.asarray(labels), reader
+        self.view = TestView(image_size)
+        self.image_size = image_size
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int):
+        try:
+            image, valid = self.view(self.reader(self.paths[index])), True
+        except UnreadableImage as err:
+            log.warning("unreadable test image %s (%s); left out of the metrics", self.paths[index], err.reason)
+            image, valid = torch.zeros(3, self.image_size, self.image_size), False
+        return {"image": image, "label": int(self.labels[index]), "index": index, "valid": valid}
+
+
+@dataclass
+class Data:
+    split: Split
+    train_set: TrainSet
+    test_set: TestSet
+    crop_report: dict | None
+
+
+def check_dataset_root(root: str) -> Path:
+    """The dataset root must be an existing folder; say how to get one otherwise."""
+    if not root:
+        raise DatasetError("dataset_root is not set: pass dataset_root=DIR (or set DATASET_ROOT=DIR), where DIR "
+                           "holds the <index>_<Type>_<Method> class folders. Get OWDFA-40 with "
+                           "`python dataset/get_data.py --dataset_root DIR0 --extract` (DIR=DIR0/data) or make the "
+                           "mini dataset with `python -m dataset.synthetic --out DIR`")
+    path = Path(root).expanduser()
+    if not path.is_dir():
+        raise DatasetError(f"dataset_root={root!r} is not a folder. Get OWDFA-40 with "
+                           f"`python dataset/get_data.py --dataset_root DIR0 --extract` and pass dataset_root=DIR0/data, "
+                           f"or make the mini dataset with `python -m dataset.synthetic --out {root}`")
+    return path
+
+
+def build_reader(cfg, labels: dict[str, int], is_main: bool = True, barrier=None) -> tuple[ImageReader, dict | None, set]:
+    """Fill the crop cache for the images of ``labels`` (path -> class; main
+    process only, in parallel) and return the reader, the per-class crop
+    report and the paths found unreadable."""
+    if not cfg.crop_face:
+        return ImageReader(), None, set()
+    from dataset.crop_cache import CropCache, class_report
+    from dataset.faces import CropSettings, FaceCropper
+
+    settings = CropSettings(margin=cfg.face_margin, align=cfg.align_face, predictor_path=cfg.predictor_path)
+    cache = CropCache(cfg.crop_cache_dir or None, cfg.dataset_root, settings)
+    paths = list(labels)
+    if is_main:
+        records = cache.ensure(paths, workers=max(1, cfg.num_workers))
+    if barrier is not None:
+        barrier()
+    if not is_main:
+        records = cache.ensure(paths, workers=0, progress=False)
+    unreadable = {p for p, r in records.items() if r.status == "unreadable"}
+    return ImageReader(records, FaceCropper(settings)), class_report(records, labels), unreadable
+
+
+def build_data(cfg, is_main: bool = True, barrier=None, train: bool = True) -> Data:
+    """Scan, split, crop and wrap the dataset named by ``cfg`` (``train=False``:
+    crop only the test images, for evaluation)."""
+    from dataset.folders import scan_dataset
+
+    root = check_dataset_root(cfg.dataset_root)
+    split = make_split(scan_dataset(str(root)), SplitSpec.from_config(cfg), str(root))
+    labels = dict(zip(split.test_paths, split.test_orig.tolist()))
+    if train:
+        labels.update(zip(split.train_paths, split.train_orig.tolist()))
+    reader, report, unreadable = build_reader(cfg, labels, is_main, barrier)
+    if unreadable:
+        dropped = split.drop(unreadable)
+        split.notes.append(f"{dropped} unreadable images left out of the split (see the crop report)")
+        log.warning(split.notes[-1])
+    train = TrainSet(split.train_paths, split.train_labels, split.labelled, reader, cfg.image_size, cfg.seed)
+    test = TestSet(split.test_paths, split.test_labels, reader, cfg.image_size)
+    return Data(split, train, test, report)
+
+
+def _ignore_stop_signals(_worker_id: int) -> None:
+    """Workers leave SIGINT/SIGTERM to the main process, which stops cleanly
+    after the current step (workers exit with it)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def _worker_options(num_workers: int, pin_memory: bool) -> dict:
+    # a private generator: the loader must not consume the global torch RNG
+    # (dropout's stream), or a resumed run would diverge from an uninterrupted one
+    options = {"num_workers": num_workers, "pin_memory": pin_memory, "generator": torch.Generator()}
+    if num_workers > 0:
+        options.update(persistent_workers=True, prefetch_factor=4, worker_init_fn=_ignore_stop_signals)
+    return options
+
+
+def train_loader(data: Data, cfg, rank: int = 0, world_size: int = 1, pin_memory: bool = False) -> DataLoader:
+    sampler = EpochDrawSampler(labelled_weights(data.split.labelled), cfg.batch_size, cfg.seed, rank, world_size)
+    return DataLoader(data.train_set, batch_sampler=sampler, **_worker_options(cfg.num_workers, pin_memory))
+
+
+def test_loader(data: Data, cfg, rank: int = 0, world_size: int = 1, pin_memory: bool = False) -> DataLoader:
+    sampler = ShardSampler(len(data.test_set), rank, world_size)
+    return DataLoader(data.test_set, batch_size=cfg.test_batch_size, sampler=sampler,
+                      **_worker_options(cfg.num_workers, pin_memory))

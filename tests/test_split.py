@@ -1,0 +1,106 @@
+"""Sampling rules of METHOD.md section 2: budgets, 80/20 split, labelled share,
+label remap, determinism independent of file-system order."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dataset.folders import scan_dataset
+from dataset.protocols import CLASSES, known_classes, label_map
+from dataset.split import DatasetError, SplitSpec, make_split
+
+SPEC = SplitSpec(protocol=1, split_seed=7, real_source_cap=20, budget_real=40, budget_known=20, budget_novel=15)
+
+
+def make_tree(root: Path, sizes: dict[str, int]) -> Path:
+    """Folders of empty .png files (the split never opens images)."""
+    for folder, n in sizes.items():
+        (root / folder).mkdir(parents=True)
+        for i in range(n):
+            (root / folder / f"{i:04d}.png").touch()
+    return root
+
+
+def standard_sizes(real=(50, 30, 5), known=25, novel=18, small=None):
+    sizes = {f"0_Real_Source{chr(65 + i)}": n for i, n in enumerate(real)}
+    known_set = set(known_classes(1))
+    for cls in CLASSES[1:]:
+        sizes[cls.folder_name] = known if cls.index in known_set else novel
+    sizes.update(small or {})
+    return sizes
+
+
+@pytest.fixture
+def tree(tmp_path):
+    return make_tree(tmp_path / "data", standard_sizes(small={"19_Generate_CycleGAN": 7}))
+
+
+def counts(split, cls):
+    return int((split.train_orig == cls).sum()), int((split.test_orig == cls).sum())
+
+
+def test_budgets_and_80_20_split(tree):
+    split = make_split(scan_dataset(str(tree)), SPEC)
+    # real: per-source cap 20 -> 20 + 20 + 5 = 45 pooled, budget 40 -> 32 train / 8 test
+    assert counts(split, 0) == (32, 8)
+    assert counts(split, 1) == (16, 4)      # known, 25 images, budget 20
+    assert counts(split, 2) == (12, 3)      # novel, 18 images, budget 15
+    assert counts(split, 19) == (5, 2)      # known with 7 < 20 images: all kept, floor(5.6) = 5 train
+    assert any("class 19" in note and "fewer than its budget" in note for note in split.notes)
+    assert not set(split.train_paths) & set(split.test_paths)
+    assert len(set(split.train_paths)) == len(split.train_paths)
+
+
+def test_real_source_cap_applies_per_folder(tree):
+    split = make_split(scan_dataset(str(tree)), SplitSpec(**{**SPEC.__dict__, "budget_real": 1000}))
+    real = [p for p, c in zip(split.train_paths + split.test_paths,
+                              np.concatenate([split.train_orig, split.test_orig])) if c == 0]
+    per_source = {s: sum(f"0_Real_Source{s}" in p for p in real) for s in "ABC"}
+    assert per_source == {"A": 20, "B": 20, "C": 5}
+
+
+def test_labelled_share_and_remap(tree):
+    split = make_split(scan_dataset(str(tree)), SPEC)
+    known = np.isin(split.train_orig, known_classes(1))
+    assert not split.labelled[~known].any(), "novel images are never labelled"
+    assert split.labelled.sum() == int(known.sum() * 0.75)
+    mapping = label_map(1)
+    assert np.array_equal(split.train_labels, [mapping[c] for c in split.train_orig])
+    assert np.array_equal(split.test_labels, [mapping[c] for c in split.test_orig])
+    assert split.num_known == 19 and set(split.train_labels[split.labelled]) <= set(range(19))
+
+
+def test_split_ignores_file_system_order(tree):
+    scan = scan_dataset(str(tree))
+    shuffled = {c: [(name, files[::-1]) for name, files in folders[::-1]] for c, folders in reversed(scan.items())}
+    a, b = make_split(scan, SPEC), make_split(shuffled, SPEC)
+    assert a.train_paths == b.train_paths and a.test_paths == b.test_paths
+    assert np.array_equal(a.labelled, b.labelled)
+
+
+def test_split_seed_changes_the_split_and_is_reproducible(tree):
+    scan = scan_dataset(str(tree))
+    a, b = make_split(scan, SPEC), make_split(scan, SPEC)
+    c = make_split(scan, SplitSpec(**{**SPEC.__dict__, "split_seed": 8}))
+    assert a.test_paths == b.test_paths and a.test_paths != c.test_paths
+
+
+def test_missing_class_is_an_error_naming_the_fix(tmp_path):
+    sizes = standard_sizes()
+    del sizes["17_Generate_StyleGAN"]
+    sizes["17_Generate_StyleGAN_empty"] = 0
+    root = make_tree(tmp_path / "data", sizes)
+    with pytest.warns(UserWarning, match="no .jpg/.jpeg/.png images"):
+        scan = scan_dataset(str(root))
+    with pytest.raises(DatasetError) as err:
+        make_split(scan, SPEC, str(root))
+    assert "17_Generate_StyleGAN" in str(err.value) and "get_data.py" in str(err.value)
+
+
+def test_summary_table_totals(tree):
+    split = make_split(scan_dataset(str(tree)), SPEC)
+    text = split.summary()
+    assert "protocol 1: 19 known, 22 novel" in text
+    last = [line.split() for line in text.splitlines() if line.split()[:1] == ["all"]][-1]
+    assert list(map(int, last[-3:])) == [int(split.labelled.sum()), int((~split.labelled).sum()),
+                                         len(split.test_paths)]
