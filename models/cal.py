@@ -1,0 +1,101 @@
+"""CAL as a method object: the network, the four loss terms and their state.
+
+The trainer sees only the contract of trainer/method.py: ``training_step``
+returns a dict of named loss tensors, ``on_epoch_end`` recalibrates the novel
+threshold and (with unknown K) prunes prototypes, ``predict`` gives logits.
+Every formula lives in losses/ and models/pruning.py.
+"""
+from __future__ import annotations
+
+import torch
+
+from losses.acr import NovelThreshold, acr_loss
+from losses.ccr import ccr_loss
+from losses.prior import prior_regularisation
+from losses.supervised import supervised_loss
+from models.cal_net import CALNet
+from models.pruning import prune_prototypes, reset_optimizer_rows
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The bare network inside a DistributedDataParallel (or compiled) wrapper."""
+    while hasattr(model, "module"):
+        model = model.module
+    return model
+
+
+def num_prototypes(cfg, num_known: int, num_classes: int) -> int:
+    """P = C with known K; P = prototypes_per_known x K_known with unknown K."""
+    return cfg.prototypes_per_known * num_known if cfg.unknown_k else num_classes
+
+
+class CAL:
+    def __init__(self, cfg, num_known: int, num_classes: int):
+        self.cfg, self.num_known, self.num_classes = cfg, num_known, num_classes
+        self.model = CALNet(cfg.backbone, num_prototypes(cfg, num_known, num_classes), cfg.pretrained,
+                            cfg.pretrained_path, cfg.frequency_attention, cfg.dropout, cfg.prototype_init_std)
+        self.threshold = NovelThreshold(cfg.gamma, 0.0, cfg.acr_asymmetric)
+        self.usage = torch.zeros(self.net.prototypes.num_valid, dtype=torch.long)
+
+    @property
+    def net(self) -> CALNet:
+        return unwrap(self.model)
+
+    def parameters(self):
+        return [p for p in self.model.parameters() if p.requires_grad]
+
+    def predict(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits over the valid prototypes."""
+        return self.model(images)
+
+    def training_step(self, batch: dict, epoch: int) -> dict:
+        """One step on weak and strong views; returns ``loss`` and its terms.
+
+        Both views go through the network as one batch of 2B rows.
+        """
+        cfg = self.cfg
+        logits = self.model(torch.cat([batch["weak"], batch["strong"]]))
+        weak, strong = logits.float().chunk(2)
+        labels = batch["label"]
+        terms = {
+            "sup": supervised_loss(weak, strong, labels, cfg.tau_student),
+            "reg": prior_regularisation(weak, strong, cfg.tau_student),
+        }
+        if cfg.ccr_weight > 0:
+            terms["ccr"] = ccr_loss(weak, strong, (epoch + 1) / cfg.epochs, cfg.tau_teacher, cfg.tau_student)
+        if cfg.acr and epoch >= cfg.pseudo_start:
+            terms["acr"], kept = acr_loss(weak, labels < 0, self.num_known, cfg.gamma,
+                                          self.threshold.gamma_novel, cfg.tau_student)
+            terms["acr_kept"] = kept.float()
+        loss = (terms["sup"] + cfg.reg_weight * terms["reg"] + cfg.ccr_weight * terms.get("ccr", 0.0)
+                + cfg.acr_weight * terms.get("acr", 0.0))
+        self._accumulate(weak.detach(), strong.detach())
+        return {"loss": loss, **terms}
+
+    def _accumulate(self, weak: torch.Tensor, strong: torch.Tensor) -> None:
+        self.threshold.accumulate(weak, strong, self.num_known)
+        if self.cfg.unknown_k:
+            counts = torch.bincount(weak.argmax(dim=1), minlength=self.usage.numel())
+            self.usage = self.usage.to(counts.device) + counts
+
+    def on_epoch_end(self, epoch: int, reduce_sum, optimizer: torch.optim.Optimizer) -> dict:
+        """Recalibrate gamma_novel and, with unknown K, prune; ``reduce_sum``
+        sums a tensor over processes so every process decides identically."""
+        logs = self.threshold.update(reduce_sum(self.threshold.stats))
+        if self.cfg.unknown_k:
+            prototypes = self.net.prototypes
+            result = prune_prototypes(prototypes.weight.data, prototypes.valid, self.num_known,
+                                      reduce_sum(self.usage), self.cfg.prune_coverage)
+            reset_optimizer_rows(optimizer, prototypes.weight, result.rewritten)
+            self.usage = torch.zeros(result.valid_after, dtype=torch.long, device=self.usage.device)
+            logs["k_novel_estimate"] = result.k_novel
+        logs["valid_prototypes"] = self.net.prototypes.num_valid
+        return logs
+
+    def state_dict(self) -> dict:
+        """Method state beyond the network weights (which carry the valid count)."""
+        return {"threshold": self.threshold.state_dict(), "usage": self.usage.cpu()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.threshold.load_state_dict(state["threshold"])
+        self.usage = state["usage"].clone()

@@ -1,0 +1,58 @@
+"""The CAL network: backbone -> frequency attention -> pool -> BNNeck -> prototypes.
+
+x [B,3,H,W] -> f(x) [B,D,h,w] (* frequency mask [B,1,h,w]) -> GAP z [B,D]
+-> BatchNorm1d (bias frozen at 0) -> dropout -> logits z W[:V]^T [B,V],
+where W [P,D] is the prototype matrix and V <= P the number of valid
+prototypes. V is a buffer, so it travels with every state dict and a pruned
+checkpoint is evaluated on exactly the rows it was trained with.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from models.backbone import create_backbone
+from models.frequency import FrequencyAttention
+
+
+class PrototypeClassifier(nn.Module):
+    """logits = z W[:valid]^T; no bias, no normalisation; rows >= valid are unused."""
+
+    def __init__(self, dim: int, num_prototypes: int, init_std: float = 0.001):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(num_prototypes, dim).normal_(0.0, init_std))
+        self.register_buffer("valid", torch.tensor(num_prototypes, dtype=torch.long))
+
+    @property
+    def num_valid(self) -> int:
+        return int(self.valid)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return z @ self.weight[: self.num_valid].t()
+
+
+class CALNet(nn.Module):
+    def __init__(self, backbone: str, num_prototypes: int, pretrained: bool = False, pretrained_path: str = "",
+                 frequency_attention: bool = True, dropout: float = 0.2, init_std: float = 0.001):
+        super().__init__()
+        self.backbone = create_backbone(backbone, pretrained, pretrained_path)
+        dim = self.backbone.num_features
+        self.attention = FrequencyAttention() if frequency_attention else None
+        self.neck = nn.BatchNorm1d(dim)
+        nn.init.ones_(self.neck.weight)
+        nn.init.zeros_(self.neck.bias)
+        self.neck.bias.requires_grad_(False)  # BNNeck: shift-free feature
+        self.dropout = nn.Dropout(dropout)
+        self.prototypes = PrototypeClassifier(dim, num_prototypes, init_std)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled, normalised feature z [B, D] (before dropout)."""
+        fmap = self.backbone.forward_features(x)
+        if self.attention is not None:
+            fmap = fmap * self.attention(x, fmap.shape[-2:]).to(fmap.dtype)
+        return self.neck(F.adaptive_avg_pool2d(fmap, 1).flatten(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits over the valid prototypes [B, V]."""
+        return self.prototypes(self.dropout(self.features(x)))

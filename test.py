@@ -1,0 +1,108 @@
+"""Evaluate a checkpoint on its protocol's test split.
+
+    python test.py --ckpt exp/owdfa40_p1/<stamp>/checkpoints/last.pt
+    python test.py --ckpt best.pt --dataset_root /data/OWDFA40-Benchmark/data --out metrics.json
+
+The model and the test split are rebuilt from the config stored in the
+checkpoint (including the number of valid prototypes of a pruned model), so
+evaluating a checkpoint gives exactly the numbers recorded for its epoch when
+run on the same kind of device. Prints a table; ``--out`` writes JSON with
+all_acc, known_acc, novel_acc, nmi, ari, per-subset values, confidences and,
+with unknown K, the estimated and true number of novel classes.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ckpt", required=True, help="checkpoint file (a run's checkpoints/last.pt or best.pt)")
+    parser.add_argument("--dataset_root", default=None, help="dataset folder, if it moved since training")
+    parser.add_argument("--out", default=None, help="write the metrics to this JSON file")
+    parser.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N (default: the run's)")
+    parser.add_argument("--num_workers", type=int, default=None, help="data-loader workers (default: the run's)")
+    return parser.parse_args(argv)
+
+
+def load_for_evaluation(args):
+    """Config, checkpoint state and a consistency check of checkpoint vs data."""
+    from dataset.protocols import NUM_CLASSES, known_classes
+    from trainer.checkpoint import load_checkpoint
+    from utils.config import ConfigError, defaults, merge, validate
+
+    state = load_checkpoint(args.ckpt)
+    overrides = {k: v for k, v in (("dataset_root", args.dataset_root), ("device", args.device),
+                                   ("num_workers", args.num_workers)) if v is not None}
+    cfg = merge(merge(defaults(), state["config"], args.ckpt), overrides, "the command line")
+    cfg.pretrained = False  # the weights come from the checkpoint
+    cfg.resume = ""
+    validate(cfg)
+    if state["num_classes"] != NUM_CLASSES or state["num_known"] != len(known_classes(cfg.protocol)):
+        raise ConfigError(f"checkpoint {args.ckpt} was trained with {state['num_classes']} classes, "
+                          f"{state['num_known']} known, but protocol {cfg.protocol} of this code has {NUM_CLASSES} "
+                          f"classes, {len(known_classes(cfg.protocol))} known; evaluate it with the code and "
+                          f"protocol it was trained with")
+    return cfg, state
+
+
+def evaluate_checkpoint(args) -> dict:
+    import numpy as np
+
+    from dataset.owdfa import build_data, test_loader
+    from models.cal import CAL
+    from trainer.distributed import resolve_device
+    from trainer.evaluation import evaluate
+    from utils.run_dir import setup_logging
+
+    setup_logging(None)
+    cfg, state = load_for_evaluation(args)
+    device = resolve_device(cfg.device)
+    data = build_data(cfg, train=False)
+    method = CAL(cfg, data.split.num_known, data.split.num_classes)
+    method.net.load_state_dict(state["model"])
+    method.model.to(device)
+    if cfg.channels_last:
+        import torch
+        method.model.to(memory_format=torch.channels_last)
+    metrics = evaluate(method.predict, method.model, test_loader(data, cfg), data.split.num_known, device,
+                       cfg.amp, cfg.channels_last)
+    labels = data.split.test_labels
+    valid = method.net.prototypes.num_valid
+    metrics.update(checkpoint=str(args.ckpt), epoch=state["epoch"], protocol=cfg.protocol,
+                   valid_prototypes=valid, selected_on_test_set=bool(state.get("selected_on_test_set")))
+    if cfg.unknown_k:
+        metrics["k_novel_estimate"] = valid - data.split.num_known
+        metrics["k_novel_true"] = int(np.unique(labels[labels >= data.split.num_known]).size)
+        metrics["k_novel_error"] = metrics["k_novel_estimate"] - metrics["k_novel_true"]
+    return metrics
+
+
+def main(argv) -> int:
+    from dataset.split import DatasetError
+    from trainer.checkpoint import CheckpointError
+    from trainer.trainer import format_table
+    from utils.config import ConfigError
+
+    args = parse_args(argv)
+    try:
+        metrics = evaluate_checkpoint(args)
+    except (ConfigError, DatasetError, CheckpointError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    note = " (best epoch, selected on the test set)" if metrics["selected_on_test_set"] else ""
+    print(f"{args.ckpt}: epoch {metrics['epoch']}{note}, protocol {metrics['protocol']}, "
+          f"{metrics['num_test']} test images, {metrics['valid_prototypes']} valid prototypes")
+    print(format_table(metrics))
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(metrics, indent=2) + "\n")
+        print(f"metrics written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,35 @@
+"""Shared fixtures: the repository root on sys.path, a tiny synthetic dataset,
+and a helper that runs the command-line entry points in a subprocess."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+# Small, fast settings shared by the end-to-end tests (2 CPU cores, < 10 min suite).
+TINY = ["image_size=32", "backbone=resnet18", "pretrained=false", "num_workers=0", "batch_size=64",
+        "test_batch_size=128", "budget_real=24", "budget_known=12", "budget_novel=12", "device=cpu"]
+
+
+@pytest.fixture(scope="session")
+def mini_root(tmp_path_factory) -> Path:
+    """A mini OWDFA-40 tree: 12 images per forgery class at 32 px."""
+    from dataset.synthetic import generate
+
+    root = tmp_path_factory.mktemp("mini") / "data"
+    generate(root, per_class=12, size=32, seed=0)
+    return root
+
+
+def run_cli(*args: str, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run ``python <args>`` from the repository root and capture its output."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    return subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=timeout, env=full_env)

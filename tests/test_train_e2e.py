@@ -1,0 +1,108 @@
+"""End to end on the mini dataset: train.py writes a complete run, test.py
+reproduces the recorded numbers, unknown K prunes, bad input fails clearly."""
+import json
+import shutil
+
+import pytest
+import torch
+
+from conftest import TINY, run_cli
+
+
+def read_metrics(run_dir):
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def known_k_run(mini_root, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("runs") / "known_k"
+    result = run_cli("train.py", "configs/demo.py", f"dataset_root={mini_root}", f"run_dir={run_dir}",
+                     "epochs=2", "pseudo_start=1", *TINY)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return run_dir, result
+
+
+def test_run_directory_is_complete(known_k_run):
+    run_dir, result = known_k_run
+    for name in ("config.json", "run.json", "log.txt", "metrics.jsonl", "summary.json", "curves.png",
+                 "checkpoints/last.pt", "checkpoints/best.pt"):
+        assert (run_dir / name).is_file(), name
+    assert any((run_dir / "tb").iterdir()), "TensorBoard events"
+    records = read_metrics(run_dir)
+    assert [r["epoch"] for r in records] == [0, 1]
+    for key in ("epoch", "lr", "loss", "sup", "reg", "ccr", "gamma_novel", "valid_prototypes", "all_acc",
+                "known_acc", "novel_acc", "nmi", "ari", "seconds"):
+        assert key in records[-1], key
+    assert "acr" in records[1] and "acr" not in records[0], "ACR starts at pseudo_start=1"
+    assert records[-1]["valid_prototypes"] == 41
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["epochs"] == 2 and config["run_dir"] == str(run_dir)
+    assert "commit" in json.loads((run_dir / "run.json").read_text().splitlines()[0])
+    assert "final (last epoch 1)" in result.stdout and "known" in result.stdout
+
+
+def test_best_checkpoint_reproduces_its_epoch(known_k_run):
+    run_dir, _ = known_k_run
+    out = run_dir / "eval_best.json"
+    result = run_cli("test.py", "--ckpt", str(run_dir / "checkpoints" / "best.pt"), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    evaluated = json.loads(out.read_text())
+    state = torch.load(run_dir / "checkpoints" / "best.pt", weights_only=False)
+    recorded = read_metrics(run_dir)[state["epoch"]]
+    for key in ("all_acc", "known_acc", "novel_acc", "nmi", "ari", "nmi_novel", "ari_known"):
+        assert evaluated[key] == recorded[key], key
+    assert evaluated["selected_on_test_set"] is True and "selected on the test set" in result.stdout
+
+
+def test_unknown_k_prunes_and_test_py_agrees(mini_root, tmp_path):
+    run_dir = tmp_path / "wok"
+    result = run_cli("train.py", "configs/demo.py", f"dataset_root={mini_root}", f"run_dir={run_dir}",
+                     "unknown_k=true", "epochs=3", *TINY)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    records = read_metrics(run_dir)
+    valid = [r["valid_prototypes"] for r in records]
+    assert valid[0] < 190 and all(a >= b for a, b in zip(valid, valid[1:])), valid
+    assert all(r["k_novel_estimate"] == r["valid_prototypes"] - 19 for r in records)
+    assert records[-1]["k_novel_true"] == 22
+    assert (run_dir / "k_estimate.png").is_file()
+    out = tmp_path / "eval.json"
+    evaluated = run_cli("test.py", "--ckpt", str(run_dir / "checkpoints" / "last.pt"), "--out", str(out))
+    assert evaluated.returncode == 0, evaluated.stderr
+    metrics = json.loads(out.read_text())
+    assert metrics["valid_prototypes"] == valid[-1]
+    assert metrics["k_novel_estimate"] == valid[-1] - 19 and metrics["k_novel_true"] == 22
+    for key in ("all_acc", "known_acc", "novel_acc"):
+        assert metrics[key] == records[-1][key], key
+
+
+@pytest.mark.parametrize("args, words", [
+    (["dataset_root=/does/not/exist"], ["dataset_root='/does/not/exist' is not a folder", "get_data.py"]),
+    (["protocol=4"], ["protocol=4", "1, 2 or 3"]),
+    (["learning_rate=0.1"], ["unknown config key 'learning_rate'"]),
+])
+def test_bad_input_is_one_clear_line(mini_root, tmp_path, args, words):
+    result = run_cli("train.py", "configs/demo.py", f"dataset_root={mini_root}", f"run_dir={tmp_path / 'r'}", *args)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for word in words:
+        assert word in lines[0]
+    assert not (tmp_path / "r").exists(), "nothing is created for a bad config"
+
+
+def test_missing_class_folder_names_the_fix(mini_root, tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(mini_root, root)
+    shutil.rmtree(root / "33_Generate_SD2.1")
+    result = run_cli("train.py", "configs/demo.py", f"dataset_root={root}", f"run_dir={tmp_path / 'r'}", *TINY)
+    assert result.returncode == 2
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: ") and "33_Generate_SD2.1" in line and "get_data.py" in line
+
+
+def test_existing_run_dir_is_never_overwritten(known_k_run, mini_root):
+    run_dir, _ = known_k_run
+    before = (run_dir / "metrics.jsonl").read_text()
+    result = run_cli("train.py", "configs/demo.py", f"dataset_root={mini_root}", f"run_dir={run_dir}", *TINY)
+    assert result.returncode == 2 and "not empty" in result.stderr and "--resume" in result.stderr
+    assert (run_dir / "metrics.jsonl").read_text() == before

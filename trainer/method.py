@@ -1,0 +1,35 @@
+"""The contract between the trainer and a method (CAL is models/cal.py).
+
+The trainer moves batches to the device, runs autocast, backward, the
+optimiser and the scheduler, evaluates, logs whatever the method returns and
+checkpoints; it never looks inside the losses. A new method implements this.
+"""
+from __future__ import annotations
+
+from typing import Callable, Iterable, Protocol
+
+import torch
+
+
+class Method(Protocol):
+    model: torch.nn.Module  # the trainer may replace it with a DistributedDataParallel wrapper
+
+    def parameters(self) -> Iterable[torch.nn.Parameter]:
+        """Parameters to optimise."""
+
+    def training_step(self, batch: dict, epoch: int) -> dict[str, torch.Tensor]:
+        """``loss`` (to minimise) plus named scalar terms to log, as tensors
+        (the trainer averages them on the device; no host sync per step)."""
+
+    def on_epoch_end(self, epoch: int, reduce_sum: Callable[[torch.Tensor], torch.Tensor],
+                     optimizer: torch.optim.Optimizer) -> dict:
+        """Epoch-level updates before evaluation; ``reduce_sum`` adds a tensor
+        over processes. Returns plain numbers to log."""
+
+    def predict(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits [B, V]; the prediction is their argmax."""
+
+    def state_dict(self) -> dict:
+        """State beyond the network weights (thresholds, statistics)."""
+
+    def load_state_dict(self, state: dict) -> None: ...

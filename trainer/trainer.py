@@ -1,0 +1,294 @@
+"""The training loop: a plain PyTorch loop that knows nothing of CAL's formulas.
+
+Per step: move the batch, autocast, ``method.training_step``, backward, one
+host sync on a finiteness/stop flag, optimiser step, on-device accumulation of
+the logged terms. Per epoch: ``method.on_epoch_end`` (thresholds, pruning),
+scheduler, evaluation, metrics.jsonl / TensorBoard, atomic checkpoints.
+
+Stopping and resuming: SIGINT/SIGTERM finish the current step, save
+``last.pt`` with the position inside the epoch, and exit non-zero (a second
+signal exits at once). Resuming restores model, optimiser, scheduler, method
+state, RNGs and the epoch's partial sums; as every sample's augmentation is
+seeded by its draw position, the resumed run continues exactly where the
+stopped one was.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dataset.owdfa import Data, test_loader, train_loader
+from trainer.checkpoint import save_atomic
+from trainer.distributed import DistInfo, reduce_sum
+from trainer.evaluation import autocast_for, evaluate
+from utils.run_dir import MetricsLog, write_json
+from utils.seed import rng_state, set_rng_state
+
+log = logging.getLogger(__name__)
+CHECKPOINT_FORMAT = 1
+COUNTERS = ("replaced_images", "skipped_steps")  # summed over the epoch; other terms are averaged
+BEST_SELECTION = "highest all_acc on the test set (as the authors select; optimistic, report the last epoch)"
+
+
+class NonFiniteLoss(RuntimeError):
+    pass
+
+
+class StopSignal:
+    """First SIGINT/SIGTERM: stop after the current step; second: exit at once."""
+
+    def __init__(self):
+        self.signum: int | None = None
+        self._previous = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum, frame):
+        if self.signum is not None:
+            os._exit(128 + signum)
+        self.signum = signum
+        log.warning("received %s: finishing the current step, then saving last.pt "
+                    "(send it again to exit at once)", signal.Signals(signum).name)
+
+
+class Trainer:
+    def __init__(self, cfg, method, data: Data, run_path: Path, dist: DistInfo, device: torch.device):
+        self.cfg, self.method, self.data, self.run_path = cfg, method, data, run_path
+        self.dist, self.device = dist, device
+        self.optimizer = torch.optim.Adam(method.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
+        pin = device.type == "cuda"
+        self.train_loader = train_loader(data, cfg, dist.rank, dist.world_size, pin)
+        self.test_loader = test_loader(data, cfg, dist.rank, dist.world_size, pin)
+        self.metrics_log = MetricsLog(run_path / "metrics.jsonl")
+        self.history: list[dict] = []
+        self.best: dict | None = None
+        self.global_step = 0
+        self.position: dict | None = None   # inside an unfinished epoch: epoch, step, partial sums
+        self.start_epoch = 0
+        self.tb = None
+
+    # ------------------------------------------------------------ state
+    def checkpoint_state(self, epoch: int, position: dict | None = None) -> dict:
+        from models.cal import unwrap
+
+        return {
+            "format": CHECKPOINT_FORMAT, "epoch": epoch, "position": position,
+            "model": unwrap(self.method.model).state_dict(), "method": self.method.state_dict(),
+            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "rng": rng_state(), "global_step": self.global_step, "history": self.history, "best": self.best,
+            "config": dict(self.cfg), "num_known": self.data.split.num_known,
+            "num_classes": self.data.split.num_classes, "protocol": self.cfg.protocol,
+        }
+
+    def restore(self, state: dict) -> None:
+        """Continue from a checkpoint written by ``checkpoint_state`` (weights
+        are loaded by the caller before the model is wrapped)."""
+        self.method.load_state_dict(state["method"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        set_rng_state(state["rng"])  # rank 0's streams; other ranks draw their own below
+        if not self.dist.is_main:
+            torch.manual_seed(self.cfg.seed + 1_000_003 * self.dist.rank + state["global_step"])
+        self.global_step, self.history, self.best = state["global_step"], state["history"], state["best"]
+        self.position = state["position"]
+        self.start_epoch = self.position["epoch"] if self.position else state["epoch"] + 1
+        if self.dist.is_main:
+            self.metrics_log.rewrite(self.history)
+        where = f"epoch {self.start_epoch}" + (f", step {self.position['step']}" if self.position else "")
+        log.info("resumed from %s: continuing at %s", self.run_path / "checkpoints" / "last.pt", where)
+
+    def save(self, name: str, state: dict) -> None:
+        if self.dist.is_main:
+            save_atomic(state, self.run_path / "checkpoints" / name)
+
+    # ------------------------------------------------------------ loop
+    def fit(self) -> int:
+        """Train to ``cfg.epochs``; returns the process exit code."""
+        if self.dist.is_main:
+            from torch.utils.tensorboard import SummaryWriter
+            self.tb = SummaryWriter(str(self.run_path / "tb"), purge_step=self.global_step or None)
+        try:
+            with StopSignal() as stop:
+                for epoch in range(self.start_epoch, self.cfg.epochs):
+                    if not self.train_epoch(epoch, stop):
+                        return self._stopped(stop.signum)
+                    self.end_epoch(epoch)
+        finally:
+            if self.tb is not None:
+                self.tb.close()
+        self.final_summary()
+        return 0
+
+    def train_epoch(self, epoch: int, stop: StopSignal) -> bool:
+        """One epoch (or its remainder after a resume); False when stopped by a signal."""
+        from tqdm import tqdm
+
+        position = self.position or {"epoch": epoch, "step": 0, "sums": {}, "counts": {}, "seconds": 0.0}
+        self.position = None
+        sums = {k: v.to(self.device) for k, v in position["sums"].items()}
+        counts = dict(position["counts"])
+        started = time.time() - position["seconds"]
+        sampler = self.train_loader.batch_sampler
+        sampler.set_epoch(epoch, position["step"])
+        steps = sampler.num_draws // sampler.batch_size
+        self.method.model.train()
+        bar = tqdm(self.train_loader, total=steps, initial=position["step"], desc=f"epoch {epoch}",
+                   disable=not self.dist.is_main, mininterval=1 if sys.stdout.isatty() else 30, leave=False)
+        for step, batch in enumerate(bar, start=position["step"]):
+            out = self.train_step(batch, epoch, step, stop)
+            for key, value in out.items():
+                sums[key] = sums.get(key, 0) + value
+                counts[key] = counts.get(key, 0) + 1
+            self.global_step += 1
+            if self.dist.is_main and self.global_step % self.cfg.log_every == 0:
+                loss = float(out["loss"])
+                bar.set_postfix(loss=f"{loss:.3f}")
+                for key, value in out.items():
+                    self.tb.add_scalar(f"step/{key}", float(value), self.global_step)
+            if stop.signum is not None:
+                self.position = {"epoch": epoch, "step": step + 1, "counts": counts,
+                                 "sums": {k: v.detach().cpu() for k, v in sums.items()},
+                                 "seconds": time.time() - started}
+                return False
+        self.epoch_terms = {k: int(sums[k]) if k in COUNTERS else float(sums[k]) / counts[k] for k in sums}
+        for key in COUNTERS:
+            self.epoch_terms.setdefault(key, 0)
+        self.epoch_seconds = time.time() - started
+        return True
+
+    def train_step(self, batch: dict, epoch: int, step: int, stop: StopSignal) -> dict:
+        """Forward, backward, optimiser step; returns detached terms plus data counters."""
+        batch = {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+        if self.cfg.channels_last:
+            for key in ("weak", "strong"):
+                batch[key] = batch[key].contiguous(memory_format=torch.channels_last)
+        replaced = batch.pop("replaced")
+        with autocast_for(self.device, self.cfg.amp):
+            out = self.method.training_step(batch, epoch)
+        self.optimizer.zero_grad(set_to_none=True)
+        out["loss"].backward()
+        flags = torch.stack([(~torch.isfinite(out["loss"].detach())).float(),
+                             torch.tensor(float(stop.signum is not None), device=self.device)])
+        nonfinite, stopping = (reduce_sum(flags) > 0).tolist()  # the step's one host sync
+        logged = {k: v.detach().float() for k, v in out.items()}
+        logged["replaced_images"] = replaced.float().sum()
+        if nonfinite:
+            bad = sorted(k for k, v in out.items() if not torch.isfinite(v).all())
+            message = (f"non-finite loss at epoch {epoch}, step {step}: "
+                       + ", ".join(f"{k}={float(out[k])}" for k in bad))
+            if self.cfg.nonfinite_loss == "stop":
+                kept = self.run_path / "checkpoints" / "last.pt"
+                raise NonFiniteLoss(f"{message}. The last good checkpoint {kept} is kept"
+                                    f"{'' if kept.exists() else ' (none written yet)'}. Lower lr, check the data, "
+                                    f"or pass nonfinite_loss=skip to skip such steps")
+            log.warning("%s; step skipped (nonfinite_loss=skip)", message)
+            self.optimizer.zero_grad(set_to_none=True)
+            return {"skipped_steps": torch.ones((), device=self.device),
+                    "replaced_images": logged["replaced_images"]}
+        self.optimizer.step()
+        if stopping and stop.signum is None:
+            stop.signum = signal.SIGTERM  # another process was signalled: stop together
+        return logged
+
+    def end_epoch(self, epoch: int) -> None:
+        lr = self.optimizer.param_groups[0]["lr"]
+        epoch_logs = self.method.on_epoch_end(epoch, reduce_sum, self.optimizer)
+        self.scheduler.step()
+        metrics = evaluate(self.method.predict, self.method.model, self.test_loader, self.data.split.num_known,
+                           self.device, self.cfg.amp, self.cfg.channels_last)
+        record = {"epoch": epoch, "lr": lr, **self.epoch_terms, **epoch_logs, **metrics,
+                  "seconds": round(self.epoch_seconds, 2)}
+        if "k_novel_estimate" in epoch_logs:
+            record["k_novel_true"] = self.num_novel_true()
+        if epoch_logs.get("gamma_novel_above_one"):
+            log.warning("epoch %d: gamma_novel=%.3f > 1, so no novel pseudo-label can pass next epoch "
+                        "(the published rule, kept as is)", epoch, epoch_logs["gamma_novel"])
+        self.history.append(record)
+        is_best = metrics["all_acc"] is not None and (self.best is None or metrics["all_acc"] > self.best["all_acc"])
+        if is_best:
+            self.best = {"epoch": epoch, "all_acc": metrics["all_acc"], "selected_by": BEST_SELECTION}
+        state = self.checkpoint_state(epoch)
+        self.save("last.pt", state)
+        if is_best:
+            self.save("best.pt", {**state, "selected_on_test_set": True})
+        if self.dist.is_main:
+            self.metrics_log.append(record)
+            for key, value in record.items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool) and key != "epoch":
+                    self.tb.add_scalar(f"epoch/{key}", value, epoch)
+            self.tb.flush()
+            log.info(format_epoch(record))
+
+    def num_novel_true(self) -> int:
+        """Number of novel classes present in the test labels."""
+        labels = self.data.split.test_labels
+        return int(np.unique(labels[labels >= self.data.split.num_known]).size)
+
+    def _stopped(self, signum: int) -> int:
+        position = self.position
+        self.save("last.pt", self.checkpoint_state(position["epoch"] - 1, position))
+        log.warning("stopped at epoch %d, step %d; last.pt saved. Resume with: python train.py --resume %s",
+                    position["epoch"], position["step"], self.run_path)
+        return 128 + signum
+
+    def final_summary(self) -> None:
+        if not self.dist.is_main or not self.history:
+            return
+        from utils.plotting import plot_run
+
+        last = self.history[-1]
+        summary = {"last_epoch": last, "best_epoch": self.best, "run_dir": str(self.run_path)}
+        write_json(self.run_path / "summary.json", summary)
+        plot_run(self.history, self.run_path)
+        log.info("final (last epoch %d):\n%s", last["epoch"], format_table(last))
+        if self.best:
+            log.info("best epoch by test all_acc (selected on the test set, optimistic): epoch %d, all_acc %s",
+                     self.best["epoch"], fmt(self.best["all_acc"]))
+
+
+def fmt(value) -> str:
+    """Percent with one decimal for accuracies/scores; 'n/a' for missing."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{100 * value:.1f}"
+
+
+def format_epoch(record: dict) -> str:
+    parts = [f"epoch {record['epoch']}", f"loss {record.get('loss', float('nan')):.4f}"]
+    parts += [f"{k} {fmt(record.get(k))}" for k in ("all_acc", "known_acc", "novel_acc")]
+    if "k_novel_estimate" in record:
+        parts.append(f"K_novel {record['k_novel_estimate']} (true {record['k_novel_true']})")
+    parts.append(f"gamma_novel {record.get('gamma_novel', 0):.3f}")
+    parts.append(f"{record['seconds']:.0f}s")
+    return " | ".join(parts)
+
+
+def format_table(metrics: dict) -> str:
+    """The metrics as a small ASCII table (percent)."""
+    rows = [("", "all", "known", "novel"),
+            ("ACC", fmt(metrics.get("all_acc")), fmt(metrics.get("known_acc")), fmt(metrics.get("novel_acc"))),
+            ("NMI", fmt(metrics.get("nmi")), fmt(metrics.get("nmi_known")), fmt(metrics.get("nmi_novel"))),
+            ("ARI", fmt(metrics.get("ari")), fmt(metrics.get("ari_known")), fmt(metrics.get("ari_novel"))),
+            ("conf", fmt(metrics.get("conf_all")), fmt(metrics.get("conf_known")), fmt(metrics.get("conf_novel")))]
+    lines = ["  ".join(f"{cell:>6}" for cell in row) for row in rows]
+    if metrics.get("k_novel_estimate") is not None:
+        true = metrics.get("k_novel_true")
+        lines.append(f"estimated novel K: {metrics['k_novel_estimate']}"
+                     + (f" (true {true}, error {metrics['k_novel_estimate'] - true:+d})" if true is not None else ""))
+    return "\n".join(lines)

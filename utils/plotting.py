@@ -1,0 +1,66 @@
+"""Plots a run leaves in its directory: curves.png (losses, accuracies,
+novel threshold) and, with unknown K, k_estimate.png (estimated vs true
+number of novel classes per epoch)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+LOSS_TERMS = ("loss", "sup", "reg", "ccr", "acr")
+ACCURACIES = ("all_acc", "known_acc", "novel_acc")
+
+
+def _series(history: list[dict], key: str):
+    points = [(r["epoch"], r[key]) for r in history if r.get(key) is not None]
+    return [p[0] for p in points], [p[1] for p in points]
+
+
+def plot_curves(history: list[dict], path: Path) -> None:
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    for key in LOSS_TERMS:
+        x, y = _series(history, key)
+        if x:
+            axes[0].plot(x, y, marker=".", label=key)
+    axes[0].set(title="training loss terms (epoch mean)", xlabel="epoch")
+    for key in ACCURACIES:
+        x, y = _series(history, key)
+        if x:
+            axes[1].plot(x, [100 * v for v in y], marker=".", label=key)
+    axes[1].set(title="test accuracy (%)", xlabel="epoch")
+    for key in ("gamma_novel", "conf_known", "conf_novel"):
+        x, y = _series(history, key)
+        if x:
+            axes[2].plot(x, y, marker=".", label=key)
+    axes[2].set(title="novel threshold and test confidence", xlabel="epoch")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        if ax.has_data():
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_k_estimate(history: list[dict], path: Path) -> None:
+    x, estimate = _series(history, "k_novel_estimate")
+    _, true = _series(history, "k_novel_true")
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.step(x, estimate, where="post", marker="o", label="estimated novel K (DPP)")
+    if true:
+        ax.axhline(true[-1], color="k", linestyle="--", label=f"true novel K = {true[-1]}")
+    ax.set(xlabel="epoch", ylabel="novel prototypes kept", title="Dynamic Prototype Pruning")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_run(history: list[dict], run_path: Path) -> None:
+    plot_curves(history, run_path / "curves.png")
+    if any("k_novel_estimate" in r for r in history):
+        plot_k_estimate(history, run_path / "k_estimate.png")
