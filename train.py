@@ -93,12 +93,9 @@ def main(argv: list[str]) -> int:
 
 
 def run(cfg, state: dict | None) -> int:
-    import torch
-
     from dataset.owdfa import build_data, check_dataset_root
-    from models.cal import CAL
     from trainer.distributed import barrier, broadcast_object, init_distributed, resolve_device
-    from trainer.trainer import Trainer
+    from trainer.trainer import StopSignal, Trainer
     from utils.run_dir import new_run_dir, setup_logging, write_run_files
     from utils.seed import seed_everything
 
@@ -120,10 +117,23 @@ def run(cfg, state: dict | None) -> int:
              "es" if dist.world_size > 1 else "")
 
     seed_everything(cfg.seed)
-    data = build_data(cfg, dist.is_main, barrier)
+    data = build_data(cfg, dist.is_main, barrier)  # a signal here just ends the process: nothing to save yet
     log.info("split:\n%s", data.split.summary())
     if data.crop_report:
         log.info("face crops: %s", data.crop_report["total"])
+    with StopSignal() as stop:
+        method = build_method(cfg, data, state, device, dist)
+        trainer = Trainer(cfg, method, data, run_path, dist, device)
+        if state is not None:
+            trainer.restore(state)
+        return trainer.fit(stop)
+
+
+def build_method(cfg, data, state: dict | None, device, dist):
+    """CAL on ``device`` (weights from ``state`` when resuming), DDP-wrapped under torchrun."""
+    import torch
+
+    from models.cal import CAL
 
     method = CAL(cfg, data.split.num_known, data.split.num_classes)
     if state is not None:
@@ -137,10 +147,7 @@ def run(cfg, state: dict | None) -> int:
             method.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(method.model)
         method.model = torch.nn.parallel.DistributedDataParallel(
             method.model, device_ids=[device] if device.type == "cuda" else None)
-    trainer = Trainer(cfg, method, data, run_path, dist, device)
-    if state is not None:
-        trainer.restore(state)
-    return trainer.fit()
+    return method
 
 
 if __name__ == "__main__":

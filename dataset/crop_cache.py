@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sqlite3
 from collections.abc import Iterable, Mapping
 from contextlib import closing
@@ -154,6 +155,7 @@ _worker_cropper: FaceCropper | None = None  # one per worker process, so dlib lo
 
 def _init_worker(settings: CropSettings) -> None:
     global _worker_cropper
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     _worker_cropper = FaceCropper(settings)
 
 

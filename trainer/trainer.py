@@ -118,17 +118,17 @@ class Trainer:
             save_atomic(state, self.run_path / "checkpoints" / name)
 
     # ------------------------------------------------------------ loop
-    def fit(self) -> int:
-        """Train to ``cfg.epochs``; returns the process exit code."""
+    def fit(self, stop: StopSignal) -> int:
+        """Train to ``cfg.epochs``; returns the process exit code. ``stop``
+        (installed by the caller) ends the run cleanly after the current step."""
         if self.dist.is_main:
             from torch.utils.tensorboard import SummaryWriter
             self.tb = SummaryWriter(str(self.run_path / "tb"), purge_step=self.global_step or None)
         try:
-            with StopSignal() as stop:
-                for epoch in range(self.start_epoch, self.cfg.epochs):
-                    if not self.train_epoch(epoch, stop):
-                        return self._stopped(stop.signum)
-                    self.end_epoch(epoch)
+            for epoch in range(self.start_epoch, self.cfg.epochs):
+                if not self.train_epoch(epoch, stop):
+                    return self._stopped(stop.signum)
+                self.end_epoch(epoch)
         finally:
             if self.tb is not None:
                 self.tb.close()
