@@ -1,0 +1,298 @@
+"""Dynamic prototype pruning (METHOD.md section 5) on crafted usage vectors.
+
+Each expected K is worked out by hand in a comment: sorted usage s, cumulative
+coverage c, k_min (0-based, first c >= coverage), tail mean t, mean absolute
+consecutive tail difference d, the walk, and K = last accepted i + 1.
+"""
+import numpy as np
+import torch
+
+from models.pruning import estimate_kept, merge_into_anchors, prune_prototypes, reset_optimizer_rows
+
+COV = 0.9544
+
+
+def u(values):
+    return torch.tensor(values, dtype=torch.long)
+
+
+# ----------------------------------------------------------------- estimate_kept
+
+def test_coverage_reached_early_then_one_extension():
+    """s = [60, 36, 1, 1, 1, 1, 0, 0, 0, 0], sum 100.
+    c = .60, .96 -> k_min = 1.
+    tail = [36, 1, 1, 1, 1, 0, 0, 0, 0]: t = 41/9 = 4.56; diffs 35,0,0,0,1,0,0,0 -> d = 36/8 = 4.5.
+    i=1 accepted (first step); i=2: 1 < 4.56 but |1-36| = 35 >= 4.5 -> accepted;
+    i=3: 1 < 4.56 and |1-1| = 0 < 4.5 -> stop.  K = 2 + 1 = 3.
+    """
+    assert estimate_kept(u([60, 36, 1, 1, 1, 1, 0, 0, 0, 0]), COV) == 3
+
+
+def test_input_order_does_not_matter():
+    """The same usage in a scrambled order gives the same K = 3 (usage is sorted first)."""
+    assert estimate_kept(u([1, 0, 36, 0, 1, 60, 0, 1, 0, 1]), COV) == 3
+
+
+def test_tail_extension_accepts_two_then_stops():
+    """s = [70, 20, 6, 3, 1, 0, 0, 0], sum 100.
+    c = .70, .90, .96 -> k_min = 2.
+    tail = [6, 3, 1, 0, 0, 0]: t = 10/6 = 1.67; diffs 3,2,1,0,0 -> d = 6/5 = 1.2.
+    i=2 accepted; i=3: 3 >= 1.67 -> accepted (mean rule);
+    i=4: 1 < 1.67 but |1-3| = 2 >= 1.2 -> accepted (difference rule);
+    i=5: 0 < 1.67 and |0-1| = 1 < 1.2 -> stop.  K = 4 + 1 = 5.
+    """
+    assert estimate_kept(u([70, 20, 6, 3, 1, 0, 0, 0]), COV) == 5
+
+
+def test_tail_extension_runs_to_the_end():
+    """s = [50, 30, 10, 4, 3, 2, 1], sum 100.
+    c = .50, .80, .90, .94, .97 -> k_min = 4.
+    tail = [3, 2, 1]: t = 2; diffs 1,1 -> d = 1.
+    i=4 accepted; i=5: 2 >= 2 -> accepted; i=6: 1 < 2 but |1-2| = 1 >= 1 -> accepted; end.
+    K = 6 + 1 = 7 (all).
+    """
+    assert estimate_kept(u([50, 30, 10, 4, 3, 2, 1]), COV) == 7
+
+
+def test_coverage_exactly_reached_counts():
+    """'Reaches' means >=.  s = [6, 2, 1, 1], coverage 0.8.
+    c = .6, .8 -> k_min = 1 (8/10 == 0.8 exactly).
+    tail = [2, 1, 1]: t = 4/3; diffs 1,0 -> d = 0.5.
+    i=1 accepted; i=2: 1 < 1.33 but |1-2| = 1 >= 0.5 -> accepted; i=3: 1 < 1.33, 0 < 0.5 -> stop.
+    K = 2 + 1 = 3.   (With '>' instead, k_min = 2 and K would be 4.)
+    """
+    assert estimate_kept(u([6, 2, 1, 1]), 0.8) == 3
+
+
+def test_low_coverage_target():
+    """s = [40, 30, 20, 10], coverage 0.5.
+    c = .4, .7 -> k_min = 1.  tail = [30, 20, 10]: t = 20; diffs 10,10 -> d = 10.
+    i=1 accepted; i=2: 20 >= 20 -> accepted; i=3: 10 < 20 but |10-20| = 10 >= 10 -> accepted.
+    K = 4.   And coverage 0.3: c_0 = .4 -> k_min = 0, tail = whole list, t = 25, d = 10:
+    i=1: 30 >= 25 ok; i=2: 20 < 25 but 10 >= 10 ok; i=3: 10 < 25 but 10 >= 10 ok -> K = 4.
+    """
+    assert estimate_kept(u([40, 30, 20, 10]), 0.5) == 4
+    assert estimate_kept(u([40, 30, 20, 10]), 0.3) == 4
+
+
+def test_first_element_alone_covers():
+    """s = [97, 1, 1, 1, 0, 0], sum 100.  c_0 = .97 -> k_min = 0.
+    tail = [97, 1, 1, 1, 0, 0]: t = 100/6 = 16.7; diffs 96,0,0,1,0 -> d = 97/5 = 19.4.
+    i=0 accepted; i=1: 1 < 16.7 but |1-97| = 96 >= 19.4 -> accepted;
+    i=2: 1 < 16.7 and 0 < 19.4 -> stop.  K = 1 + 1 = 2.
+    """
+    assert estimate_kept(u([97, 1, 1, 1, 0, 0]), COV) == 2
+
+
+def test_all_zero_usage_keeps_all():
+    """Sum 0 -> keep all N = 5."""
+    assert estimate_kept(u([0, 0, 0, 0, 0]), COV) == 5
+
+
+def test_all_equal_usage_keeps_all():
+    """s = [4]*8: c = 1/8 .. 8/8; first c >= .9544 is c_7 = 1 -> k_min = 7, tail = [4] -> K = 8.
+    (Coverage 0.5: c_3 = .5 -> k_min = 3, tail = [4]*5, t = 4, d = 0; every s_i >= t -> K = 8.)
+    """
+    assert estimate_kept(u([4] * 8), COV) == 8
+    assert estimate_kept(u([4] * 8), 0.5) == 8
+
+
+def test_single_novel_prototype():
+    """N = 1: c_0 = 1 -> k_min = 0 -> K = 1; with zero usage, keep all = 1."""
+    assert estimate_kept(u([7]), COV) == 1
+    assert estimate_kept(u([0]), COV) == 1
+
+
+def test_coverage_never_reached_keeps_all():
+    """A target above 1 is never reached -> keep all."""
+    assert estimate_kept(u([9, 1, 0]), 1.5) == 3
+
+
+# ----------------------------------------------------------------- merge_into_anchors
+
+def _np_normalize(v):
+    v = np.asarray(v, dtype=np.float64)
+    return v / np.linalg.norm(v)
+
+
+def _reference_merge(novel, usage, keep):
+    """Spec 5.4 in plain numpy: top-`keep` by usage are anchors (in usage order),
+    others join the anchor of highest cosine; anchor = normalise(mean of itself + members)."""
+    order = sorted(range(len(usage)), key=lambda j: (-usage[j], j))
+    anchors, others = order[:keep], order[keep:]
+    groups = {a: [a] for a in anchors}
+    for o in others:
+        cos = [np.dot(_np_normalize(novel[o]), _np_normalize(novel[a])) for a in anchors]
+        groups[anchors[int(np.argmax(cos))]].append(o)
+    return np.stack([_np_normalize(np.mean([novel[j] for j in groups[a]], axis=0)) for a in anchors]), groups
+
+
+def test_merge_hand_worked_cosine_not_distance_or_dot():
+    """Anchors: the 2 most used (idx 1 usage 10, then idx 3 usage 7), output in that order.
+    Vectors (non-unit on purpose):
+      v1 = [10, 0, 0]  anchor A
+      v3 = [0, 1, 0]   anchor B
+      v0 = [1, 0.9, 0] cos A = .74 > cos B = .67 -> A   (Euclidean nearest would be B)
+      v4 = [0.3, 1, 0] cos B = .96 > cos A = .29 -> B   (largest dot product would be A)
+      v2 = [0, 0.2, 1] cos A = 0, cos B = .196 -> B
+    A = normalise(mean(v1, v0)) = normalise([5.5, 0.45, 0])
+    B = normalise(mean(v3, v4, v2)) = normalise([0.1, 0.7333, 0.3333])
+    """
+    novel = torch.tensor([[1, 0.9, 0], [10, 0, 0], [0, 0.2, 1], [0, 1, 0], [0.3, 1, 0]], dtype=torch.float64)
+    usage = u([3, 10, 0, 7, 1])
+    out = merge_into_anchors(novel, usage, keep=2)
+    assert out.shape == (2, 3)
+    expected_a = _np_normalize([5.5, 0.45, 0.0])
+    expected_b = _np_normalize([0.3 / 3, 2.2 / 3, 1.0 / 3])
+    np.testing.assert_allclose(out[0].numpy(), expected_a, atol=1e-7)
+    np.testing.assert_allclose(out[1].numpy(), expected_b, atol=1e-7)
+    ref, groups = _reference_merge(novel.numpy(), [3, 10, 0, 7, 1], 2)
+    assert groups == {1: [1, 0], 3: [3, 4, 2]}
+    np.testing.assert_allclose(out.numpy(), ref, atol=1e-7)
+
+
+def test_merge_random_against_reference():
+    """Random prototypes: result equals the plain-numpy reference, rows have unit norm."""
+    rng = np.random.default_rng(0)
+    novel = rng.normal(size=(12, 6)) * rng.uniform(0.1, 3, size=(12, 1))
+    usage = rng.permutation(12) * 3 + 1  # distinct usages, no ties
+    out = merge_into_anchors(torch.tensor(novel), torch.tensor(usage), keep=4)
+    ref, _ = _reference_merge(novel, list(usage), 4)
+    np.testing.assert_allclose(out.numpy(), ref, atol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(out.numpy(), axis=1), 1.0, atol=1e-6)
+
+
+def test_merge_keep_all_is_normalised_reordering():
+    """keep = N: no member joins; each anchor is its own normalised vector, ordered by usage."""
+    novel = torch.tensor([[3.0, 4.0], [0.0, 2.0], [-1.0, 0.0]])
+    out = merge_into_anchors(novel, u([1, 5, 3]), keep=3)
+    expected = np.array([[0.0, 1.0], [-1.0, 0.0], [0.6, 0.8]])  # usage order 5 (idx1), 3 (idx2), 1 (idx0)
+    np.testing.assert_allclose(out.numpy(), expected, atol=1e-6)
+
+
+def test_merge_keep_one_averages_everything():
+    """keep = 1: all join the single anchor -> normalise(mean of all)."""
+    novel = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    out = merge_into_anchors(novel, u([2, 9, 1]), keep=1)
+    np.testing.assert_allclose(out.numpy(), [_np_normalize([2.0, 2.0])], atol=1e-6)
+
+
+# ----------------------------------------------------------------- prune_prototypes (write-back)
+
+def _weights(p, d, seed=0):
+    return torch.tensor(np.random.default_rng(seed).normal(size=(p, d)) * 0.01, dtype=torch.float32)
+
+
+def test_prune_write_back():
+    """num_known = 2, P = valid = 10, novel usage = [70, 20, 6, 3, 1, 0, 0, 0] -> K_novel = 5
+    (worked out in test_tail_extension_accepts_two_then_stops).
+    Known rows unchanged bit for bit; rows 2..6 are the anchors (reference merge);
+    rows 7..9 are zero; valid = 2 + 5 = 7; rewritten rows 2..9."""
+    weight = _weights(10, 4)
+    original = weight.clone()
+    valid = torch.tensor(10)
+    novel_usage = [70, 20, 6, 3, 1, 0, 0, 0]
+    usage = u([500, 400] + novel_usage)  # known usage must play no part
+    result = prune_prototypes(weight, valid, 2, usage, COV)
+    assert result.k_novel == 5
+    assert (result.valid_before, result.valid_after) == (10, 7)
+    assert int(valid) == 7
+    assert list(result.rewritten) == list(range(2, 10))
+    assert torch.equal(weight[:2], original[:2])
+    ref, _ = _reference_merge(original[2:].double().numpy(), novel_usage, 5)
+    np.testing.assert_allclose(weight[2:7].numpy(), ref, atol=1e-6)
+    assert torch.count_nonzero(weight[7:]) == 0
+
+
+def test_prune_known_usage_is_ignored():
+    """Changing the known prototypes' usage does not change K or the weights."""
+    novel_usage = [60, 36, 1, 1, 1, 1, 0, 0, 0, 0]  # K = 3
+    w1, w2 = _weights(13, 5, seed=1), _weights(13, 5, seed=1)
+    r1 = prune_prototypes(w1, torch.tensor(13), 3, u([0, 0, 0] + novel_usage), COV)
+    r2 = prune_prototypes(w2, torch.tensor(13), 3, u([10 ** 6, 5, 7] + novel_usage), COV)
+    assert r1.k_novel == r2.k_novel == 3
+    assert torch.equal(w1, w2)
+
+
+def test_prune_valid_only_shrinks_and_rows_beyond_stay_zero():
+    """Second pruning of an already pruned matrix: P = 10, valid = 6 (rows 6..9 zero), known 2.
+    Novel usage (4 prototypes) all equal [5,5,5,5] -> keep all 4 -> valid stays 2 + 4 = 6;
+    rows 6..9 remain zero; rewritten = rows 2..5 only."""
+    weight = _weights(10, 3, seed=2)
+    weight[6:] = 0
+    original = weight.clone()
+    valid = torch.tensor(6)
+    result = prune_prototypes(weight, valid, 2, u([9, 9, 5, 5, 5, 5]), COV)
+    assert result.k_novel == 4 and int(valid) == 6 and result.valid_after == 6
+    assert list(result.rewritten) == [2, 3, 4, 5]
+    assert torch.equal(weight[:2], original[:2])
+    assert torch.count_nonzero(weight[6:]) == 0
+    # equal usage: ties keep index order; each anchor is its own normalised row
+    np.testing.assert_allclose(weight[2:6].numpy(),
+                               original[2:6].numpy() / np.linalg.norm(original[2:6].numpy(), axis=1, keepdims=True),
+                               atol=1e-6)
+
+
+def test_prune_single_novel_prototype():
+    """One novel prototype: K_novel = 1, valid unchanged, row becomes its normalised self."""
+    weight = _weights(3, 4, seed=3)
+    original = weight.clone()
+    valid = torch.tensor(3)
+    result = prune_prototypes(weight, valid, 2, u([4, 4, 0]), COV)
+    assert result.k_novel == 1 and int(valid) == 3
+    assert torch.equal(weight[:2], original[:2])
+    np.testing.assert_allclose(weight[2].numpy(), _np_normalize(original[2].numpy()), atol=1e-6)
+
+
+def test_prune_all_zero_novel_usage_keeps_count():
+    """Novel usage all zero -> keep all -> valid unchanged."""
+    weight = _weights(6, 3, seed=4)
+    valid = torch.tensor(6)
+    result = prune_prototypes(weight, valid, 2, u([10, 3, 0, 0, 0, 0]), COV)
+    assert result.k_novel == 4 and int(valid) == 6
+
+
+# ----------------------------------------------------------------- optimiser rows
+
+def _adam_with_state(p=6, d=3):
+    param = torch.nn.Parameter(torch.randn(p, d, generator=torch.Generator().manual_seed(0)))
+    opt = torch.optim.Adam([param], lr=1e-2, weight_decay=1e-3)
+    for _ in range(2):
+        opt.zero_grad()
+        (param ** 3).sum().backward()
+        opt.step()
+    return param, opt
+
+
+def test_reset_optimizer_rows_zeroes_exactly_those_rows():
+    """exp_avg and exp_avg_sq are zeroed on rows 2..4; rows 0,1,5 untouched; step untouched."""
+    param, opt = _adam_with_state()
+    state = opt.state[param]
+    before = {k: v.clone() for k, v in state.items()}
+    assert torch.count_nonzero(before["exp_avg"]) == before["exp_avg"].numel()
+    reset_optimizer_rows(opt, param, range(2, 5))
+    for key in ("exp_avg", "exp_avg_sq"):
+        assert torch.count_nonzero(state[key][2:5]) == 0, key
+        assert torch.equal(state[key][:2], before[key][:2]), key
+        assert torch.equal(state[key][5:], before[key][5:]), key
+    assert torch.equal(torch.as_tensor(state["step"]), torch.as_tensor(before["step"]))
+
+
+def test_reset_after_prune_uses_rewritten_rows():
+    """End to end: the prune result's rewritten rows (num_known..valid_before-1) lose their
+    moments; the known rows keep theirs."""
+    param, opt = _adam_with_state(p=10, d=4)
+    before = {k: v.clone() for k, v in opt.state[param].items()}
+    result = prune_prototypes(param.data, torch.tensor(10), 2, u([5, 5, 70, 20, 6, 3, 1, 0, 0, 0]), COV)
+    reset_optimizer_rows(opt, param, result.rewritten)
+    for key in ("exp_avg", "exp_avg_sq"):
+        assert torch.equal(opt.state[param][key][:2], before[key][:2])
+        assert torch.count_nonzero(opt.state[param][key][2:]) == 0
+
+
+def test_reset_without_state_is_a_no_op():
+    """A parameter the optimiser has not stepped yet has no state: nothing to reset, no error."""
+    param = torch.nn.Parameter(torch.zeros(4, 2))
+    opt = torch.optim.Adam([param])
+    reset_optimizer_rows(opt, param, range(1, 3))
+    assert len(opt.state[param]) == 0
