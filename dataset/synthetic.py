@@ -1,0 +1,392 @@
+"""A mini OWDFA-40: synthetic images in the real folder layout, made in seconds.
+
+    python -m dataset.synthetic --out data/mini --per_class 120 --size 64 --seed 0
+
+writes one folder per class, named as in the real benchmark
+(``ForgeryClass.folder_name``, e.g. ``1_Swap_Deepfakes``), holding PNG files
+``00000.png, 00001.png, ...``. The real class is split over three source
+folders (``0_Real_CelebDF``, ``0_Real_FFHQ``, ``0_Real_FFpp``) and gets twice
+``per_class`` images in total, because in OWDFA-40 the real class is the
+largest. The loader reads this tree exactly as it reads the real data.
+
+Content. Every image starts as a *base*: a random crop of a photograph that
+ships inside scikit-image (no download; nearly flat crops are redrawn),
+rescaled, maybe flipped, with mild colour, brightness, contrast and gamma
+changes and faint sensor noise. The three real sources draw from different
+pools: colour photographs (FFpp), the small LFW face set, upscaled and tinted
+(CelebDF), and grey-level photographs, tinted (FFHQ). A real image is a base
+and nothing else; a forgery is a fresh base plus its class's trace.
+
+Traces. The classes of one family share one trait and differ in a subtler,
+parametric one. A class's parameters follow from its family and its position
+``k`` in the family (``code`` S1 -> k=0, S2 -> k=1, ...) on a small grid,
+k = a + columns * b, so neighbouring codes have similar traces and a novel
+class resembles the known ones around it. Sizes and frequencies are relative
+to the image side, so the traces keep their meaning at any ``--size``.
+
+    family    shared trait                               varies with k: a x b
+    Swap      donor content in a soft ellipse, rendered   hue and radius (5) x
+              at half resolution, colour-matched to the   feather width (2)
+              target, then shifted towards a hue
+    Reenact   central region re-rendered: smooth warp,    warp frequency and grain
+              blur and grain                              scale (4) x direction (3:
+                                                          x, y, radial)
+    Edit      a horizontal band desaturated and pushed    band position (3) x hue (2)
+              towards a hue
+    Generate  whole image re-synthesised: slight blur,    residual frequency (4) x
+              more saturation, a periodic residual        pattern (3: columns, rows,
+              (spectral peaks, as upsampling leaves)      checkerboard)
+    Real      none; three sources of different content
+
+The traces mix robust cues (colour statistics, blending boundaries, blur and
+grain, periodic spectra) with subtle ones (a radius, a feather width, a band
+position) so that they survive the training views (resize, horizontal flip,
+random resized crop at scale 0.5-1, brightness/contrast jitter) and the task
+stays learnable without being trivial. Directions are chosen to be symmetric
+under horizontal flips.
+
+Determinism: image ``i`` of class ``c`` draws everything from
+``numpy.random.default_rng([seed, c, i])``, so the output is byte-identical for
+the same arguments (and package versions), whatever the number of worker
+processes. No global RNG is touched.
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import math
+import os
+import shutil
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from dataset.protocols import CLASSES, REAL_CLASS, ForgeryClass
+
+# Real sources: folder suffix -> photographs bundled with scikit-image. "lfw" is
+# the 200 small grey-level crops of skimage.data.lfw_subset (100 faces).
+REAL_SOURCES: dict[str, tuple[str, ...]] = {
+    "CelebDF": ("lfw",),
+    "FFHQ": ("camera.png", "coins.png", "moon.png", "cell.png", "clock_motion.png"),
+    "FFpp": ("astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "motorcycle_left.png",
+             "motorcycle_right.png", "hubble_deep_field.jpg", "retina.jpg", "ihc.png"),
+}
+REAL_FACTOR = 2    # the real class gets REAL_FACTOR * per_class images over its sources
+POOL_SIDE = 256    # photographs are kept at most this large (speed; crops are smaller)
+
+
+# ----------------------------------------------------------------------------- content
+
+def _skimage_data_dir() -> str:
+    import skimage.data
+    return os.path.dirname(skimage.data.__file__)
+
+
+@functools.lru_cache(maxsize=None)
+def _pool(source: str) -> tuple[np.ndarray, ...]:
+    """The source's photographs as float32 [H, W, C] in [0, 1], C = 1 or 3."""
+    root = _skimage_data_dir()
+    images = []
+    for name in REAL_SOURCES[source]:
+        if name == "lfw":
+            images.extend(np.load(os.path.join(root, "lfw_subset.npy")).astype(np.float32)[..., None])
+        else:
+            images.append(_load_photo(os.path.join(root, name)))
+    return tuple(images)
+
+
+def _load_photo(path: str) -> np.ndarray:
+    """A photograph as float32 [H, W, C] in [0, 1] (C = 3 for colour, 1 for grey),
+    shrunk so that its longer side is at most POOL_SIDE."""
+    with Image.open(path) as file:
+        image = np.asarray(file.convert("RGB" if file.mode in ("RGB", "RGBA") else "L"))
+    scale = POOL_SIDE / max(image.shape[:2])
+    if scale < 1:
+        image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    return image.reshape(image.shape[0], image.shape[1], -1).astype(np.float32) / 255
+
+
+def _tint(gray: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Grey [H, W, 1] -> RGB by a random duotone between a dark and a light colour."""
+    dark = rng.uniform(0.0, 0.25, 3).astype(np.float32)
+    light = rng.uniform(0.75, 1.0, 3).astype(np.float32)
+    return dark + gray * (light - dark)
+
+
+def base_image(rng: np.random.Generator, source: str, size: int) -> np.ndarray:
+    """A real-looking RGB float32 image [size, size, 3] in [0, 1] from ``source``."""
+    image = _random_crop(rng, _pool(source), size)
+    image = _tint(image, rng) if image.shape[2] == 1 else image
+    if rng.random() < 0.5:
+        image = image[:, ::-1]
+    image = _jitter_colour(image, rng)
+    image = image + rng.normal(0, rng.uniform(0.003, 0.012), image.shape).astype(np.float32)
+    return np.clip(image, 0, 1)
+
+
+def _random_crop(rng: np.random.Generator, pool: tuple[np.ndarray, ...], size: int,
+                 min_std: float = 0.06, tries: int = 10) -> np.ndarray:
+    """A random square crop of a random photograph, resized to [size, size, C].
+    Nearly flat crops (std < ``min_std``: sky, a dark background) are redrawn,
+    up to ``tries`` times, so that content, not sensor noise, fills the image."""
+    for _ in range(tries):
+        photo = pool[rng.integers(len(pool))]
+        h, w = photo.shape[:2]
+        smallest = 0.8 if min(h, w) < 64 else 0.3  # the 25 px LFW crops are already tight
+        side = int(round(min(h, w) * rng.uniform(smallest, 1.0)))
+        top, left = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
+        crop = photo[top:top + side, left:left + side]
+        if crop.std() >= min_std:
+            break
+    interpolation = cv2.INTER_AREA if side > size else cv2.INTER_CUBIC
+    return cv2.resize(crop, (size, size), interpolation=interpolation).reshape(size, size, -1)
+
+
+def _random_source(rng: np.random.Generator) -> str:
+    return str(rng.choice(sorted(REAL_SOURCES)))
+
+
+def _jitter_colour(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Mild saturation, contrast, brightness and gamma changes."""
+    luma = _luma(image)
+    image = luma + (image - luma) * rng.uniform(0.8, 1.2)
+    image = (image - image.mean()) * rng.uniform(0.85, 1.15) + image.mean() + rng.uniform(-0.08, 0.08)
+    return np.clip(image, 0, 1) ** rng.uniform(0.85, 1.15)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def _luma(image: np.ndarray) -> np.ndarray:
+    return image @ np.float32([0.299, 0.587, 0.114])[:, None]
+
+
+def _hue_vector(hue_deg: float) -> np.ndarray:
+    """A zero-mean RGB direction of the given hue (0 = red, 120 = green, 240 = blue)."""
+    h = math.radians(hue_deg)
+    return np.float32([math.cos(h), math.cos(h - 2 * math.pi / 3), math.cos(h + 2 * math.pi / 3)])
+
+
+def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel-centre coordinates (y, x) in [0, 1], each [size, size]."""
+    t = (np.arange(size, dtype=np.float32) + 0.5) / size
+    return np.meshgrid(t, t, indexing="ij")
+
+
+def _soft_ellipse(size: int, cy: float, cx: float, ry: float, rx: float, feather: float) -> np.ndarray:
+    """Mask [size, size, 1]: 1 inside the ellipse, 0 outside, a linear ramp ``feather`` wide."""
+    y, x = _grid(size)
+    dist = np.sqrt(((y - cy) / ry) ** 2 + ((x - cx) / rx) ** 2) - 1  # ~ distance in radii
+    return np.clip(0.5 - dist * min(ry, rx) / feather, 0, 1)[..., None]
+
+
+def _blur(image: np.ndarray, sigma_x: float, sigma_y: float) -> np.ndarray:
+    return cv2.GaussianBlur(image, (0, 0), sigmaX=sigma_x, sigmaY=sigma_y).reshape(image.shape)
+
+
+def _grid_position(k: int, columns: int) -> tuple[int, int]:
+    """Position k in a family -> (column a, row b) on a grid with ``columns`` columns."""
+    return k % columns, k // columns
+
+
+# ----------------------------------------------------------------------------- traces
+
+def trace_params(cls: ForgeryClass) -> dict:
+    """The trace parameters of ``cls`` (empty for the real class); see the module docstring."""
+    if cls.index == REAL_CLASS:
+        return {}
+    k = int(cls.code[1:]) - 1
+    if cls.family == "Swap":
+        a, b = _grid_position(k, 5)
+        return {"hue": 72.0 * a, "radius": 0.2 + 0.04 * a, "feather": (0.02, 0.14)[b]}
+    if cls.family == "Reenact":
+        a, b = _grid_position(k, 4)
+        return {"cycles": 1.5 + a, "grain": (1.0, 1.4, 1.9, 2.6)[a], "direction": ("x", "y", "radial")[b]}
+    if cls.family == "Edit":
+        a, b = _grid_position(k, 3)
+        return {"band_centre": (0.25, 0.5, 0.75)[a], "hue": (30.0, 210.0)[b]}
+    if cls.family == "Generate":
+        a, b = _grid_position(k, 4)
+        return {"cycles": (3.0, 4.5, 6.0, 8.0)[a], "pattern": ("columns", "rows", "checkerboard")[b]}
+    raise ValueError(f"no trace for family {cls.family!r}")
+
+
+def swap_trace(image: np.ndarray, rng: np.random.Generator, size: int,
+               hue: float, radius: float, feather: float) -> np.ndarray:
+    """Paste a donor (a fresh base) into a soft ellipse of ``radius`` and ``feather``
+    width: rendered at half resolution, colour-matched to the target inside the
+    mask, then shifted towards ``hue``."""
+    donor = base_image(rng, _random_source(rng), size)
+    half = cv2.resize(donor, (size // 2, size // 2), interpolation=cv2.INTER_AREA)
+    donor = cv2.resize(half, (size, size), interpolation=cv2.INTER_LINEAR)
+    r = radius * rng.uniform(0.92, 1.08)
+    mask = _soft_ellipse(size, 0.5 + rng.uniform(-0.05, 0.05), 0.5 + rng.uniform(-0.05, 0.05),
+                         1.2 * r, r, feather)
+    inside = mask[..., 0] > 0.5
+    target_mean, target_std = image[inside].mean(0), image[inside].std(0) + 1e-3
+    donor_mean, donor_std = donor[inside].mean(0), donor[inside].std(0) + 1e-3
+    donor = (donor - donor_mean) / donor_std * target_std + target_mean
+    donor = donor + rng.uniform(0.14, 0.17) * _hue_vector(hue + rng.uniform(-10, 10))
+    return mask * donor + (1 - mask) * image
+
+
+# Reenact: (sigma_x, sigma_y) factors of the rendering blur and grain per direction.
+STREAKS = {"x": (3.0, 1.0), "y": (1.0, 3.0), "radial": (1.7, 1.7)}
+
+
+def _warp_field(size: int, cycles: float, direction: str, amp: float, phase: float):
+    """Sinusoidal displacement (dy, dx) [size, size] in image units: x shifts that
+    wave along y, y shifts that wave along x, or radial shifts that wave with the radius."""
+    y, x = _grid(size)
+    if direction == "x":
+        return 0 * y, amp * np.sin(2 * math.pi * cycles * y + phase)
+    if direction == "y":
+        return amp * np.sin(2 * math.pi * cycles * x + phase), 0 * x
+    ry, rx = y - 0.5, x - 0.5
+    radius = np.sqrt(ry ** 2 + rx ** 2) + 1e-6
+    shift = amp * np.sin(2 * math.pi * cycles * radius + phase)
+    return shift * ry / radius, shift * rx / radius
+
+
+def reenact_trace(image: np.ndarray, rng: np.random.Generator, size: int,
+                  cycles: float, direction: str, grain: float) -> np.ndarray:
+    """Re-render the central region: a smooth warp with ``cycles`` periods across the
+    image, then a blur and a rendering grain of scale ``grain``, both streaked along
+    ``direction`` (isotropic for radial)."""
+    y, x = _grid(size)
+    dy, dx = _warp_field(size, cycles, direction, 0.03 * rng.uniform(0.8, 1.2), rng.uniform(0, 2 * math.pi))
+    warped = cv2.remap(image, ((x + dx) * size - 0.5).astype(np.float32),
+                       ((y + dy) * size - 0.5).astype(np.float32), cv2.INTER_LINEAR,
+                       borderMode=cv2.BORDER_REFLECT)
+    sx, sy = (grain * size / 64 * f for f in STREAKS[direction])
+    noise = _blur(rng.normal(0, 1, (size, size, 1)).astype(np.float32), sx, sy)
+    rendered = _blur(warped, sx / 2, sy / 2) + rng.uniform(0.08, 0.09) * noise / (noise.std() + 1e-6)
+    mask = _soft_ellipse(size, 0.5 + rng.uniform(-0.05, 0.05), 0.5 + rng.uniform(-0.05, 0.05),
+                         0.36, 0.3, 0.08)
+    return mask * rendered + (1 - mask) * image
+
+
+def edit_trace(image: np.ndarray, rng: np.random.Generator, size: int,
+               band_centre: float, hue: float) -> np.ndarray:
+    """Recolour a soft horizontal band around ``band_centre``: halve its saturation
+    and push it towards ``hue``."""
+    y, _ = _grid(size)
+    centre = band_centre + rng.uniform(-0.04, 0.04)
+    band = np.clip((0.13 - np.abs(y - centre)) / 0.05, 0, 1)[..., None]
+    luma = _luma(image)
+    edited = luma + 0.5 * (image - luma) + rng.uniform(0.12, 0.16) * _hue_vector(hue + rng.uniform(-10, 10))
+    return band * edited + (1 - band) * image
+
+
+def generate_trace(image: np.ndarray, rng: np.random.Generator, size: int,
+                   cycles: float, pattern: str) -> np.ndarray:
+    """Re-synthesise the whole image: slight blur, more saturation, and a periodic
+    residual with ``cycles`` periods across the image (columns, rows or both)."""
+    image = _blur(image, 0.6 * size / 64, 0.6 * size / 64)
+    luma = _luma(image)
+    image = luma + (image - luma) * 1.25
+    y, x = _grid(size)
+    cols = np.cos(2 * math.pi * cycles * x + rng.uniform(0, 2 * math.pi))
+    rows = np.cos(2 * math.pi * cycles * y + rng.uniform(0, 2 * math.pi))
+    residual = {"columns": cols, "rows": rows, "checkerboard": cols * rows * 1.5}[pattern]
+    return image + rng.uniform(0.075, 0.085) * residual[..., None]
+
+
+TRACES = {"Swap": swap_trace, "Reenact": reenact_trace, "Edit": edit_trace, "Generate": generate_trace}
+
+
+# ----------------------------------------------------------------------------- writing
+
+def make_image(cls: ForgeryClass, index: int, size: int, seed: int, source: str | None = None) -> np.ndarray:
+    """Image ``index`` of class ``cls`` as uint8 [size, size, 3]. A real image comes
+    from ``source``; a forgery's base comes from a source drawn at random."""
+    rng = np.random.default_rng([seed, cls.index, index])
+    if cls.index == REAL_CLASS:
+        image = base_image(rng, source, size)
+    else:
+        image = base_image(rng, _random_source(rng), size)
+        image = TRACES[cls.family](image, rng, size, **trace_params(cls))
+    return (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def folder_plan(per_class: int) -> list[tuple[ForgeryClass, str, str | None, range]]:
+    """(class, folder name, real source or None, image indices) for every folder. The
+    real class's REAL_FACTOR * per_class images are spread evenly over its sources."""
+    plan = []
+    for cls in CLASSES:
+        if cls.index != REAL_CLASS:
+            plan.append((cls, cls.folder_name, None, range(per_class)))
+            continue
+        chunks = np.array_split(np.arange(REAL_FACTOR * per_class), len(REAL_SOURCES))
+        plan.extend((cls, _real_folder(source), source, range(chunk[0], chunk[-1] + 1))
+                    for source, chunk in zip(sorted(REAL_SOURCES), chunks) if len(chunk))
+    return plan
+
+
+def _real_folder(source: str) -> str:
+    return f"{REAL_CLASS}_Real_{source}"
+
+
+def _write_folder(out_dir: str, cls: ForgeryClass, folder: str, source: str | None,
+                  indices: range, size: int, seed: int) -> int:
+    path = Path(out_dir, folder)
+    path.mkdir(parents=True, exist_ok=True)
+    for n, index in enumerate(indices):
+        Image.fromarray(make_image(cls, index, size, seed, source)).save(path / f"{n:05d}.png")
+    return len(indices)
+
+
+def generate(out_dir: str | os.PathLike, per_class: int = 120, size: int = 64, seed: int = 0,
+             workers: int = 1, overwrite: bool = False) -> dict:
+    """Write the mini dataset under ``out_dir``; return a summary dict.
+
+    ``out_dir`` must be missing or empty unless ``overwrite`` is set, which
+    first removes the class folders this function writes. ``workers`` > 1 uses
+    a process pool; the output does not depend on it.
+    """
+    if per_class < 1 or size < 16:
+        raise ValueError(f"need per_class >= 1 and size >= 16, got per_class={per_class}, size={size}")
+    out_dir = Path(out_dir)
+    plan = folder_plan(per_class)
+    if out_dir.exists() and any(out_dir.iterdir()):
+        if not overwrite:
+            raise FileExistsError(f"{out_dir} is not empty; pass overwrite=True (--overwrite) "
+                                  "to replace the generated folders")
+        for folder in [c.folder_name for c in CLASSES if c.index != REAL_CLASS] + list(map(_real_folder, REAL_SOURCES)):
+            shutil.rmtree(out_dir / folder, ignore_errors=True)
+    start = time.perf_counter()
+    jobs = [(str(out_dir), cls, folder, source, indices, size, seed) for cls, folder, source, indices in plan]
+    if workers > 1:
+        with ProcessPoolExecutor(workers) as pool:
+            counts = list(pool.map(_write_folder, *zip(*jobs)))
+    else:
+        counts = [_write_folder(*job) for job in jobs]
+    return {"root": str(out_dir), "size": size, "seed": seed, "images": sum(counts),
+            "folders": {job[2]: n for job, n in zip(jobs, counts)},
+            "seconds": round(time.perf_counter() - start, 2)}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", required=True, help="output root (missing or empty)")
+    parser.add_argument("--per_class", type=int, default=120,
+                        help=f"images per forgery class; the real class gets {REAL_FACTOR}x over its sources")
+    parser.add_argument("--size", type=int, default=64, help="image side in pixels")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=1, help="processes; the output does not depend on it")
+    parser.add_argument("--overwrite", action="store_true", help="replace the generated folders in --out")
+    args = parser.parse_args(argv)
+    try:
+        summary = generate(args.out, args.per_class, args.size, args.seed, args.workers, args.overwrite)
+    except (FileExistsError, ValueError) as error:
+        parser.error(str(error))
+    print(f"wrote {summary['images']} images of {args.size} px in {len(summary['folders'])} folders "
+          f"to {summary['root']} in {summary['seconds']} s")
+    return summary
+
+
+if __name__ == "__main__":
+    main()
