@@ -97,7 +97,7 @@ class TestSet(Dataset):
             image, valid = self.view(self.reader(self.paths[index])), True
         except UnreadableImage as err:
             log.warning("unreadable test image %s (%s); left out of the metrics", self.paths[index], err.reason)
-            image, valid = torch.zeros(3, self.image_size, self.image_size), False
+            image, valid = torch.zeros(3, self.image_size, self.image_size, dtype=torch.uint8), False
         return {"image": image, "label": int(self.labels[index]), "index": index, "valid": valid}
 
 

@@ -6,8 +6,11 @@ a sample's augmentation does not depend on which worker loads it, the number
 of workers or the number of processes, and an interrupted epoch can be
 replayed exactly. No global RNG is touched.
 
-Input: an RGB ``uint8`` array [H, W, 3]. Output: a float tensor [3, S, S]
-normalised with the ImageNet mean and std.
+Input: an RGB ``uint8`` array [H, W, 3]. Output: a ``uint8`` tensor
+[3, S, S]. Normalisation (ImageNet mean and std) happens on the device, in
+the network's first step (``models.cal_net.normalise_input``): a uint8
+batch is a quarter of the bytes to move between loader processes and to the
+GPU, which keeps the loader ahead of the model.
 """
 from __future__ import annotations
 
@@ -17,17 +20,9 @@ import numpy as np
 import torch
 from torchvision.transforms.v2 import functional as TF
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
 def to_tensor(image: np.ndarray) -> torch.Tensor:
     """[H, W, 3] uint8 array -> [3, H, W] uint8 tensor."""
     return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).contiguous()
-
-
-def normalise(image: torch.Tensor) -> torch.Tensor:
-    return TF.normalize(TF.to_dtype(image, torch.float32, scale=True), IMAGENET_MEAN, IMAGENET_STD)
 
 
 def resize(image: torch.Tensor, size: int) -> torch.Tensor:
@@ -68,7 +63,7 @@ class WeakView:
         self.size = size
 
     def __call__(self, image: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
-        return normalise(resize(random_flip(to_tensor(image), rng), self.size))
+        return resize(random_flip(to_tensor(image), rng), self.size)
 
 
 class StrongView:
@@ -89,7 +84,7 @@ class StrongView:
         x = resize(x, self.inter)
         if rng.random() < self.jitter_p:
             x = self._jitter(x, rng)
-        return normalise(resize(x, self.size))
+        return resize(x, self.size)
 
     def _jitter(self, x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
         low, high = 1 - self.strength, 1 + self.strength
@@ -107,4 +102,4 @@ class TestView:
         self.size = size
 
     def __call__(self, image: np.ndarray, rng: np.random.Generator | None = None) -> torch.Tensor:
-        return normalise(resize(to_tensor(image), self.size))
+        return resize(to_tensor(image), self.size)

@@ -1,6 +1,7 @@
 """The CAL network: backbone -> frequency attention -> pool -> BNNeck -> prototypes.
 
-x [B,3,H,W] -> f(x) [B,D,h,w] (* frequency mask [B,1,h,w]) -> GAP z [B,D]
+x [B,3,H,W] (uint8 from the data pipeline, normalised here with the ImageNet
+mean/std; a float input is taken as already normalised) -> f(x) [B,D,h,w] (* frequency mask [B,1,h,w]) -> GAP z [B,D]
 -> BatchNorm1d (bias frozen at 0) -> dropout -> logits z W[:V]^T [B,V],
 where W [P,D] is the prototype matrix and V <= P the number of valid
 prototypes. V is a buffer, so it travels with every state dict and a pruned
@@ -14,6 +15,19 @@ import torch.nn.functional as F
 
 from models.backbone import create_backbone
 from models.frequency import FrequencyAttention
+
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def normalise_input(x: torch.Tensor) -> torch.Tensor:
+    """uint8 [B,3,H,W] -> float (x / 255 - mean) / std; float input passes unchanged."""
+    if x.dtype != torch.uint8:
+        return x
+    mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1) * 255
+    std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1) * 255
+    return (x.float() - mean) / std
 
 
 class PrototypeClassifier(nn.Module):
@@ -48,6 +62,7 @@ class CALNet(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled, normalised feature z [B, D] (before dropout)."""
+        x = normalise_input(x)
         fmap = self.backbone.forward_features(x)
         if self.attention is not None:
             fmap = fmap * self.attention(x, fmap.shape[-2:]).to(fmap.dtype)
