@@ -54,6 +54,7 @@ def evaluate_checkpoint(args) -> dict:
 
     from dataset.owdfa import build_data, test_loader
     from models.cal import CAL
+    from trainer.device import place_model, use_channels_last
     from trainer.distributed import resolve_device
     from trainer.evaluation import evaluate
     from utils.run_dir import setup_logging
@@ -64,12 +65,10 @@ def evaluate_checkpoint(args) -> dict:
     data = build_data(cfg, train=False)
     method = CAL(cfg, data.split.num_known, data.split.num_classes)
     method.net.load_state_dict(state["model"])
-    method.model.to(device)
-    if cfg.channels_last:
-        import torch
-        method.model.to(memory_format=torch.channels_last)
+    channels_last = use_channels_last(cfg.channels_last, device)
+    place_model(method.model, device, channels_last)
     metrics = evaluate(method.predict, method.model, test_loader(data, cfg), data.split.num_known, device,
-                       cfg.amp, cfg.channels_last)
+                       cfg.amp, channels_last)
     labels = data.split.test_labels
     valid = method.net.prototypes.num_valid
     metrics.update(checkpoint=str(args.ckpt), epoch=state["epoch"], protocol=cfg.protocol,

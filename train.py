@@ -134,13 +134,12 @@ def build_method(cfg, data, state: dict | None, device, dist):
     import torch
 
     from models.cal import CAL
+    from trainer.device import place_model, use_channels_last
 
     method = CAL(cfg, data.split.num_known, data.split.num_classes)
     if state is not None:
         method.net.load_state_dict(state["model"])
-    method.model.to(device)
-    if cfg.channels_last:
-        method.model.to(memory_format=torch.channels_last)
+    place_model(method.model, device, use_channels_last(cfg.channels_last, device))
     if dist.enabled:
         torch.manual_seed(cfg.seed + dist.rank)  # distinct dropout masks per process
         if cfg.sync_batchnorm:

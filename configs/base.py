@@ -48,7 +48,7 @@ prototype_init_std = 0.001     # std of the normal init of the prototype matrix
 unknown_k = False              # true: 10 prototypes per known class + Dynamic Prototype Pruning
 prototypes_per_known = 10      # prototypes per known class when unknown_k=true
 prune_coverage = 0.9544        # DPP: cumulative usage the kept novel prototypes must cover
-channels_last = False          # NHWC memory format (often faster on CUDA)
+channels_last = True           # NHWC layout on CUDA (+49% bf16 ResNet-50 on an H200); ignored on CPU
 sync_batchnorm = False         # SyncBatchNorm across processes under torchrun
 
 # ---------------------------------------------------------------- losses

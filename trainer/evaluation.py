@@ -2,20 +2,12 @@
 every test image counts exactly once, then the metrics of utils/metrics.py."""
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 import torch
 
+from trainer.device import autocast_for, to_layout
 from trainer.distributed import gather_objects
 from utils.metrics import attribution_metrics
-
-
-def autocast_for(device: torch.device, enabled: bool):
-    """bf16 autocast on CUDA when enabled and supported; nothing elsewhere."""
-    if enabled and device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 @torch.no_grad()
@@ -27,9 +19,7 @@ def predict(predict_fn, model: torch.nn.Module, loader, device: torch.device, am
     model.eval()
     parts = []
     for batch in loader:
-        images = batch["image"].to(device, non_blocking=True)
-        if channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
+        images = to_layout(batch["image"].to(device, non_blocking=True), channels_last)
         with autocast_for(device, amp):
             logits = predict_fn(images).float()
         confidence, pred = logits.softmax(dim=1).max(dim=1)

@@ -28,7 +28,8 @@ import torch
 from dataset.owdfa import Data, test_loader, train_loader
 from trainer.checkpoint import save_atomic
 from trainer.distributed import DistInfo, reduce_sum
-from trainer.evaluation import autocast_for, evaluate
+from trainer.device import autocast_for, to_layout, use_channels_last
+from trainer.evaluation import evaluate
 from utils.run_dir import MetricsLog, write_json
 from utils.seed import rng_state, set_rng_state
 
@@ -70,6 +71,7 @@ class Trainer:
     def __init__(self, cfg, method, data: Data, run_path: Path, dist: DistInfo, device: torch.device):
         self.cfg, self.method, self.data, self.run_path = cfg, method, data, run_path
         self.dist, self.device = dist, device
+        self.channels_last = use_channels_last(cfg.channels_last, device)
         self.optimizer = torch.optim.Adam(method.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
         pin = device.type == "cuda"
@@ -175,9 +177,8 @@ class Trainer:
     def train_step(self, batch: dict, epoch: int, step: int, stop: StopSignal) -> dict:
         """Forward, backward, optimiser step; returns detached terms plus data counters."""
         batch = {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
-        if self.cfg.channels_last:
-            for key in ("weak", "strong"):
-                batch[key] = batch[key].contiguous(memory_format=torch.channels_last)
+        for key in ("weak", "strong"):
+            batch[key] = to_layout(batch[key], self.channels_last)
         replaced = batch.pop("replaced")
         with autocast_for(self.device, self.cfg.amp):
             out = self.method.training_step(batch, epoch)
@@ -211,7 +212,7 @@ class Trainer:
         epoch_logs = self.method.on_epoch_end(epoch, reduce_sum, self.optimizer)
         self.scheduler.step()
         metrics = evaluate(self.method.predict, self.method.model, self.test_loader, self.data.split.num_known,
-                           self.device, self.cfg.amp, self.cfg.channels_last)
+                           self.device, self.cfg.amp, self.channels_last)
         record = {"epoch": epoch, "lr": lr, **self.epoch_terms, **epoch_logs, **metrics,
                   "seconds": round(self.epoch_seconds, 2)}
         if "k_novel_estimate" in epoch_logs:

@@ -44,15 +44,14 @@ def build(backbone: str, size: int, device, attention: bool, channels_last: bool
     import torch
 
     from models.cal import CAL
+    from trainer.device import place_model
     from utils.config import load_config
 
     cfg = load_config(None, [f"backbone={backbone}", "pretrained=false", f"image_size={size}",
                              f"frequency_attention={attention}", "pseudo_start=0", "epochs=10"])
     torch.manual_seed(0)
     method = CAL(cfg, num_known=19, num_classes=41)
-    method.model.to(device)
-    if channels_last:
-        method.model.to(memory_format=torch.channels_last)
+    place_model(method.model, device, channels_last)
     return method, torch.optim.Adam(method.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
@@ -93,7 +92,7 @@ def run_case(args) -> dict:
     import torch
 
     from models import frequency
-    from trainer.evaluation import autocast_for
+    from trainer.device import autocast_for
 
     device = torch.device(args.device)
     if args.naive_dct:  # "before": the basis matrices rebuilt on every call
