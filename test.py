@@ -52,7 +52,7 @@ def load_for_evaluation(args):
 def evaluate_checkpoint(args) -> dict:
     import numpy as np
 
-    from dataset.owdfa import build_data, test_loader
+    from dataset.owdfa import build_data, eval_loader
     from models.cal import CAL
     from trainer.device import place_model, use_channels_last
     from trainer.distributed import resolve_device
@@ -67,7 +67,7 @@ def evaluate_checkpoint(args) -> dict:
     method.net.load_state_dict(state["model"])
     channels_last = use_channels_last(cfg.channels_last, device)
     place_model(method.model, device, channels_last)
-    metrics = evaluate(method.predict, method.model, test_loader(data, cfg), data.split.num_known, device,
+    metrics = evaluate(method.predict, method.model, eval_loader(data, cfg), data.split.num_known, device,
                        cfg.amp, channels_last)
     labels = data.split.test_labels
     valid = method.net.prototypes.num_valid

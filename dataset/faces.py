@@ -73,7 +73,7 @@ class FaceRecord:
         return json.dumps(asdict(self), separators=(",", ":"))
 
     @classmethod
-    def from_json(cls, text: str) -> "FaceRecord":
+    def from_json(cls, text: str) -> FaceRecord:
         d = json.loads(text)
         box = tuple(d["box"]) if d["box"] is not None else None
         landmarks = tuple(map(tuple, d["landmarks"])) if d["landmarks"] is not None else None

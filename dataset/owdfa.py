@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 from dataset.image_io import UnreadableImage, read_rgb
 from dataset.sampler import EpochDrawSampler, ShardSampler, labelled_weights
 from dataset.split import DatasetError, Split, SplitSpec, make_split
-from dataset.transforms import StrongView, TestView, WeakView
+from dataset.transforms import EvalView, StrongView, WeakView
 
 log = logging.getLogger(__name__)
 
@@ -80,13 +80,13 @@ class TrainSet(Dataset):
                            f"(last: {self.paths[candidate]}); run `python dataset/prepare.py` to find them")
 
 
-class TestSet(Dataset):
+class EvalSet(Dataset):
     """Deterministic test view; an unreadable image yields ``valid=False`` and
     is left out of the metrics (and counted)."""
 
     def __init__(self, paths: list[str], labels: np.ndarray, reader: ImageReader, image_size: int):
         self.paths, self.labels, self.reader = paths, np.asarray(labels), reader
-        self.view = TestView(image_size)
+        self.view = EvalView(image_size)
         self.image_size = image_size
 
     def __len__(self) -> int:
@@ -105,7 +105,7 @@ class TestSet(Dataset):
 class Data:
     split: Split
     train_set: TrainSet
-    test_set: TestSet
+    test_set: EvalSet
     crop_report: dict | None
 
 
@@ -119,12 +119,14 @@ def check_dataset_root(root: str) -> Path:
     path = Path(root).expanduser()
     if not path.is_dir():
         raise DatasetError(f"dataset_root={root!r} is not a folder. Get OWDFA-40 with "
-                           f"`python dataset/get_data.py --dataset_root DIR0 --extract` and pass dataset_root=DIR0/data, "
+                           f"`python dataset/get_data.py --dataset_root DIR0 --extract` and pass "
+                           f"dataset_root=DIR0/data, "
                            f"or make the mini dataset with `python -m dataset.synthetic --out {root}`")
     return path
 
 
-def build_reader(cfg, labels: dict[str, int], is_main: bool = True, barrier=None) -> tuple[ImageReader, dict | None, set]:
+def build_reader(cfg, labels: dict[str, int], is_main: bool = True,
+                 barrier=None) -> tuple[ImageReader, dict | None, set]:
     """Fill the crop cache for the images of ``labels`` (path -> class; main
     process only, in parallel) and return the reader, the per-class crop
     report and the paths found unreadable."""
@@ -162,7 +164,7 @@ def build_data(cfg, is_main: bool = True, barrier=None, train: bool = True) -> D
         split.notes.append(f"{dropped} unreadable images left out of the split (see the crop report)")
         log.warning(split.notes[-1])
     train = TrainSet(split.train_paths, split.train_labels, split.labelled, reader, cfg.image_size, cfg.seed)
-    test = TestSet(split.test_paths, split.test_labels, reader, cfg.image_size)
+    test = EvalSet(split.test_paths, split.test_labels, reader, cfg.image_size)
     return Data(split, train, test, report)
 
 
@@ -187,7 +189,7 @@ def train_loader(data: Data, cfg, rank: int = 0, world_size: int = 1, pin_memory
     return DataLoader(data.train_set, batch_sampler=sampler, **_worker_options(cfg.num_workers, pin_memory))
 
 
-def test_loader(data: Data, cfg, rank: int = 0, world_size: int = 1, pin_memory: bool = False) -> DataLoader:
+def eval_loader(data: Data, cfg, rank: int = 0, world_size: int = 1, pin_memory: bool = False) -> DataLoader:
     sampler = ShardSampler(len(data.test_set), rank, world_size)
     return DataLoader(data.test_set, batch_size=cfg.test_batch_size, sampler=sampler,
                       **_worker_options(cfg.num_workers, pin_memory))

@@ -39,7 +39,7 @@ class SplitSpec:
     prop_train_labels: float = 0.75
 
     @classmethod
-    def from_config(cls, cfg) -> "SplitSpec":
+    def from_config(cls, cfg) -> SplitSpec:
         return cls(**{name: cfg[name] for name in cls.__dataclass_fields__})
 
 
@@ -93,7 +93,8 @@ class Split:
             cls = get_class(c)
             lines.append(f"{c:>3} {cls.code:<5} {cls.method[:15]:<15} {'known' if c in known else 'novel':<5} "
                          f"{row[0]:>8} {row[1]:>8} {row[2]:>6}")
-        lines += ["-" * len(header), f"{'':>3} {'all':<5} {'':<15} {'':<5} {totals[0]:>8} {totals[1]:>8} {totals[2]:>6}"]
+        lines += ["-" * len(header),
+                  f"{'':>3} {'all':<5} {'':<15} {'':<5} {totals[0]:>8} {totals[1]:>8} {totals[2]:>6}"]
         return "\n".join(lines + [f"note: {n}" for n in self.notes])
 
 

@@ -86,7 +86,7 @@ def _skimage_data_dir() -> str:
     return os.path.dirname(skimage.data.__file__)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _pool(source: str) -> tuple[np.ndarray, ...]:
     """The source's photographs as float32 [H, W, C] in [0, 1], C = 1 or 3."""
     root = _skimage_data_dir()

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torchvision.transforms.v2 import functional as TF
 
+
 def to_tensor(image: np.ndarray) -> torch.Tensor:
     """[H, W, 3] uint8 array -> [3, H, W] uint8 tensor."""
     return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).contiguous()
@@ -95,7 +96,7 @@ class StrongView:
         return x
 
 
-class TestView:
+class EvalView:
     """Resize to S x S (deterministic; ``rng`` is accepted and ignored)."""
 
     def __init__(self, size: int):

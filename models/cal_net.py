@@ -16,7 +16,6 @@ import torch.nn.functional as F
 from models.backbone import create_backbone
 from models.frequency import FrequencyAttention
 
-
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 

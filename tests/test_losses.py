@@ -14,7 +14,6 @@ from losses.ccr import ccr_loss, ccr_weights
 from losses.prior import prior_regularisation
 from losses.supervised import supervised_loss
 
-
 # ----------------------------------------------------------------- helpers (reference maths)
 
 def np_softmax(row, tau=1.0):

@@ -13,7 +13,6 @@ import pytest
 
 from utils.metrics import accuracy, attribution_metrics, cluster_accuracy
 
-
 # ----------------------------------------------------------------- brute-force references
 
 def brute_nmi(y_true, y_pred):

@@ -8,11 +8,11 @@ import time
 
 import pytest
 import torch
+from conftest import REPO, TINY, run_cli
 
 import train
 from dataset.folders import scan_dataset
 from dataset.split import SplitSpec, make_split
-from conftest import REPO, TINY, run_cli
 from trainer.checkpoint import CheckpointError, load_checkpoint, save_atomic
 from utils.config import load_config
 

@@ -5,7 +5,6 @@ import shutil
 
 import pytest
 import torch
-
 from conftest import TINY, run_cli
 
 

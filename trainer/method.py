@@ -6,7 +6,8 @@ checkpoints; it never looks inside the losses. A new method implements this.
 """
 from __future__ import annotations
 
-from typing import Callable, Iterable, Protocol
+from collections.abc import Callable, Iterable
+from typing import Protocol
 
 import torch
 

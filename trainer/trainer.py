@@ -25,10 +25,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dataset.owdfa import Data, test_loader, train_loader
+from dataset.owdfa import Data, eval_loader, train_loader
 from trainer.checkpoint import save_atomic
-from trainer.distributed import DistInfo, reduce_sum
 from trainer.device import autocast_for, to_layout, use_channels_last
+from trainer.distributed import DistInfo, reduce_sum
 from trainer.evaluation import evaluate
 from utils.run_dir import MetricsLog, write_json
 from utils.seed import rng_state, set_rng_state
@@ -76,7 +76,7 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
         pin = device.type == "cuda"
         self.train_loader = train_loader(data, cfg, dist.rank, dist.world_size, pin)
-        self.test_loader = test_loader(data, cfg, dist.rank, dist.world_size, pin)
+        self.eval_loader = eval_loader(data, cfg, dist.rank, dist.world_size, pin)
         self.metrics_log = MetricsLog(run_path / "metrics.jsonl")
         self.history: list[dict] = []
         self.best: dict | None = None
@@ -211,7 +211,7 @@ class Trainer:
         lr = self.optimizer.param_groups[0]["lr"]
         epoch_logs = self.method.on_epoch_end(epoch, reduce_sum, self.optimizer)
         self.scheduler.step()
-        metrics = evaluate(self.method.predict, self.method.model, self.test_loader, self.data.split.num_known,
+        metrics = evaluate(self.method.predict, self.method.model, self.eval_loader, self.data.split.num_known,
                            self.device, self.cfg.amp, self.channels_last)
         record = {"epoch": epoch, "lr": lr, **self.epoch_terms, **epoch_logs, **metrics,
                   "seconds": round(self.epoch_seconds, 2)}

@@ -63,7 +63,8 @@ def table(results: dict[str, list[dict]], true_k: int | None) -> str:
     for name, records in results.items():
         cells = [mean_std([r.get(key) for r in records]) for key, _ in COLUMNS]
         k = [r["k_novel_estimate"] for r in records if "k_novel_estimate" in r]
-        k_cell = f"{statistics.mean(k):.1f} ± {statistics.stdev(k) if len(k) > 1 else 0:.1f} (true {true_k})" if k else ""
+        k_std = statistics.stdev(k) if len(k) > 1 else 0.0
+        k_cell = f"{statistics.mean(k):.1f} ± {k_std:.1f} (true {true_k})" if k else ""
         lines.append(f"| {VARIANTS[name][0]} | " + " | ".join(cells) + f" | {k_cell} |")
     return "\n".join(lines)
 
