@@ -15,13 +15,7 @@ from losses.prior import prior_regularisation
 from losses.supervised import supervised_loss
 from models.cal_net import CALNet
 from models.pruning import prune_prototypes, reset_optimizer_rows
-
-
-def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    """The bare network inside a DistributedDataParallel (or compiled) wrapper."""
-    while hasattr(model, "module"):
-        model = model.module
-    return model
+from trainer.distributed import unwrap
 
 
 def num_prototypes(cfg, num_known: int, num_classes: int) -> int:

@@ -1,5 +1,5 @@
 # Sourced by train.sh / train_wok.sh: `launch CONFIG [key=value ...]` runs one
-# training, under torchrun when NPROC > 1 (TORCHRUN_ARGS adds rendezvous flags
+# training, under torchrun when NPROC > 1 (TORCHRUN_ARGS replaces the default --standalone with rendezvous flags
 # for several machines), with SEED and DATASET_ROOT from the environment.
 source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
 SEED="${SEED:-2025}"
@@ -26,7 +26,7 @@ launch() {
     require_dataset "$config" "$@"
     if [ "$NPROC" -gt 1 ]; then
         # shellcheck disable=SC2086
-        "$PYTHON" -m torch.distributed.run --nproc_per_node "$NPROC" ${TORCHRUN_ARGS:-} \
+        "$PYTHON" -m torch.distributed.run --nproc_per_node "$NPROC" ${TORCHRUN_ARGS:---standalone} \
             train.py "$config" seed="$SEED" "$@"
     else
         "$PYTHON" train.py "$config" seed="$SEED" "$@"

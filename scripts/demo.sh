@@ -11,7 +11,7 @@ if [ ! -d "$DATA" ]; then
 fi
 RUN="exp/demo/$(date +%Y%m%d-%H%M%S)"
 if [ "${NPROC:-1}" -gt 1 ]; then
-    "$PYTHON" -m torch.distributed.run --nproc_per_node "$NPROC" train.py configs/demo.py \
+    "$PYTHON" -m torch.distributed.run --standalone --nproc_per_node "$NPROC" train.py configs/demo.py \
         dataset_root="$DATA" run_dir="$RUN" "$@"
 else
     "$PYTHON" train.py configs/demo.py dataset_root="$DATA" run_dir="$RUN" "$@"

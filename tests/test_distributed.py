@@ -117,7 +117,7 @@ def test_pruning_identical_on_ranks_and_to_single_process(ranks):
 
 def test_torchrun_training_and_evaluation(mini_root, tmp_path):
     run_dir = tmp_path / "ddp"
-    result = run_cli("-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+    result = run_cli("-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                      "train.py", "configs/demo.py", f"dataset_root={mini_root}", f"run_dir={run_dir}",
                      "epochs=2", "unknown_k=true", *TINY, timeout=400)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

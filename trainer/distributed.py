@@ -50,6 +50,13 @@ def init_distributed(device: torch.device) -> DistInfo:
     return info
 
 
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The bare network inside a DistributedDataParallel wrapper."""
+    while hasattr(model, "module"):
+        model = model.module
+    return model
+
+
 def reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
     """Sum of ``tensor`` over processes (a copy; the input is untouched)."""
     if not (dist.is_available() and dist.is_initialized()):

@@ -28,7 +28,7 @@ import torch
 from dataset.owdfa import Data, eval_loader, train_loader
 from trainer.checkpoint import save_atomic
 from trainer.device import autocast_for, to_layout, use_channels_last
-from trainer.distributed import DistInfo, reduce_sum
+from trainer.distributed import DistInfo, reduce_sum, unwrap
 from trainer.evaluation import evaluate
 from utils.run_dir import MetricsLog, write_json
 from utils.seed import rng_state, set_rng_state
@@ -87,8 +87,6 @@ class Trainer:
 
     # ------------------------------------------------------------ state
     def checkpoint_state(self, epoch: int, position: dict | None = None) -> dict:
-        from models.cal import unwrap
-
         return {
             "format": CHECKPOINT_FORMAT, "epoch": epoch, "position": position,
             "model": unwrap(self.method.model).state_dict(), "method": self.method.state_dict(),
