@@ -9,7 +9,9 @@ replaced by another image of the same class and counted (``replaced``).
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -168,11 +170,27 @@ def build_data(cfg, is_main: bool = True, barrier=None, train: bool = True) -> D
     return Data(split, train, test, report)
 
 
-def _ignore_stop_signals(_worker_id: int) -> None:
-    """Workers leave SIGINT/SIGTERM to the main process, which stops cleanly
-    after the current step (workers exit with it)."""
+WORKER_TERM_GRACE_S = 60.0
+
+
+def _worker_signals(_worker_id: int) -> None:
+    """Workers leave Ctrl-C to the main process, which stops cleanly after the
+    current step and then shuts them down (``shutdown_workers``). A SIGTERM
+    sent to the whole job (pre-emption) ends a worker only after a grace
+    period, so the main process can finish its step and save first; dying at
+    once would make PyTorch raise inside the main process mid-step. The grace
+    period also bounds any wait for a worker at interpreter exit."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda *_: threading.Timer(WORKER_TERM_GRACE_S, os._exit, (0,)).start())
+
+
+def shutdown_workers(loader: DataLoader) -> None:
+    """Stop a loader's persistent workers now (not at garbage collection,
+    which an exception's traceback can delay past interpreter exit)."""
+    iterator = getattr(loader, "_iterator", None)  # where DataLoader keeps persistent workers
+    if iterator is not None and hasattr(iterator, "_shutdown_workers"):
+        iterator._shutdown_workers()
+    loader._iterator = None
 
 
 def _worker_options(num_workers: int, pin_memory: bool) -> dict:
@@ -180,7 +198,7 @@ def _worker_options(num_workers: int, pin_memory: bool) -> dict:
     # (dropout's stream), or a resumed run would diverge from an uninterrupted one
     options = {"num_workers": num_workers, "pin_memory": pin_memory, "generator": torch.Generator()}
     if num_workers > 0:
-        options.update(persistent_workers=True, prefetch_factor=4, worker_init_fn=_ignore_stop_signals)
+        options.update(persistent_workers=True, prefetch_factor=4, worker_init_fn=_worker_signals)
     return options
 
 

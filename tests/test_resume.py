@@ -133,3 +133,19 @@ def test_resume_dir_without_checkpoint_is_refused(tmp_path):
     (tmp_path / "empty_run").mkdir()
     result = run_cli("train.py", "--resume", str(tmp_path / "empty_run"))
     assert result.returncode == 2 and "has no checkpoints/last.pt" in result.stderr
+
+
+def test_crash_with_loader_workers_exits_promptly(mini_root, tmp_path):
+    """An unexpected exception in a step, with persistent loader workers
+    alive: the process exits with the traceback instead of waiting on the
+    workers at interpreter exit (they ignore the SIGTERM that exit sends)."""
+    script = (
+        "import sys, models.cal, train\n"
+        "def boom(*a, **k):\n    raise RuntimeError('boom in a loss term')\n"
+        "models.cal.prior_regularisation = boom\n"
+        f"sys.exit(train.main(['configs/demo.py', 'dataset_root={mini_root}', 'run_dir={tmp_path / 'r'}', "
+        + ", ".join(repr(a) for a in TINY) + ", 'num_workers=2']))\n")
+    started = time.time()
+    result = run_cli("-c", script, timeout=50)
+    assert result.returncode != 0 and "boom in a loss term" in result.stderr
+    assert time.time() - started < 45

@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dataset.owdfa import Data, eval_loader, train_loader
+from dataset.owdfa import Data, eval_loader, shutdown_workers, train_loader
 from trainer.checkpoint import save_atomic
-from trainer.device import autocast_for, to_layout, use_channels_last
+from trainer.device import autocast_for, to_layout
 from trainer.distributed import DistInfo, reduce_sum, unwrap
 from trainer.evaluation import evaluate
 from utils.run_dir import MetricsLog, write_json
@@ -71,7 +71,6 @@ class Trainer:
     def __init__(self, cfg, method, data: Data, run_path: Path, dist: DistInfo, device: torch.device):
         self.cfg, self.method, self.data, self.run_path = cfg, method, data, run_path
         self.dist, self.device = dist, device
-        self.channels_last = use_channels_last(cfg.channels_last, device)
         self.optimizer = torch.optim.Adam(method.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
         pin = device.type == "cuda"
@@ -132,6 +131,8 @@ class Trainer:
         finally:
             if self.tb is not None:
                 self.tb.close()
+            shutdown_workers(self.train_loader)
+            shutdown_workers(self.eval_loader)
         self.final_summary()
         return 0
 
@@ -176,7 +177,7 @@ class Trainer:
         """Forward, backward, optimiser step; returns detached terms plus data counters."""
         batch = {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
         for key in ("weak", "strong"):
-            batch[key] = to_layout(batch[key], self.channels_last)
+            batch[key] = to_layout(batch[key], self.cfg.channels_last)
         replaced = batch.pop("replaced")
         with autocast_for(self.device, self.cfg.amp):
             out = self.method.training_step(batch, epoch)
@@ -210,7 +211,7 @@ class Trainer:
         epoch_logs = self.method.on_epoch_end(epoch, reduce_sum, self.optimizer)
         self.scheduler.step()
         metrics = evaluate(self.method.predict, self.method.model, self.eval_loader, self.data.split.num_known,
-                           self.device, self.cfg.amp, self.channels_last)
+                           self.device, self.cfg.amp, self.cfg.channels_last)
         record = {"epoch": epoch, "lr": lr, **self.epoch_terms, **epoch_logs, **metrics,
                   "seconds": round(self.epoch_seconds, 2)}
         if "k_novel_estimate" in epoch_logs:
