@@ -79,7 +79,8 @@ class CAL:
         if self.cfg.unknown_k:
             prototypes = self.net.prototypes
             result = prune_prototypes(prototypes.weight.data, prototypes.valid, self.num_known,
-                                      reduce_sum(self.usage), self.cfg.prune_coverage)
+                                      reduce_sum(self.usage), self.cfg.prune_coverage,
+                                      self.cfg.prune_anchor_norm)
             reset_optimizer_rows(optimizer, prototypes.weight, result.rewritten)
             self.usage = torch.zeros(result.valid_after, dtype=torch.long, device=self.usage.device)
             logs["k_novel_estimate"] = result.k_novel

@@ -44,24 +44,37 @@ def estimate_kept(usage: torch.Tensor, coverage: float = 0.9544) -> int:
     return last + 1
 
 
-def merge_into_anchors(novel: torch.Tensor, usage: torch.Tensor, keep: int) -> torch.Tensor:
+ANCHOR_NORMS = ("unit", "members")
+
+
+def merge_into_anchors(novel: torch.Tensor, usage: torch.Tensor, keep: int, anchor_norm: str = "unit") -> torch.Tensor:
     """[N, D] novel prototypes -> [keep, D] anchors.
 
     The ``keep`` most used prototypes (ties: lower index first) are anchors,
     in order of usage; every other prototype joins the anchor of highest
     cosine similarity; each anchor becomes the L2-normalised mean of itself
-    and its members.
+    and its members. ``anchor_norm="members"`` (not in the paper) then scales
+    it to the mean norm of those members, so merged prototypes keep the
+    logit scale of the rest of the matrix instead of jumping to norm 1.
     """
+    if anchor_norm not in ANCHOR_NORMS:
+        raise ValueError(f"anchor_norm={anchor_norm!r}; choose one of {ANCHOR_NORMS}")
     order = torch.sort(usage.flatten(), descending=True, stable=True).indices
     anchors, others = order[:keep], order[keep:]
-    sums = novel[anchors].clone()
+    joined = torch.arange(keep, device=novel.device)  # each anchor joins itself
     if len(others):
         similarity = F.normalize(novel[others], dim=1) @ F.normalize(novel[anchors], dim=1).t()
-        sums.index_add_(0, similarity.argmax(dim=1), novel[others])
-    counts = torch.ones(keep, dtype=novel.dtype, device=novel.device)
-    if len(others):
-        counts.index_add_(0, similarity.argmax(dim=1), torch.ones(len(others), dtype=novel.dtype, device=novel.device))
-    return F.normalize(sums / counts[:, None], dim=1)
+        joined = torch.cat([joined, similarity.argmax(dim=1)])
+    members = novel[torch.cat([anchors, others])]
+    counts = torch.zeros(keep, dtype=novel.dtype, device=novel.device).index_add_(
+        0, joined, torch.ones(len(joined), dtype=novel.dtype, device=novel.device))
+    mean = torch.zeros(keep, novel.shape[1], dtype=novel.dtype, device=novel.device).index_add_(
+        0, joined, members) / counts[:, None]
+    merged = F.normalize(mean, dim=1)
+    if anchor_norm == "members":
+        norms = torch.zeros(keep, dtype=novel.dtype, device=novel.device).index_add_(0, joined, members.norm(dim=1))
+        merged = merged * (norms / counts)[:, None]
+    return merged
 
 
 @dataclass
@@ -74,7 +87,7 @@ class PruneResult:
 
 @torch.no_grad()
 def prune_prototypes(weight: torch.Tensor, valid: torch.Tensor, num_known: int, usage: torch.Tensor,
-                     coverage: float = 0.9544) -> PruneResult:
+                     coverage: float = 0.9544, anchor_norm: str = "unit") -> PruneResult:
     """Prune in place: ``weight`` [P, D] prototype matrix, ``valid`` its
     0-d long buffer, ``usage`` [valid] counts over the valid prototypes.
 
@@ -84,7 +97,7 @@ def prune_prototypes(weight: torch.Tensor, valid: torch.Tensor, num_known: int, 
     valid_before = int(valid)
     novel_usage = usage[num_known:valid_before].to(weight.device)
     keep = estimate_kept(novel_usage, coverage)
-    anchors = merge_into_anchors(weight[num_known:valid_before].float(), novel_usage, keep)
+    anchors = merge_into_anchors(weight[num_known:valid_before].float(), novel_usage, keep, anchor_norm)
     weight[num_known:valid_before] = 0
     weight[num_known:num_known + keep] = anchors.to(weight.dtype)
     valid_after = min(valid_before, num_known + keep)

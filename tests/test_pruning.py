@@ -296,3 +296,19 @@ def test_reset_without_state_is_a_no_op():
     opt = torch.optim.Adam([param])
     reset_optimizer_rows(opt, param, range(1, 3))
     assert len(opt.state[param]) == 0
+
+
+def test_members_anchor_norm_keeps_the_members_mean_norm():
+    """anchor_norm="members" (an option beyond the paper): same direction as the
+    unit anchor, length = mean norm of the anchor and its members.
+    v0=[3,0] (usage 9, anchor A), v1=[0,2] (usage 5, anchor B), v2=[1,0.1] joins A
+    (cos 0.995 vs 0.0995): A direction = normalise([4, 0.1] / 2), length (3 + |v2|) / 2
+    = (3 + 1.00499) / 2 = 2.002494; B = [0, 2] keeps length 2."""
+    from models.pruning import merge_into_anchors
+
+    novel = torch.tensor([[3.0, 0.0], [0.0, 2.0], [1.0, 0.1]])
+    usage = torch.tensor([9, 5, 1])
+    unit = merge_into_anchors(novel, usage, keep=2)
+    scaled = merge_into_anchors(novel, usage, keep=2, anchor_norm="members")
+    assert torch.allclose(scaled / scaled.norm(dim=1, keepdim=True), unit, atol=1e-6)
+    assert torch.allclose(scaled.norm(dim=1), torch.tensor([(3 + 1.0049876) / 2, 2.0]), atol=1e-5)

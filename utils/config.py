@@ -165,6 +165,7 @@ RULES = {
     "prototype_init_std": _POSITIVE,
     "prototypes_per_known": _AT_LEAST_ONE,
     "prune_coverage": _between(0.0, 1.0, lo_open=True),
+    "prune_anchor_norm": (lambda v: v in ("unit", "members"), "must be 'unit' (the paper) or 'members'"),
     "tau_student": _POSITIVE,
     "tau_teacher": _POSITIVE,
     "reg_weight": _NON_NEGATIVE,
