@@ -54,7 +54,7 @@ def evaluate_checkpoint(args) -> dict:
 
     from dataset.owdfa import build_data, eval_loader
     from models.cal import CAL
-    from trainer.device import place_model, use_channels_last
+    from trainer.device import place_model
     from trainer.distributed import resolve_device
     from trainer.evaluation import evaluate
     from utils.run_dir import setup_logging
@@ -65,10 +65,9 @@ def evaluate_checkpoint(args) -> dict:
     data = build_data(cfg, train=False)
     method = CAL(cfg, data.split.num_known, data.split.num_classes)
     method.net.load_state_dict(state["model"])
-    channels_last = use_channels_last(cfg.channels_last, device)
-    place_model(method.model, device, channels_last)
+    place_model(method.model, device, cfg.channels_last)
     metrics = evaluate(method.predict, method.model, eval_loader(data, cfg), data.split.num_known, device,
-                       cfg.amp, channels_last)
+                       cfg.amp, cfg.channels_last)
     labels = data.split.test_labels
     valid = method.net.prototypes.num_valid
     metrics.update(checkpoint=str(args.ckpt), epoch=state["epoch"], protocol=cfg.protocol,

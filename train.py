@@ -134,12 +134,12 @@ def build_method(cfg, data, state: dict | None, device, dist):
     import torch
 
     from models.cal import CAL
-    from trainer.device import place_model, use_channels_last
+    from trainer.device import place_model
 
     method = CAL(cfg, data.split.num_known, data.split.num_classes)
     if state is not None:
         method.net.load_state_dict(state["model"])
-    place_model(method.model, device, use_channels_last(cfg.channels_last, device))
+    place_model(method.model, device, cfg.channels_last)
     if dist.enabled:
         torch.manual_seed(cfg.seed + dist.rank)  # distinct dropout masks per process
         if cfg.sync_batchnorm:

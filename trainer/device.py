@@ -1,5 +1,5 @@
-"""Device-dependent execution choices, made in one place for training,
-evaluation and benchmarks: bf16 autocast and the channels_last layout."""
+"""Execution choices made in one place for training, evaluation and
+benchmarks: bf16 autocast (CUDA) and the channels_last memory layout."""
 from __future__ import annotations
 
 import contextlib
@@ -12,12 +12,6 @@ def autocast_for(device: torch.device, enabled: bool):
     if enabled and device.type == "cuda" and torch.cuda.is_bf16_supported():
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
-
-
-def use_channels_last(enabled: bool, device: torch.device) -> bool:
-    """channels_last only on CUDA: +49% bf16 ResNet-50 training on an H200, but
-    no gain (or a loss) on CPU (scripts/bench/throughput.py)."""
-    return enabled and device.type == "cuda"
 
 
 def place_model(model: torch.nn.Module, device: torch.device, channels_last: bool) -> torch.nn.Module:
