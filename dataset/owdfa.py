@@ -203,6 +203,10 @@ def _worker_options(num_workers: int, pin_memory: bool) -> dict:
 
 
 def train_loader(data: Data, cfg, rank: int = 0, world_size: int = 1, pin_memory: bool = False) -> DataLoader:
+    if len(data.train_set) < cfg.batch_size:
+        raise DatasetError(f"the training split has {len(data.train_set)} images, fewer than batch_size="
+                           f"{cfg.batch_size}, so an epoch would have no step (the last incomplete batch is "
+                           f"dropped); lower batch_size or add images")
     sampler = EpochDrawSampler(labelled_weights(data.split.labelled), cfg.batch_size, cfg.seed, rank, world_size)
     return DataLoader(data.train_set, batch_sampler=sampler, **_worker_options(cfg.num_workers, pin_memory))
 

@@ -61,6 +61,12 @@ class Split:
         return NUM_CLASSES
 
     @property
+    def num_novel_in_test(self) -> int:
+        """Novel classes present in the test labels (the true K_novel for DPP)."""
+        labels = self.test_labels
+        return int(np.unique(labels[labels >= self.num_known]).size)
+
+    @property
     def train_labels(self) -> np.ndarray:
         return _remap(self.train_orig, self.protocol)
 

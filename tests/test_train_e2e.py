@@ -105,3 +105,9 @@ def test_existing_run_dir_is_never_overwritten(known_k_run, mini_root):
     result = run_cli("train.py", "configs/demo.py", f"dataset_root={mini_root}", f"run_dir={run_dir}", *TINY)
     assert result.returncode == 2 and "not empty" in result.stderr and "--resume" in result.stderr
     assert (run_dir / "metrics.jsonl").read_text() == before
+
+
+def test_batch_larger_than_the_training_set_is_refused(mini_root, tmp_path):
+    result = run_cli("train.py", "configs/demo.py", f"dataset_root={mini_root}", f"run_dir={tmp_path / 'r'}",
+                     *TINY, "batch_size=4096")
+    assert result.returncode == 2 and "fewer than batch_size=4096" in result.stderr

@@ -22,7 +22,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from dataset.owdfa import Data, eval_loader, shutdown_workers, train_loader
@@ -215,7 +214,7 @@ class Trainer:
         record = {"epoch": epoch, "lr": lr, **self.epoch_terms, **epoch_logs, **metrics,
                   "seconds": round(self.epoch_seconds, 2)}
         if "k_novel_estimate" in epoch_logs:
-            record["k_novel_true"] = self.num_novel_true()
+            record["k_novel_true"] = self.data.split.num_novel_in_test
         if epoch_logs.get("gamma_novel_above_one"):
             log.warning("epoch %d: gamma_novel=%.3f > 1, so no novel pseudo-label can pass next epoch "
                         "(the published rule, kept as is)", epoch, epoch_logs["gamma_novel"])
@@ -234,11 +233,6 @@ class Trainer:
                     self.tb.add_scalar(f"epoch/{key}", value, epoch)
             self.tb.flush()
             log.info(format_epoch(record))
-
-    def num_novel_true(self) -> int:
-        """Number of novel classes present in the test labels."""
-        labels = self.data.split.test_labels
-        return int(np.unique(labels[labels >= self.data.split.num_known]).size)
 
     def _stopped(self, signum: int) -> int:
         position = self.position
