@@ -165,9 +165,9 @@ def build_data(cfg, is_main: bool = True, barrier=None, train: bool = True) -> D
         dropped = split.drop(unreadable)
         split.notes.append(f"{dropped} unreadable images left out of the split (see the crop report)")
         log.warning(split.notes[-1])
-    train = TrainSet(split.train_paths, split.train_labels, split.labelled, reader, cfg.image_size, cfg.seed)
-    test = EvalSet(split.test_paths, split.test_labels, reader, cfg.image_size)
-    return Data(split, train, test, report)
+    train_set = TrainSet(split.train_paths, split.train_labels, split.labelled, reader, cfg.image_size, cfg.seed)
+    test_set = EvalSet(split.test_paths, split.test_labels, reader, cfg.image_size)
+    return Data(split, train_set, test_set, report)
 
 
 WORKER_TERM_GRACE_S = 60.0
