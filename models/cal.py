@@ -13,8 +13,8 @@ from losses.acr import NovelThreshold, acr_loss
 from losses.ccr import ccr_loss
 from losses.prior import prior_regularisation
 from losses.supervised import supervised_loss
-from models.cal_net import CALNet
-from models.pruning import prune_prototypes, reset_optimizer_rows
+from models.cal_net import CALNet, full_precision
+from models.pruning import move_optimizer_rows, prune_prototypes
 from trainer.distributed import unwrap
 
 
@@ -45,12 +45,16 @@ class CAL:
     def training_step(self, batch: dict, epoch: int) -> dict:
         """One step on weak and strong views; returns ``loss`` and its terms.
 
-        Both views go through the network as one batch of 2B rows.
+        Both views go through the network as one batch of 2B rows; the
+        logits and every loss term are float32 even under autocast.
         """
-        cfg = self.cfg
         logits = self.model(torch.cat([batch["weak"], batch["strong"]]))
-        weak, strong = logits.float().chunk(2)
-        labels = batch["label"]
+        with full_precision(logits):
+            return self._losses(logits.float(), batch["label"], epoch)
+
+    def _losses(self, logits: torch.Tensor, labels: torch.Tensor, epoch: int) -> dict:
+        cfg = self.cfg
+        weak, strong = logits.chunk(2)
         terms = {
             "sup": supervised_loss(weak, strong, labels, cfg.tau_student),
             "reg": prior_regularisation(weak, strong, cfg.tau_student),
@@ -74,18 +78,27 @@ class CAL:
 
     def on_epoch_end(self, epoch: int, reduce_sum, optimizer: torch.optim.Optimizer) -> dict:
         """Recalibrate gamma_novel and, with unknown K, prune; ``reduce_sum``
-        sums a tensor over processes so every process decides identically."""
+        sums a tensor over processes so every process decides identically.
+        ``model_changed`` tells the trainer whether predictions may differ now."""
         logs = self.threshold.update(reduce_sum(self.threshold.stats))
         if self.cfg.unknown_k:
-            prototypes = self.net.prototypes
-            result = prune_prototypes(prototypes.weight.data, prototypes.valid, self.num_known,
-                                      reduce_sum(self.usage), self.cfg.prune_coverage,
-                                      self.cfg.prune_anchor_norm)
-            reset_optimizer_rows(optimizer, prototypes.weight, result.rewritten)
-            self.usage = torch.zeros(result.valid_after, dtype=torch.long, device=self.usage.device)
-            logs["k_novel_estimate"] = result.k_novel
+            logs.update(self._prune(epoch, reduce_sum(self.usage), optimizer))
+            self.usage = torch.zeros(self.net.prototypes.num_valid, dtype=torch.long, device=self.usage.device)
         logs["valid_prototypes"] = self.net.prototypes.num_valid
         return logs
+
+    def _prune(self, epoch: int, usage: torch.Tensor, optimizer: torch.optim.Optimizer) -> dict:
+        """DPP from epoch ``prune_start`` on, removing at most ``prune_max_drop``
+        of the novel prototypes per epoch (paper: 0 and 1.0)."""
+        cfg, prototypes = self.cfg, self.net.prototypes
+        if epoch < cfg.prune_start:
+            return {"k_novel_estimate": prototypes.num_valid - self.num_known, "model_changed": False}
+        result = prune_prototypes(prototypes.weight.data, prototypes.valid, self.num_known, usage,
+                                  cfg.prune_coverage, cfg.prune_anchor_norm, cfg.prune_max_drop)
+        if cfg.prune_optimizer_state == "move":
+            move_optimizer_rows(optimizer, prototypes.weight, self.num_known, result)
+        return {"k_novel_kept": result.k_kept, "k_novel_estimate": result.valid_after - self.num_known,
+                "model_changed": result.pruned}
 
     def state_dict(self) -> dict:
         """Method state beyond the network weights (which carry the valid count)."""

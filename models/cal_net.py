@@ -6,6 +6,10 @@ mean/std; a float input is taken as already normalised) -> f(x) [B,D,h,w] (* fre
 where W [P,D] is the prototype matrix and V <= P the number of valid
 prototypes. V is a buffer, so it travels with every state dict and a pruned
 checkpoint is evaluated on exactly the rows it was trained with.
+
+Precision: under autocast only the backbone runs in bf16; pooling, the BNNeck
+and the prototype logits run in fp32 (METHOD.md section 6: the CCR teacher's
+temperature 0.1 multiplies logit rounding errors by 10).
 """
 from __future__ import annotations
 
@@ -18,6 +22,11 @@ from models.frequency import FrequencyAttention
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def full_precision(tensor: torch.Tensor):
+    """A region where autocast is off, so float32 inputs stay float32."""
+    return torch.autocast(device_type=tensor.device.type, enabled=False)
 
 
 def normalise_input(x: torch.Tensor) -> torch.Tensor:
@@ -65,8 +74,11 @@ class CALNet(nn.Module):
         fmap = self.backbone.forward_features(x)
         if self.attention is not None:
             fmap = fmap * self.attention(x, fmap.shape[-2:]).to(fmap.dtype)
-        return self.neck(F.adaptive_avg_pool2d(fmap, 1).flatten(1))
+        with full_precision(fmap):
+            return self.neck(F.adaptive_avg_pool2d(fmap.float(), 1).flatten(1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits over the valid prototypes [B, V]."""
-        return self.prototypes(self.dropout(self.features(x)))
+        """Logits over the valid prototypes [B, V], float32 under autocast too."""
+        z = self.features(x)
+        with full_precision(z):
+            return self.prototypes(self.dropout(z))

@@ -2,12 +2,13 @@
 
 At the end of an epoch, from the usage u_j (how many weak-view rows had
 prototype j as argmax), estimate how many novel prototypes to keep, merge the
-rest into the kept ones, and write the result back into the prototype matrix.
-Every function here is deterministic in its inputs, so processes that hold
-the same all-reduced usage prune identically.
+rest into the kept ones and, only if that shrinks the valid count, write the
+result back into the prototype matrix. Every function here is deterministic in
+its inputs, so processes that hold the same all-reduced usage prune identically.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -47,73 +48,103 @@ def estimate_kept(usage: torch.Tensor, coverage: float = 0.9544) -> int:
 ANCHOR_NORMS = ("unit", "members")
 
 
-def merge_into_anchors(novel: torch.Tensor, usage: torch.Tensor, keep: int, anchor_norm: str = "unit") -> torch.Tensor:
-    """[N, D] novel prototypes -> [keep, D] anchors.
+@dataclass
+class Merge:
+    anchors: torch.Tensor   # [keep, D] the merged anchors, in order of usage
+    order: torch.Tensor     # [N] novel indices: the anchors (usage order), then every other prototype
+
+
+def merge_into_anchors(novel: torch.Tensor, usage: torch.Tensor, keep: int, anchor_norm: str = "unit") -> Merge:
+    """[N, D] novel prototypes -> ``keep`` anchors.
 
     The ``keep`` most used prototypes (ties: lower index first) are anchors,
     in order of usage; every other prototype joins the anchor of highest
-    cosine similarity; each anchor becomes the L2-normalised mean of itself
-    and its members. ``anchor_norm="members"`` (not in the paper) then scales
-    it to the mean norm of those members, so merged prototypes keep the
-    logit scale of the rest of the matrix instead of jumping to norm 1.
+    cosine similarity. An anchor that some prototype joined becomes the
+    L2-normalised mean of itself and its members; an anchor nobody joined
+    keeps its learned vector (and norm) unchanged. ``anchor_norm="members"``
+    (not in the paper) scales a joined anchor to the mean norm of itself and
+    its members instead of 1.
     """
     if anchor_norm not in ANCHOR_NORMS:
         raise ValueError(f"anchor_norm={anchor_norm!r}; choose one of {ANCHOR_NORMS}")
-    order = torch.sort(usage.flatten(), descending=True, stable=True).indices
-    anchors, others = order[:keep], order[keep:]
-    joined = torch.arange(keep, device=novel.device)  # each anchor joins itself
+    order = torch.sort(usage.flatten().to(novel.device), descending=True, stable=True).indices
+    anchor_idx, others = order[:keep], order[keep:]
+    anchors = novel[anchor_idx].clone()
     if len(others):
-        similarity = F.normalize(novel[others], dim=1) @ F.normalize(novel[anchors], dim=1).t()
-        joined = torch.cat([joined, similarity.argmax(dim=1)])
-    members = novel[torch.cat([anchors, others])]
-    counts = torch.zeros(keep, dtype=novel.dtype, device=novel.device).index_add_(
-        0, joined, torch.ones(len(joined), dtype=novel.dtype, device=novel.device))
-    mean = torch.zeros(keep, novel.shape[1], dtype=novel.dtype, device=novel.device).index_add_(
-        0, joined, members) / counts[:, None]
-    merged = F.normalize(mean, dim=1)
-    if anchor_norm == "members":
-        norms = torch.zeros(keep, dtype=novel.dtype, device=novel.device).index_add_(0, joined, members.norm(dim=1))
-        merged = merged * (norms / counts)[:, None]
-    return merged
+        similarity = F.normalize(novel[others], dim=1) @ F.normalize(novel[anchor_idx], dim=1).t()
+        joined = torch.cat([torch.arange(keep, device=novel.device), similarity.argmax(dim=1)])
+        members = novel[order]
+        ones = torch.ones(len(joined), dtype=novel.dtype, device=novel.device)
+        counts = torch.zeros(keep, dtype=novel.dtype, device=novel.device).index_add_(0, joined, ones)
+        mean = torch.zeros_like(anchors).index_add_(0, joined, members) / counts[:, None]
+        merged = F.normalize(mean, dim=1)
+        if anchor_norm == "members":
+            norms = torch.zeros_like(counts).index_add_(0, joined, members.norm(dim=1))
+            merged = merged * (norms / counts)[:, None]
+        was_joined = counts > 1
+        anchors[was_joined] = merged[was_joined]
+    return Merge(anchors, order)
 
 
 @dataclass
 class PruneResult:
-    k_novel: int          # novel prototypes kept (the estimate of the number of novel classes)
+    k_kept: int           # novel prototypes kept by the rule this epoch (after the max_drop bound)
     valid_before: int
-    valid_after: int
-    rewritten: range      # rows whose values changed (anchors written, merged rows zeroed)
+    valid_after: int      # the estimate of the number of novel classes is valid_after - num_known
+    order: torch.Tensor | None  # written back: new novel row i holds what was novel row order[i]; else None
+
+    @property
+    def pruned(self) -> bool:
+        return self.order is not None
+
+
+def bounded_keep(keep: int, num_novel: int, max_drop: float) -> int:
+    """``keep`` raised so that one epoch removes at most ``max_drop`` of the
+    ``num_novel`` current novel prototypes (1.0: no bound, the paper's rule)."""
+    return max(keep, num_novel - math.floor(max_drop * num_novel + 1e-9))
 
 
 @torch.no_grad()
 def prune_prototypes(weight: torch.Tensor, valid: torch.Tensor, num_known: int, usage: torch.Tensor,
-                     coverage: float = 0.9544, anchor_norm: str = "unit") -> PruneResult:
+                     coverage: float = 0.9544, anchor_norm: str = "unit", max_drop: float = 1.0) -> PruneResult:
     """Prune in place: ``weight`` [P, D] prototype matrix, ``valid`` its
     0-d long buffer, ``usage`` [valid] counts over the valid prototypes.
 
-    Rows 0..num_known-1 stay; the anchors follow them; rows beyond are zeroed.
-    ``valid`` becomes num_known + k_novel only if that is smaller.
+    Only when num_known + kept < valid: rows 0..num_known-1 stay, the anchors
+    follow them, rows beyond are zeroed and ``valid`` shrinks. Otherwise the
+    matrix is left exactly as it is. ``max_drop`` bounds the share of the
+    novel prototypes one call may remove (``bounded_keep``).
     """
     valid_before = int(valid)
-    novel_usage = usage[num_known:valid_before].to(weight.device)
-    keep = estimate_kept(novel_usage, coverage)
-    anchors = merge_into_anchors(weight[num_known:valid_before].float(), novel_usage, keep, anchor_norm)
+    novel_usage = usage[num_known:valid_before]
+    keep = bounded_keep(estimate_kept(novel_usage, coverage), valid_before - num_known, max_drop)
+    if num_known + keep >= valid_before:
+        return PruneResult(keep, valid_before, valid_before, None)
+    merge = merge_into_anchors(weight[num_known:valid_before].float(), novel_usage, keep, anchor_norm)
     weight[num_known:valid_before] = 0
-    weight[num_known:num_known + keep] = anchors.to(weight.dtype)
-    valid_after = min(valid_before, num_known + keep)
-    valid.fill_(valid_after)
-    return PruneResult(keep, valid_before, valid_after, range(num_known, valid_before))
+    weight[num_known:num_known + keep] = merge.anchors.to(weight.dtype)
+    valid.fill_(num_known + keep)
+    return PruneResult(keep, valid_before, num_known + keep, merge.order)
 
 
-def reset_optimizer_rows(optimizer: torch.optim.Optimizer, param: torch.Tensor, rows: range) -> None:
-    """Zero the per-element optimiser state (Adam's moments) of ``param[rows]``.
+OPTIMIZER_STATE_RULES = ("keep", "move")
 
-    A merged or moved prototype must not inherit the momentum of the row that
-    previously lived at its index: that momentum belongs to another vector
-    and would push the new one in a stale direction. The step counter is
-    per-tensor and stays.
+
+def move_optimizer_rows(optimizer: torch.optim.Optimizer, param: torch.Tensor, num_known: int,
+                        result: PruneResult) -> None:
+    """``prune_optimizer_state=move``: permute the per-element optimiser state
+    (Adam's exp_avg and exp_avg_sq, together) with the rows of a written-back
+    prune, so each anchor keeps its own moments at its new index.
+
+    The default, ``keep``, leaves the state where it is, as the authors'
+    release does (a row inherits the moments of the row that was there).
+    Zeroing the moments instead would be wrong while Adam's per-tensor step
+    counter stays: bias correction would then scale those rows' next updates
+    by 2-5x.
     """
-    state = optimizer.state.get(param, {})
-    for value in state.values():
+    if not result.pruned:
+        return
+    rows = num_known + result.order.to(param.device)
+    for value in optimizer.state.get(param, {}).values():
         if torch.is_tensor(value) and value.shape == param.shape:
-            value[rows.start:rows.stop] = 0
+            value[num_known:result.valid_before] = value[rows].clone()

@@ -7,7 +7,7 @@ consecutive tail difference d, the walk, and K = last accepted i + 1.
 import numpy as np
 import torch
 
-from models.pruning import estimate_kept, merge_into_anchors, prune_prototypes, reset_optimizer_rows
+from models.pruning import estimate_kept, merge_into_anchors, move_optimizer_rows, prune_prototypes
 
 COV = 0.9544
 
@@ -117,64 +117,80 @@ def _np_normalize(v):
 
 def _reference_merge(novel, usage, keep):
     """Spec 5.4 in plain numpy: top-`keep` by usage are anchors (in usage order),
-    others join the anchor of highest cosine; anchor = normalise(mean of itself + members)."""
+    others join the anchor of highest cosine; a joined anchor = normalise(mean of
+    itself + members), an anchor nobody joined keeps its vector."""
     order = sorted(range(len(usage)), key=lambda j: (-usage[j], j))
     anchors, others = order[:keep], order[keep:]
     groups = {a: [a] for a in anchors}
     for o in others:
         cos = [np.dot(_np_normalize(novel[o]), _np_normalize(novel[a])) for a in anchors]
         groups[anchors[int(np.argmax(cos))]].append(o)
-    return np.stack([_np_normalize(np.mean([novel[j] for j in groups[a]], axis=0)) for a in anchors]), groups
+    rows = [_np_normalize(np.mean([novel[j] for j in groups[a]], axis=0)) if len(groups[a]) > 1
+            else np.asarray(novel[a], dtype=np.float64) for a in anchors]
+    return np.stack(rows), groups
 
 
 def test_merge_hand_worked_cosine_not_distance_or_dot():
-    """Anchors: the 2 most used (idx 1 usage 10, then idx 3 usage 7), output in that order.
+    """Anchors: the 3 most used (idx 1 usage 10, idx 3 usage 7, idx 0 usage 3), in that order.
     Vectors (non-unit on purpose):
-      v1 = [10, 0, 0]  anchor A
-      v3 = [0, 1, 0]   anchor B
-      v0 = [1, 0.9, 0] cos A = .74 > cos B = .67 -> A   (Euclidean nearest would be B)
-      v4 = [0.3, 1, 0] cos B = .96 > cos A = .29 -> B   (largest dot product would be A)
-      v2 = [0, 0.2, 1] cos A = 0, cos B = .196 -> B
-    A = normalise(mean(v1, v0)) = normalise([5.5, 0.45, 0])
-    B = normalise(mean(v3, v4, v2)) = normalise([0.1, 0.7333, 0.3333])
+      v1 = [10, 0, 0]   anchor A
+      v3 = [0, 1, 0]    anchor B
+      v0 = [0, 0, 2]    anchor C, nobody joins it -> stays [0, 0, 2] (norm 2 kept)
+      v4 = [0.3, 1, 0]  cos B = .96 > cos A = .29 -> B  (largest dot product would be A)
+      v2 = [1, 0.9, 0.1] cos A = .74 > cos B = .67 > cos C -> A (Euclidean nearest would be B)
+    A = normalise(mean(v1, v2)) = normalise([5.5, 0.45, 0.05])
+    B = normalise(mean(v3, v4)) = normalise([0.15, 1, 0])
     """
-    novel = torch.tensor([[1, 0.9, 0], [10, 0, 0], [0, 0.2, 1], [0, 1, 0], [0.3, 1, 0]], dtype=torch.float64)
+    novel = torch.tensor([[0, 0, 2], [10, 0, 0], [1, 0.9, 0.1], [0, 1, 0], [0.3, 1, 0]], dtype=torch.float64)
     usage = u([3, 10, 0, 7, 1])
-    out = merge_into_anchors(novel, usage, keep=2)
-    assert out.shape == (2, 3)
-    expected_a = _np_normalize([5.5, 0.45, 0.0])
-    expected_b = _np_normalize([0.3 / 3, 2.2 / 3, 1.0 / 3])
-    np.testing.assert_allclose(out[0].numpy(), expected_a, atol=1e-7)
-    np.testing.assert_allclose(out[1].numpy(), expected_b, atol=1e-7)
-    ref, groups = _reference_merge(novel.numpy(), [3, 10, 0, 7, 1], 2)
-    assert groups == {1: [1, 0], 3: [3, 4, 2]}
-    np.testing.assert_allclose(out.numpy(), ref, atol=1e-7)
+    merge = merge_into_anchors(novel, usage, keep=3)
+    assert merge.anchors.shape == (3, 3)
+    assert merge.order.tolist() == [1, 3, 0, 4, 2]
+    np.testing.assert_allclose(merge.anchors[0].numpy(), _np_normalize([5.5, 0.45, 0.05]), atol=1e-7)
+    np.testing.assert_allclose(merge.anchors[1].numpy(), _np_normalize([0.15, 1.0, 0.0]), atol=1e-7)
+    assert torch.equal(merge.anchors[2], novel[0]), "an anchor without members keeps its vector and norm"
+    ref, groups = _reference_merge(novel.numpy(), [3, 10, 0, 7, 1], 3)
+    assert groups == {1: [1, 2], 3: [3, 4], 0: [0]}
+    np.testing.assert_allclose(merge.anchors.numpy(), ref, atol=1e-7)
 
 
 def test_merge_random_against_reference():
-    """Random prototypes: result equals the plain-numpy reference, rows have unit norm."""
+    """Random prototypes: result equals the plain-numpy reference."""
     rng = np.random.default_rng(0)
     novel = rng.normal(size=(12, 6)) * rng.uniform(0.1, 3, size=(12, 1))
     usage = rng.permutation(12) * 3 + 1  # distinct usages, no ties
-    out = merge_into_anchors(torch.tensor(novel), torch.tensor(usage), keep=4)
+    merge = merge_into_anchors(torch.tensor(novel), torch.tensor(usage), keep=4)
     ref, _ = _reference_merge(novel, list(usage), 4)
-    np.testing.assert_allclose(out.numpy(), ref, atol=1e-6)
-    np.testing.assert_allclose(np.linalg.norm(out.numpy(), axis=1), 1.0, atol=1e-6)
+    np.testing.assert_allclose(merge.anchors.numpy(), ref, atol=1e-6)
 
 
-def test_merge_keep_all_is_normalised_reordering():
-    """keep = N: no member joins; each anchor is its own normalised vector, ordered by usage."""
+def test_merge_keep_all_is_a_reordering_of_untouched_rows():
+    """keep = N: no member joins; every anchor is its own row unchanged, ordered by usage."""
     novel = torch.tensor([[3.0, 4.0], [0.0, 2.0], [-1.0, 0.0]])
-    out = merge_into_anchors(novel, u([1, 5, 3]), keep=3)
-    expected = np.array([[0.0, 1.0], [-1.0, 0.0], [0.6, 0.8]])  # usage order 5 (idx1), 3 (idx2), 1 (idx0)
-    np.testing.assert_allclose(out.numpy(), expected, atol=1e-6)
+    merge = merge_into_anchors(novel, u([1, 5, 3]), keep=3)
+    assert torch.equal(merge.anchors, novel[[1, 2, 0]])
 
 
 def test_merge_keep_one_averages_everything():
     """keep = 1: all join the single anchor -> normalise(mean of all)."""
     novel = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
-    out = merge_into_anchors(novel, u([2, 9, 1]), keep=1)
-    np.testing.assert_allclose(out.numpy(), [_np_normalize([2.0, 2.0])], atol=1e-6)
+    merge = merge_into_anchors(novel, u([2, 9, 1]), keep=1)
+    np.testing.assert_allclose(merge.anchors.numpy(), [_np_normalize([2.0, 2.0])], atol=1e-6)
+
+
+def test_members_anchor_norm_keeps_the_members_mean_norm():
+    """anchor_norm="members" (an option beyond the paper): a joined anchor has the
+    direction of the unit anchor, length = mean norm of the anchor and its members.
+    v0=[3,0] (usage 9, anchor A), v1=[0,2] (usage 5, anchor B), v2=[1,0.1] joins A
+    (cos 0.995 vs 0.0995): A direction = normalise([4, 0.1] / 2), length (3 + |v2|) / 2
+    = (3 + 1.00499) / 2 = 2.002494; B nobody joined: [0, 2] unchanged."""
+    novel = torch.tensor([[3.0, 0.0], [0.0, 2.0], [1.0, 0.1]])
+    usage = torch.tensor([9, 5, 1])
+    unit = merge_into_anchors(novel, usage, keep=2).anchors
+    scaled = merge_into_anchors(novel, usage, keep=2, anchor_norm="members").anchors
+    assert torch.allclose(scaled[0] / scaled[0].norm(), unit[0], atol=1e-6)
+    assert torch.allclose(scaled[0].norm(), torch.tensor((3 + 1.0049876) / 2), atol=1e-5)
+    assert torch.equal(scaled[1], novel[1]) and torch.equal(unit[1], novel[1])
 
 
 # ----------------------------------------------------------------- prune_prototypes (write-back)
@@ -187,17 +203,17 @@ def test_prune_write_back():
     """num_known = 2, P = valid = 10, novel usage = [70, 20, 6, 3, 1, 0, 0, 0] -> K_novel = 5
     (worked out in test_tail_extension_accepts_two_then_stops).
     Known rows unchanged bit for bit; rows 2..6 are the anchors (reference merge);
-    rows 7..9 are zero; valid = 2 + 5 = 7; rewritten rows 2..9."""
+    rows 7..9 are zero; valid = 2 + 5 = 7."""
     weight = _weights(10, 4)
     original = weight.clone()
     valid = torch.tensor(10)
     novel_usage = [70, 20, 6, 3, 1, 0, 0, 0]
     usage = u([500, 400] + novel_usage)  # known usage must play no part
     result = prune_prototypes(weight, valid, 2, usage, COV)
-    assert result.k_novel == 5
+    assert result.k_kept == 5 and result.pruned
     assert (result.valid_before, result.valid_after) == (10, 7)
     assert int(valid) == 7
-    assert list(result.rewritten) == list(range(2, 10))
+    assert result.order.tolist() == [0, 1, 2, 3, 4, 5, 6, 7]  # usage already descending
     assert torch.equal(weight[:2], original[:2])
     ref, _ = _reference_merge(original[2:].double().numpy(), novel_usage, 5)
     np.testing.assert_allclose(weight[2:7].numpy(), ref, atol=1e-6)
@@ -210,38 +226,40 @@ def test_prune_known_usage_is_ignored():
     w1, w2 = _weights(13, 5, seed=1), _weights(13, 5, seed=1)
     r1 = prune_prototypes(w1, torch.tensor(13), 3, u([0, 0, 0] + novel_usage), COV)
     r2 = prune_prototypes(w2, torch.tensor(13), 3, u([10 ** 6, 5, 7] + novel_usage), COV)
-    assert r1.k_novel == r2.k_novel == 3
+    assert r1.k_kept == r2.k_kept == 3
     assert torch.equal(w1, w2)
 
 
-def test_prune_valid_only_shrinks_and_rows_beyond_stay_zero():
+def test_nothing_pruned_leaves_matrix_and_adam_state_bit_identical():
     """Second pruning of an already pruned matrix: P = 10, valid = 6 (rows 6..9 zero), known 2.
-    Novel usage (4 prototypes) all equal [5,5,5,5] -> keep all 4 -> valid stays 2 + 4 = 6;
-    rows 6..9 remain zero; rewritten = rows 2..5 only."""
-    weight = _weights(10, 3, seed=2)
-    weight[6:] = 0
-    original = weight.clone()
+    Novel usage [1, 5, 5, 5] -> keep all 4 -> valid stays 6: the matrix keeps its values
+    AND its row order (no reordering by usage), the Adam state is untouched."""
+    param = torch.nn.Parameter(_weights(10, 3, seed=2))
+    opt = torch.optim.Adam([param], lr=1e-2)
+    param.grad = torch.randn(10, 3)
+    opt.step()
+    with torch.no_grad():
+        param[6:] = 0
+    original = param.detach().clone()
+    state_before = {k: v.clone() for k, v in opt.state[param].items()}
     valid = torch.tensor(6)
-    result = prune_prototypes(weight, valid, 2, u([9, 9, 5, 5, 5, 5]), COV)
-    assert result.k_novel == 4 and int(valid) == 6 and result.valid_after == 6
-    assert list(result.rewritten) == [2, 3, 4, 5]
-    assert torch.equal(weight[:2], original[:2])
-    assert torch.count_nonzero(weight[6:]) == 0
-    # equal usage: ties keep index order; each anchor is its own normalised row
-    np.testing.assert_allclose(weight[2:6].numpy(),
-                               original[2:6].numpy() / np.linalg.norm(original[2:6].numpy(), axis=1, keepdims=True),
-                               atol=1e-6)
+    result = prune_prototypes(param.data, valid, 2, u([9, 9, 1, 5, 5, 5]), COV)
+    move_optimizer_rows(opt, param, 2, result)
+    assert result.k_kept == 4 and not result.pruned and result.order is None
+    assert int(valid) == 6 and result.valid_after == 6
+    assert torch.equal(param.detach(), original)
+    for key, value in opt.state[param].items():
+        assert torch.equal(value, state_before[key]), key
 
 
-def test_prune_single_novel_prototype():
-    """One novel prototype: K_novel = 1, valid unchanged, row becomes its normalised self."""
+def test_prune_single_novel_prototype_is_left_alone():
+    """One novel prototype: K_novel = 1, nothing to prune, row unchanged."""
     weight = _weights(3, 4, seed=3)
     original = weight.clone()
     valid = torch.tensor(3)
     result = prune_prototypes(weight, valid, 2, u([4, 4, 0]), COV)
-    assert result.k_novel == 1 and int(valid) == 3
-    assert torch.equal(weight[:2], original[:2])
-    np.testing.assert_allclose(weight[2].numpy(), _np_normalize(original[2].numpy()), atol=1e-6)
+    assert result.k_kept == 1 and int(valid) == 3 and not result.pruned
+    assert torch.equal(weight, original)
 
 
 def test_prune_all_zero_novel_usage_keeps_count():
@@ -249,10 +267,10 @@ def test_prune_all_zero_novel_usage_keeps_count():
     weight = _weights(6, 3, seed=4)
     valid = torch.tensor(6)
     result = prune_prototypes(weight, valid, 2, u([10, 3, 0, 0, 0, 0]), COV)
-    assert result.k_novel == 4 and int(valid) == 6
+    assert result.k_kept == 4 and int(valid) == 6 and not result.pruned
 
 
-# ----------------------------------------------------------------- optimiser rows
+# ----------------------------------------------------------------- optimiser state
 
 def _adam_with_state(p=6, d=3):
     param = torch.nn.Parameter(torch.randn(p, d, generator=torch.Generator().manual_seed(0)))
@@ -264,51 +282,61 @@ def _adam_with_state(p=6, d=3):
     return param, opt
 
 
-def test_reset_optimizer_rows_zeroes_exactly_those_rows():
-    """exp_avg and exp_avg_sq are zeroed on rows 2..4; rows 0,1,5 untouched; step untouched."""
-    param, opt = _adam_with_state()
-    state = opt.state[param]
-    before = {k: v.clone() for k, v in state.items()}
-    assert torch.count_nonzero(before["exp_avg"]) == before["exp_avg"].numel()
-    reset_optimizer_rows(opt, param, range(2, 5))
+def test_move_carries_each_rows_moments_to_its_new_index():
+    """known 2, novel usage [0, 1, 70, 20, 6, 3, 0, 0] over rows 2..9 -> K_novel = 5 (as in
+    test_tail_extension_accepts_two_then_stops, scrambled). Usage order of the novel rows:
+    4 (70), 5 (20), 6 (6), 7 (3), 3 (1), then 2, 8, 9 (ties by index). Row 2+i must carry
+    the moments of row 2+order[i]; known rows and the step counter stay."""
+    param, opt = _adam_with_state(p=10, d=4)
+    before = {k: v.clone() for k, v in opt.state[param].items()}
+    result = prune_prototypes(param.data, torch.tensor(10), 2, u([5, 5, 0, 1, 70, 20, 6, 3, 0, 0]), COV)
+    assert result.order.tolist() == [2, 3, 4, 5, 1, 0, 6, 7]
+    move_optimizer_rows(opt, param, 2, result)
+    source_rows = [4, 5, 6, 7, 3, 2, 8, 9]
     for key in ("exp_avg", "exp_avg_sq"):
-        assert torch.count_nonzero(state[key][2:5]) == 0, key
-        assert torch.equal(state[key][:2], before[key][:2]), key
-        assert torch.equal(state[key][5:], before[key][5:]), key
-    assert torch.equal(torch.as_tensor(state["step"]), torch.as_tensor(before["step"]))
+        moved = opt.state[param][key]
+        assert torch.equal(moved[:2], before[key][:2]), key
+        for new_row, old_row in enumerate(source_rows, start=2):
+            assert torch.equal(moved[new_row], before[key][old_row]), (key, new_row)
+    assert torch.equal(torch.as_tensor(opt.state[param]["step"]), torch.as_tensor(before["step"]))
 
 
-def test_reset_after_prune_uses_rewritten_rows():
-    """End to end: the prune result's rewritten rows (num_known..valid_before-1) lose their
-    moments; the known rows keep theirs."""
+def test_keep_rule_leaves_moments_where_they_are():
+    """The release's rule (the default): a prune changes the rows, not the Adam state."""
     param, opt = _adam_with_state(p=10, d=4)
     before = {k: v.clone() for k, v in opt.state[param].items()}
     result = prune_prototypes(param.data, torch.tensor(10), 2, u([5, 5, 70, 20, 6, 3, 1, 0, 0, 0]), COV)
-    reset_optimizer_rows(opt, param, result.rewritten)
-    for key in ("exp_avg", "exp_avg_sq"):
-        assert torch.equal(opt.state[param][key][:2], before[key][:2])
-        assert torch.count_nonzero(opt.state[param][key][2:]) == 0
+    assert result.pruned
+    for key, value in opt.state[param].items():
+        assert torch.equal(value, before[key]), key
 
 
-def test_reset_without_state_is_a_no_op():
-    """A parameter the optimiser has not stepped yet has no state: nothing to reset, no error."""
-    param = torch.nn.Parameter(torch.zeros(4, 2))
+def test_move_without_state_is_a_no_op():
+    """A parameter the optimiser has not stepped yet has no state: nothing to move, no error."""
+    param = torch.nn.Parameter(torch.randn(6, 2))
     opt = torch.optim.Adam([param])
-    reset_optimizer_rows(opt, param, range(1, 3))
+    result = prune_prototypes(param.data, torch.tensor(6), 1, u([3, 50, 1, 0, 0, 0]), COV)
+    move_optimizer_rows(opt, param, 1, result)
     assert len(opt.state[param]) == 0
 
 
-def test_members_anchor_norm_keeps_the_members_mean_norm():
-    """anchor_norm="members" (an option beyond the paper): same direction as the
-    unit anchor, length = mean norm of the anchor and its members.
-    v0=[3,0] (usage 9, anchor A), v1=[0,2] (usage 5, anchor B), v2=[1,0.1] joins A
-    (cos 0.995 vs 0.0995): A direction = normalise([4, 0.1] / 2), length (3 + |v2|) / 2
-    = (3 + 1.00499) / 2 = 2.002494; B = [0, 2] keeps length 2."""
-    from models.pruning import merge_into_anchors
+# ----------------------------------------------------------------- late, bounded DPP
 
-    novel = torch.tensor([[3.0, 0.0], [0.0, 2.0], [1.0, 0.1]])
-    usage = torch.tensor([9, 5, 1])
-    unit = merge_into_anchors(novel, usage, keep=2)
-    scaled = merge_into_anchors(novel, usage, keep=2, anchor_norm="members")
-    assert torch.allclose(scaled / scaled.norm(dim=1, keepdim=True), unit, atol=1e-6)
-    assert torch.allclose(scaled.norm(dim=1), torch.tensor([(3 + 1.0049876) / 2, 2.0]), atol=1e-5)
+def test_bounded_keep():
+    """18 novel prototypes, the rule keeps 2: max_drop 1.0 -> 2 (the paper); 0.5 -> at most
+    floor(9) removed -> 9 kept; 0.25 -> floor(4.5) = 4 removed -> 14; a rule keeping more
+    than the bound needs stays as it is (0.5 with keep 12 -> 12)."""
+    from models.pruning import bounded_keep
+
+    assert bounded_keep(2, 18, 1.0) == 2
+    assert bounded_keep(2, 18, 0.5) == 9
+    assert bounded_keep(2, 18, 0.25) == 14
+    assert bounded_keep(12, 18, 0.5) == 12
+
+
+def test_prune_with_max_drop_keeps_the_bound():
+    """Usage keeps 5 of 8 novel (test_prune_write_back); max_drop 0.25 removes floor(2) -> 6 kept."""
+    weight = _weights(10, 4)
+    valid = torch.tensor(10)
+    result = prune_prototypes(weight, valid, 2, u([5, 5, 70, 20, 6, 3, 1, 0, 0, 0]), COV, max_drop=0.25)
+    assert result.k_kept == 6 and int(valid) == 8 and torch.count_nonzero(weight[8:]) == 0

@@ -63,6 +63,10 @@ def test_unknown_k_prunes_and_test_py_agrees(mini_root, tmp_path):
     assert valid[0] < 190 and all(a >= b for a, b in zip(valid, valid[1:])), valid
     assert all(r["k_novel_estimate"] == r["valid_prototypes"] - 19 for r in records)
     assert records[-1]["k_novel_true"] == 22
+    for record in records:  # evaluated before pruning too (the release's numbers); equal when nothing pruned
+        assert {"pre_prune_all_acc", "pre_prune_known_acc", "pre_prune_novel_acc"} <= set(record)
+    unchanged = [r for prev, r in zip(valid, records[1:]) if r["valid_prototypes"] == prev]
+    assert all(r["pre_prune_all_acc"] == r["all_acc"] for r in unchanged)
     assert (run_dir / "k_estimate.png").is_file()
     out = tmp_path / "eval.json"
     evaluated = run_cli("test.py", "--ckpt", str(run_dir / "checkpoints" / "last.pt"), "--out", str(out))

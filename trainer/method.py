@@ -25,7 +25,10 @@ class Method(Protocol):
     def on_epoch_end(self, epoch: int, reduce_sum: Callable[[torch.Tensor], torch.Tensor],
                      optimizer: torch.optim.Optimizer) -> dict:
         """Epoch-level updates before evaluation; ``reduce_sum`` adds a tensor
-        over processes. Returns plain numbers to log."""
+        over processes. Returns plain numbers to log; a method that may
+        change its predictions here (pruning) adds ``model_changed`` (bool):
+        the trainer then logs the metrics from before as ``pre_prune_*`` and
+        evaluates again when it is true."""
 
     def predict(self, images: torch.Tensor) -> torch.Tensor:
         """Logits [B, V]; the prediction is their argmax."""

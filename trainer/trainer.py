@@ -35,6 +35,7 @@ from utils.seed import rng_state, set_rng_state
 log = logging.getLogger(__name__)
 CHECKPOINT_FORMAT = 1
 COUNTERS = ("replaced_images", "skipped_steps")  # summed over the epoch; other terms are averaged
+PRE_PRUNE_KEYS = ("all_acc", "known_acc", "novel_acc", "nmi", "ari")  # logged before the epoch-end update too
 BEST_SELECTION = "highest all_acc on the test set (as the authors select; optimistic, report the last epoch)"
 
 
@@ -207,10 +208,16 @@ class Trainer:
 
     def end_epoch(self, epoch: int) -> None:
         lr = self.optimizer.param_groups[0]["lr"]
+        before = self.evaluate()
         epoch_logs = self.method.on_epoch_end(epoch, reduce_sum, self.optimizer)
         self.scheduler.step()
-        metrics = evaluate(self.method.predict, self.method.model, self.eval_loader, self.data.split.num_known,
-                           self.device, self.cfg.amp, self.cfg.channels_last)
+        # A method that may change the model at epoch end (pruning) is evaluated
+        # before (what the authors' release reports, as pre_prune_*) and after
+        # (the saved model; the main keys), so tables can compare like with like.
+        changed = epoch_logs.pop("model_changed", None)
+        metrics = self.evaluate() if changed else before
+        if changed is not None:
+            metrics = {**metrics, **{f"pre_prune_{k}": v for k, v in before.items() if k in PRE_PRUNE_KEYS}}
         record = {"epoch": epoch, "lr": lr, **self.epoch_terms, **epoch_logs, **metrics,
                   "seconds": round(self.epoch_seconds, 2)}
         if "k_novel_estimate" in epoch_logs:
@@ -233,6 +240,10 @@ class Trainer:
                     self.tb.add_scalar(f"epoch/{key}", value, epoch)
             self.tb.flush()
             log.info(format_epoch(record))
+
+    def evaluate(self) -> dict:
+        return evaluate(self.method.predict, self.method.model, self.eval_loader, self.data.split.num_known,
+                        self.device, self.cfg.amp, self.cfg.channels_last)
 
     def _stopped(self, signum: int) -> int:
         position = self.position

@@ -1,0 +1,110 @@
+"""The CAL method object: precision under autocast and DPP's optimiser-state rules."""
+import pytest
+import torch
+
+from models.cal import CAL
+from utils.config import defaults, merge
+
+
+def _cal(**overrides):
+    cfg = merge(defaults(), {"backbone": "resnet18", "pretrained": False, "epochs": 4, "pseudo_start": 0,
+                             **overrides}, "test")
+    torch.manual_seed(0)
+    return CAL(cfg, num_known=2, num_classes=5)
+
+
+def _batch(rows=6, size=32):
+    g = torch.Generator().manual_seed(1)
+    images = torch.randint(0, 256, (2 * rows, 3, size, size), dtype=torch.uint8, generator=g)
+    return {"weak": images[:rows], "strong": images[rows:], "label": torch.tensor([0, 1, -1, -1, -1, 1])}
+
+
+def test_autocast_runs_backbone_in_bf16_but_head_and_losses_in_fp32():
+    """Under bf16 autocast the backbone's feature map is bf16, while the BNNeck feature,
+    the logits and every loss term are float32 (METHOD.md section 6)."""
+    cal = _cal()
+    seen = {}
+    cal.net.backbone.register_forward_hook(lambda m, i, out: seen.setdefault("fmap", out.dtype))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        fmap = cal.net.backbone.forward_features(torch.randn(2, 3, 32, 32))
+        feature = cal.net.features(torch.randn(2, 3, 32, 32))
+        logits = cal.predict(torch.randn(2, 3, 32, 32))
+        out = cal.training_step(_batch(), epoch=1)
+    assert fmap.dtype == torch.bfloat16, "autocast must really be on for the backbone"
+    assert feature.dtype == torch.float32 and logits.dtype == torch.float32
+    assert set(out) >= {"loss", "sup", "reg", "ccr", "acr"}
+    for name, value in out.items():
+        assert value.dtype == torch.float32, name
+
+
+def test_fp32_head_is_the_same_computation_as_without_autocast():
+    """With the backbone output fixed, the head under autocast equals the head in fp32 exactly
+    (the head does not run in bf16 at all)."""
+    cal = _cal()
+    cal.model.eval()
+    fmap = torch.randn(3, cal.net.backbone.num_features, 1, 1)
+    cal.net.backbone.forward_features = lambda x: fmap
+    cal.net.attention = None
+    images = torch.randn(3, 3, 32, 32)
+    plain = cal.predict(images)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = cal.predict(images)
+    assert torch.equal(plain, mixed)
+
+
+def _train_and_prune(rule):
+    """Two Adam steps on an unknown-K CAL (2 known -> 20 prototypes), then pruning with a
+    crafted usage: novel rows 5, 9, 13 used 500, 300, 200 times, the other 15 never.
+    Sorted s = [500, 300, 200, 0, ...]: coverage .5, .8, 1 -> k_min = 2; tail mean 200/16,
+    mean difference 200/15; i = 3 accepted by the difference rule (|0 - 200|), i = 4 stops
+    -> 4 kept: rows 5, 9, 13 and row 2 (first of the unused ones, index order)."""
+    cal = _cal(unknown_k=True, prune_optimizer_state=rule)
+    optimizer = torch.optim.Adam(cal.parameters(), lr=1e-3)
+    for _ in range(2):
+        optimizer.zero_grad()
+        cal.training_step(_batch(), epoch=1)["loss"].backward()
+        optimizer.step()
+    weight = cal.net.prototypes.weight
+    before = {k: v.clone() for k, v in optimizer.state[weight].items()}
+    usage = torch.zeros(20, dtype=torch.long)
+    usage[[5, 9, 13]] = torch.tensor([500, 300, 200])  # novel rows; all others unused
+    cal.usage = usage
+    logs = cal.on_epoch_end(1, lambda t: t, optimizer)
+    return cal, logs, before, optimizer.state[weight]
+
+
+@pytest.mark.parametrize("rule", ["keep", "move"])
+def test_on_epoch_end_prunes_and_applies_the_optimizer_rule(rule):
+    cal, logs, before, state = _train_and_prune(rule)
+    assert logs["valid_prototypes"] == 6 and logs["k_novel_estimate"] == 4 and logs["model_changed"] is True
+    for key in ("exp_avg", "exp_avg_sq"):
+        if rule == "keep":
+            assert torch.equal(state[key], before[key]), key
+        else:  # anchors 5, 9, 13, 2 now live at rows 2, 3, 4, 5 with their own moments
+            assert torch.equal(state[key][2:6], before[key][[5, 9, 13, 2]]), key
+            assert torch.equal(state[key][:2], before[key][:2]), key
+        assert torch.count_nonzero(state[key][2:6]) > 0, "moments are never zeroed"
+    assert torch.equal(torch.as_tensor(state["step"]), torch.as_tensor(before["step"]))
+
+
+def test_on_epoch_end_without_pruning_reports_no_change():
+    """Usage spread evenly over all 18 novel prototypes: nothing pruned, model unchanged."""
+    cal = _cal(unknown_k=True)
+    weight = cal.net.prototypes.weight.detach().clone()
+    cal.usage = torch.full((20,), 7, dtype=torch.long)
+    logs = cal.on_epoch_end(0, lambda t: t, torch.optim.Adam(cal.parameters()))
+    assert logs["model_changed"] is False and logs["k_novel_estimate"] == 18
+    assert torch.equal(cal.net.prototypes.weight, weight)
+
+
+def test_prune_start_waits():
+    """prune_start=2: the end of epochs 0 and 1 prunes nothing whatever the usage; epoch 2 prunes."""
+    cal = _cal(unknown_k=True, prune_start=2)
+    optimizer = torch.optim.Adam(cal.parameters())
+    for epoch, expected_valid in ((0, 20), (1, 20), (2, 6)):
+        usage = torch.zeros(cal.net.prototypes.num_valid, dtype=torch.long)
+        usage[[5, 9, 13]] = torch.tensor([500, 300, 200])
+        cal.usage = usage
+        logs = cal.on_epoch_end(epoch, lambda t: t, optimizer)
+        assert logs["valid_prototypes"] == expected_valid, epoch
+        assert logs["model_changed"] is (epoch == 2)
