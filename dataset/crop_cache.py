@@ -89,7 +89,8 @@ def load_face(path: str, record: FaceRecord, cropper: FaceCropper) -> np.ndarray
 
 
 class CropCache:
-    """Face records of the images under ``dataset_root`` for one ``CropSettings``.
+    """Face records of the images under ``dataset_root`` for one ``CropSettings`` (``ensure``), and
+    whether each image decodes (``check_readable``, for ``crop_face=false``).
 
     ``read_only``: open the database with SQLite's ``mode=ro`` and never write;
     it is also chosen by itself when the cache location cannot be written.
@@ -231,6 +232,9 @@ class CropCache:
     def _write_error(self, err: sqlite3.Error) -> Exception:
         if is_disk_full(err):
             return CropCacheError(disk_full_message(self.db_path))
+        if _code(err) in _CORRUPT:
+            return CropCacheError(f"the crop cache {self.db_path} turned out corrupt while writing ({err}); run "
+                                  f"again: it is then set aside and rebuilt")
         return CropCacheError(f"cannot write the crop cache {self.db_path} ({err}); point the cache at a "
                               f"writable folder with crop_cache_dir=DIR (prepare.py --cache_dir DIR)")
 
