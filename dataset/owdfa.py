@@ -3,8 +3,10 @@ weak/strong training views and test views.
 
 Face detection never runs here per read: ``build_data`` fills the persistent
 crop cache once (in parallel, only for images it lacks) and the datasets read
-the stored boxes. An image that becomes unreadable during training is
-replaced by another image of the same class and counted (``replaced``).
+the stored boxes; without face crops the same cache records which images
+decode. Unreadable images are left out of the split up front; one that
+becomes unreadable later is replaced by another image of the same class
+(training) or left out of the metrics (test), and counted.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from dataset.split import DatasetError, Split, SplitSpec, make_split
 from dataset.transforms import EvalView, StrongView, WeakView
 
 log = logging.getLogger(__name__)
+MAX_LISTED = 20  # unreadable files named one by one in the log
 
 
 class ImageReader:
@@ -131,23 +134,31 @@ def build_reader(cfg, labels: dict[str, int], is_main: bool = True,
                  barrier=None) -> tuple[ImageReader, dict | None, set]:
     """Fill the crop cache for the images of ``labels`` (path -> class; main
     process only, in parallel) and return the reader, the per-class crop
-    report and the paths found unreadable."""
-    if not cfg.crop_face:
-        return ImageReader(), None, set()
+    report and the paths found unreadable. With ``crop_face=false`` the cache
+    holds only whether each image decodes, so unreadable files are still found
+    once, up front (there is no crop report)."""
     from dataset.crop_cache import CropCache, class_report
     from dataset.faces import CropSettings, FaceCropper
 
     settings = CropSettings(margin=cfg.face_margin, align=cfg.align_face, predictor_path=cfg.predictor_path)
     cache = CropCache(cfg.crop_cache_dir or None, cfg.dataset_root, settings)
+    fill = cache.ensure if cfg.crop_face else cache.check_readable
     paths = list(labels)
     if is_main:
-        records = cache.ensure(paths, workers=max(1, cfg.num_workers))
+        found = fill(paths, workers=max(1, cfg.num_workers))
     if barrier is not None:
         barrier()
     if not is_main:
-        records = cache.ensure(paths, workers=0, progress=False)
-    unreadable = {p for p, r in records.items() if r.status == "unreadable"}
-    return ImageReader(records, FaceCropper(settings)), class_report(records, labels), unreadable
+        found = fill(paths, workers=0, progress=False)
+    if not cfg.crop_face:
+        unreadable = {path: reason for path, reason in found.items() if reason}
+        for path, reason in list(unreadable.items())[:MAX_LISTED]:
+            log.warning("unreadable image %s (%s)", path, reason)
+        if len(unreadable) > MAX_LISTED:
+            log.warning("... and %d more unreadable images", len(unreadable) - MAX_LISTED)
+        return ImageReader(), None, set(unreadable)
+    unreadable = {p for p, r in found.items() if r.status == "unreadable"}
+    return ImageReader(found, FaceCropper(settings)), class_report(found, labels), unreadable
 
 
 def build_data(cfg, is_main: bool = True, barrier=None, train: bool = True) -> Data:
@@ -163,7 +174,8 @@ def build_data(cfg, is_main: bool = True, barrier=None, train: bool = True) -> D
     reader, report, unreadable = build_reader(cfg, labels, is_main, barrier)
     if unreadable:
         dropped = split.drop(unreadable)
-        split.notes.append(f"{dropped} unreadable images left out of the split (see the crop report)")
+        split.notes.append(f"{dropped} unreadable images left out of the split "
+                           f"({'see the crop report' if report else 'listed above'})")
         log.warning(split.notes[-1])
     train_set = TrainSet(split.train_paths, split.train_labels, split.labelled, reader, cfg.image_size, cfg.seed)
     test_set = EvalSet(split.test_paths, split.test_labels, reader, cfg.image_size)

@@ -22,7 +22,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dataset.crop_cache import CropCache, class_report, format_report  # noqa: E402
+from dataset.crop_cache import CropCache, CropCacheError, class_report, format_report  # noqa: E402
 from dataset.faces import CropSettings  # noqa: E402
 from dataset.folders import labels_by_path, scan_dataset  # noqa: E402
 
@@ -65,7 +65,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--report", default=None, help="JSON report path (default: inside the cache folder)")
     args = parser.parse_args(argv)
     settings = CropSettings(margin=args.margin, align=args.align, predictor_path=args.predictor_path)
-    report = prepare(args.dataset_root, settings, args.cache_dir, args.workers, args.report)
+    try:
+        report = prepare(args.dataset_root, settings, args.cache_dir, args.workers, args.report)
+    except CropCacheError as err:
+        sys.exit(f"error: {err}")
     print(format_report(report))
     for item in report["unreadable"]:
         print(f"unreadable: {item['path']} ({item['reason']})")

@@ -1,5 +1,13 @@
-"""The crop cache detects each image once and recomputes exactly what changed."""
+"""The crop cache detects each image once, recomputes exactly what changed, recovers from corruption
+and reads a complete cache where it cannot write."""
 import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+from contextlib import closing
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -7,9 +15,11 @@ import skimage.data
 from PIL import Image
 
 from dataset import crop_cache
-from dataset.crop_cache import CropCache, class_report, format_report, load_face
+from dataset.crop_cache import CropCache, CropCacheError, class_report, format_report, load_face
 from dataset.faces import CropSettings, FaceCropper, FaceRecord
 from dataset.image_io import UnreadableImage, read_rgb
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -131,3 +141,128 @@ def test_class_report(tmp_path, tree):
     assert report["total"] == {"images": 4, "faces": 1, "no_face": 2, "unreadable": 1}
     assert [u["path"] for u in report["unreadable"]] == [tree[3]]
     assert format_report(report).splitlines()[-1].split() == ["total", "4", "1", "2", "1"]
+
+
+def _corrupt_truncated(data: bytes) -> bytes:
+    return data[: len(data) // 2]
+
+
+def _corrupt_header(data: bytes) -> bytes:
+    return b"garbage!" * 12 + data[96:]  # the 100-byte header, minus its last 4 bytes
+
+
+def _corrupt_pages(data: bytes) -> bytes:
+    out, page = bytearray(data), 4096
+    noise = np.random.default_rng(0).integers(0, 256, page, dtype=np.uint8).tobytes()
+    for start in range(page, len(out) - page + 1, page):  # every page but the first: cells and pointers
+        out[start + 8:start + 1000] = noise[:992]
+    return bytes(out)
+
+
+@pytest.fixture
+def filled_cache(tmp_path, tree):
+    """A closed cache holding the records of ``tree`` plus 3000 rows of other settings (a multi-page file)."""
+    records = _cache(tmp_path).ensure(tree, progress=False)
+    cache = _cache(tmp_path)
+    with closing(sqlite3.connect(cache.db_path)) as db, db:
+        db.executemany("INSERT INTO faces VALUES (?, 'other', 1, 1, '{}')", [(f"x/{i}.png",) for i in range(3000)])
+    assert not list(cache.cache_dir.glob("*-wal")), "closing the last connection checkpoints the WAL"
+    return cache, records
+
+
+@pytest.mark.parametrize("corrupt", [_corrupt_truncated, _corrupt_header, _corrupt_pages])
+def test_corrupt_database_is_set_aside_and_rebuilt(tmp_path, tree, filled_cache, detections, corrupt, caplog):
+    cache, records = filled_cache
+    cache.db_path.write_bytes(corrupt(cache.db_path.read_bytes()))
+    assert _cache(tmp_path).ensure(tree, progress=False) == records
+    assert len(detections) == 4  # rebuilt: everything detected again
+    [aside] = cache.cache_dir.glob("data.sqlite.corrupt-*")
+    assert aside.stat().st_size > 0
+    assert any("was corrupt" in r.message and r.levelname == "WARNING" for r in caplog.records)
+    assert "writable" not in caplog.text
+    detections.clear()
+    assert _cache(tmp_path).ensure(tree, progress=False) == records and detections == []
+
+
+def test_complete_cache_is_used_read_only(tmp_path, tree, filled_cache, detections):
+    cache, records = filled_cache
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in cache.cache_dir.iterdir())
+    ro = CropCache(cache.cache_dir, tmp_path / "data", read_only=True)
+    assert ro.ensure(tree, progress=False) == records
+    assert detections == []
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in cache.cache_dir.iterdir()) == before  # nothing written
+
+
+def test_incomplete_read_only_cache_names_what_is_missing(tmp_path, tree, filled_cache):
+    cache, _ = filled_cache
+    extra = os.path.join(os.path.dirname(tree[1]), "new.png")
+    Image.new("RGB", (32, 32)).save(extra)
+    with pytest.raises(CropCacheError) as err:
+        CropCache(cache.cache_dir, tmp_path / "data", read_only=True).ensure(tree + [extra], progress=False)
+    message = str(err.value)
+    assert "lacks 1 of 5 images" in message and "crop_cache_dir=" in message and "prepare.py" in message
+    assert "\n" not in message
+
+
+def test_cache_that_cannot_be_written_is_read_read_only(tmp_path, tree, filled_cache, monkeypatch):
+    """The check a read-only mount triggers (access() is False there, even for root), simulated."""
+    cache, records = filled_cache
+    monkeypatch.setattr(crop_cache.os, "access", lambda path, mode: False)
+    reader = _cache(tmp_path)
+    assert reader.ensure(tree, progress=False) == records and reader.read_only
+
+
+_READ_AS_OTHER_USER = """
+import sys
+from dataset.crop_cache import CropCache, CropCacheError
+cache_dir, root, *paths = sys.argv[1:]
+try:
+    print(len(CropCache(cache_dir, root).ensure(paths, progress=False)), "records")
+except CropCacheError as err:
+    print("error:", err)
+"""
+
+
+@pytest.mark.skipif(os.geteuid() == 0 and not shutil.which("setpriv"), reason="root without setpriv cannot drop "
+                    "write permission (the other read-only tests still run)")
+def test_read_only_folder_for_real(tmp_path, tree, filled_cache):
+    """A user without write permission reads a complete cache and names what an incomplete one lacks."""
+    cache, _ = filled_cache
+    shared = Path(tempfile.mkdtemp(prefix="ro_cache_"))  # pytest's tmp_path is private to this user
+    try:
+        shutil.copytree(tmp_path / "data", shared / "data")
+        shutil.copytree(cache.cache_dir, shared / "cache")
+        for folder in (shared, shared / "data", shared / "data" / "0_Real_A", shared / "data" / "1_Swap_B"):
+            folder.chmod(0o755)
+        (shared / "cache").chmod(0o555)
+        (shared / "cache" / "data.sqlite").chmod(0o444)
+        paths = [str(shared / "data" / Path(p).relative_to(tmp_path / "data")) for p in tree]
+        as_other = ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups"] if os.geteuid() == 0 else []
+
+        def run(*image_paths):
+            return subprocess.run([*as_other, sys.executable, "-c", _READ_AS_OTHER_USER, str(shared / "cache"),
+                                   str(shared / "data"), *image_paths], capture_output=True, text=True, timeout=120,
+                                  cwd=shared, env={**os.environ, "PYTHONPATH": str(REPO)})
+
+        result = run(*paths)
+        assert result.stdout.strip() == "4 records", result.stderr[-2000:]
+        result = run(*paths, str(shared / "data" / "0_Real_A" / "missing.png"))
+        assert "lacks 1 of 5 images" in result.stdout, result.stderr[-2000:]
+        assert sorted(p.name for p in (shared / "cache").iterdir()) == ["data.sqlite"]
+    finally:
+        (shared / "cache").chmod(0o755)
+        shutil.rmtree(shared)
+
+
+def test_full_disk_is_named_with_the_free_space(tmp_path, tree, monkeypatch):
+    connect = CropCache._connect_writable
+
+    def small_disk(self):  # the database may not grow by a single page: SQLite's own SQLITE_FULL
+        db = connect(self)
+        db.execute(f"PRAGMA max_page_count = {db.execute('PRAGMA page_count').fetchone()[0]}")
+        return db
+
+    monkeypatch.setattr(CropCache, "_connect_writable", small_disk)
+    monkeypatch.setattr(crop_cache, "_FaceTask", lambda settings: lambda path: path * 200)  # records of 12 KB
+    with pytest.raises(CropCacheError, match=r"disk full writing .*data\.sqlite: .* free on /"):
+        _cache(tmp_path).ensure(tree, progress=False)

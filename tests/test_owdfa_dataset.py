@@ -1,14 +1,21 @@
-"""Training and test datasets: seeded views, and images that turn unreadable
-after the split are replaced (training) or left out (test), and counted."""
+"""Training and test datasets: seeded views; unreadable images are left out of
+the split up front, and images that turn unreadable after it are replaced
+(training) or left out (test), and counted."""
 import json
+import os
 import shutil
 
 import numpy as np
+import pytest
 import torch
 from conftest import TINY, run_cli
 from PIL import Image
 
-from dataset.owdfa import EvalSet, ImageReader, TrainSet
+from dataset import crop_cache
+from dataset.folders import scan_dataset
+from dataset.owdfa import EvalSet, ImageReader, TrainSet, build_data
+from dataset.split import SplitSpec, make_split
+from utils.config import load_config
 
 
 def write_images(folder, n, value):
@@ -52,12 +59,44 @@ def test_unreadable_test_image_is_marked_invalid(tmp_path):
     assert data[0]["valid"] and not data[1]["valid"]
 
 
-def test_training_counts_images_that_became_unreadable(mini_root, tmp_path):
+def _break(paths, keep_stamp=False):
+    """Make image files unreadable; ``keep_stamp``: same size and mtime, as silent bit rot would."""
+    for path in paths:
+        st = path.stat()
+        data = b"\x89PNG broken"
+        path.write_bytes(data.ljust(st.st_size, b"\0") if keep_stamp else data)
+        if keep_stamp:
+            os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def test_whole_images_unreadable_up_front_are_left_out_once(mini_root, tmp_path, monkeypatch):
+    """crop_face=false: the split is checked once, before training; the check is cached."""
     root = tmp_path / "data"
     shutil.copytree(mini_root, root)
+    broken = sorted((root / "2_Swap_FaceSwap").iterdir())[:3]
+    _break(broken[:2])
+    broken[2].write_bytes(broken[2].read_bytes()[:60])  # a truncated PNG: its header still reads
+    cfg = load_config("configs/demo.py", [*TINY, f"dataset_root={root}", "crop_face=false"])
+    data = build_data(cfg)
+    assert not {str(p) for p in broken} & set(data.split.train_paths + data.split.test_paths)
+    assert data.crop_report is None and "3 unreadable images left out of the split" in data.split.notes[-1]
+
+    monkeypatch.setattr(crop_cache, "check_file", lambda path: pytest.fail(f"{path} checked again"))
+    again = build_data(cfg)
+    assert again.split.train_paths == data.split.train_paths and again.split.test_paths == data.split.test_paths
+
+
+def test_training_counts_unreadable_images(mini_root, tmp_path):
+    """Unreadable before the run: left out of the split and logged; turned unreadable after the check
+    (same size and mtime, so the cache cannot tell): replaced in training, left out of the metrics."""
+    root = tmp_path / "data"
+    shutil.copytree(mini_root, root)
+    cfg = load_config("configs/demo.py", [*TINY, f"dataset_root={root}"])
+    build_data(cfg)  # fills the image check
+    _break(sorted((root / "3_Swap_DeepFaceLab").iterdir())[:2], keep_stamp=True)
     broken = sorted((root / "2_Swap_FaceSwap").iterdir())[:4]
-    for path in broken:
-        path.write_bytes(b"\x89PNG truncated")
+    _break(broken)
+    test_paths = make_split(scan_dataset(str(root)), SplitSpec.from_config(cfg), str(root)).test_paths
     run_dir = tmp_path / "run"
     result = run_cli("train.py", "configs/demo.py", f"dataset_root={root}", f"run_dir={run_dir}", *TINY,
                      "epochs=1")
@@ -65,5 +104,8 @@ def test_training_counts_images_that_became_unreadable(mini_root, tmp_path):
     record = json.loads((run_dir / "metrics.jsonl").read_text())
     assert record["replaced_images"] + record["unreadable_test_images"] > 0
     # test images: 12 - floor(9.6) = 3 per forgery class, 24 - floor(19.2) = 5 real
-    assert record["num_test"] + record["unreadable_test_images"] == 40 * 3 + 5
-    assert "unreadable" in (run_dir / "log.txt").read_text()
+    dropped_from_test = len({str(p) for p in broken} & set(test_paths))
+    assert record["num_test"] + record["unreadable_test_images"] == 40 * 3 + 5 - dropped_from_test
+    log_text = (run_dir / "log.txt").read_text()
+    assert "4 unreadable images left out of the split" in log_text
+    assert "unreadable training image" in log_text or "unreadable test image" in log_text

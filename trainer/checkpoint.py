@@ -13,6 +13,8 @@ from pathlib import Path
 
 import torch
 
+from utils.disk import disk_full_message, is_disk_full
+
 
 class CheckpointError(RuntimeError):
     """A checkpoint could not be written or read; the message says what survived."""
@@ -31,6 +33,8 @@ def save_atomic(state: dict, path: str | Path) -> None:
     except BaseException as err:
         tmp.unlink(missing_ok=True)
         kept = f"the previous {path.name} is intact" if path.exists() else f"no earlier {path.name} existed"
+        if is_disk_full(err):
+            raise CheckpointError(f"{disk_full_message(path)}; {kept}") from err
         raise CheckpointError(f"could not write checkpoint {path} ({type(err).__name__}: {err}); {kept}. "
                               f"Check free disk space and permissions of {path.parent}") from err
     directory = os.open(path.parent, os.O_RDONLY)

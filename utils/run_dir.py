@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+from utils.disk import disk_full_message, is_disk_full
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -93,6 +95,30 @@ def setup_logging(path: Path | None, is_main: bool = True, rank: int = 0) -> Non
         root.addHandler(file_handler)
     root.setLevel(logging.INFO)
     logging.captureWarnings(True)  # data warnings (empty folders, ...) reach log.txt too
+
+
+def log_fatal(err: BaseException | str) -> str:
+    """Report a fatal error as one plain line: on stderr, and in log.txt once ``setup_logging`` made one.
+
+    A full disk is named as such, with the free space (torch and SQLite word it
+    cryptically). Returns the line.
+    """
+    files = [h for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
+    message = str(err)
+    if isinstance(err, BaseException) and is_disk_full(err) and not message.startswith("disk full"):
+        where = getattr(err, "filename", None) or (Path(files[0].baseFilename).parent if files else os.getcwd())
+        message = disk_full_message(where)
+    elif isinstance(err, OSError):
+        message = f"{type(err).__name__}: {err}"
+    print(f"error: {message}", file=sys.stderr)
+    record = logging.LogRecord("fatal", logging.ERROR, __file__, 0, "%s", (message,), None)
+    for handler in files:
+        try:
+            handler.stream.write(handler.format(record) + handler.terminator)
+            handler.flush()
+        except (OSError, ValueError):  # the full disk may hold log.txt too; a closed stream
+            pass
+    return message
 
 
 class MetricsLog:
