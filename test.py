@@ -52,7 +52,7 @@ def load_for_evaluation(args):
 def evaluate_checkpoint(args) -> dict:
     from dataset.owdfa import build_data, eval_loader
     from models.cal import CAL
-    from trainer.device import place_model
+    from trainer.device import place_model, use_bf16
     from trainer.distributed import resolve_device
     from trainer.evaluation import evaluate
     from utils.run_dir import setup_logging
@@ -65,7 +65,7 @@ def evaluate_checkpoint(args) -> dict:
     method.net.load_state_dict(state["model"])
     place_model(method.model, device, cfg.channels_last)
     metrics = evaluate(method.predict, method.model, eval_loader(data, cfg), data.split.num_known, device,
-                       cfg.amp, cfg.channels_last)
+                       use_bf16(cfg.amp, cfg.image_size), cfg.channels_last)
     valid = method.net.prototypes.num_valid
     metrics.update(checkpoint=str(args.ckpt), epoch=state["epoch"], protocol=cfg.protocol,
                    valid_prototypes=valid, selected_on_test_set=bool(state.get("selected_on_test_set")))

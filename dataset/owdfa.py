@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 from dataset.image_io import UnreadableImage, read_rgb
 from dataset.sampler import EpochDrawSampler, ShardSampler, labelled_weights
 from dataset.split import DatasetError, Split, SplitSpec, make_split
-from dataset.transforms import EvalView, StrongView, WeakView
+from dataset.transforms import EvalView, TrainViews
 
 log = logging.getLogger(__name__)
 MAX_LISTED = 20  # unreadable files named one by one in the log
@@ -45,13 +45,18 @@ class ImageReader:
 
 class TrainSet(Dataset):
     """Items are ``(index, epoch, position)`` from ``EpochDrawSampler``; the
-    augmentation generator is seeded by (seed, epoch, position)."""
+    augmentation generator is seeded by (seed, epoch, position).
+
+    ``device_views=True`` (config ``gpu_augment``): an item carries the image
+    resized to S*256/224 (``source``) and its drawn view parameters
+    (``view_params``) instead of the views, which
+    ``dataset.transforms.device_views`` makes batched on the device."""
 
     def __init__(self, paths: list[str], labels: np.ndarray, labelled: np.ndarray,
-                 reader: ImageReader, image_size: int, seed: int):
+                 reader: ImageReader, image_size: int, seed: int, device_views: bool = False):
         self.paths, self.labels, self.labelled = paths, np.asarray(labels), np.asarray(labelled, dtype=bool)
-        self.reader, self.seed = reader, seed
-        self.weak, self.strong = WeakView(image_size), StrongView(image_size)
+        self.reader, self.seed, self.device_views = reader, seed, device_views
+        self.views = TrainViews(image_size)
         self.by_class = {c: np.flatnonzero(self.labels == c) for c in np.unique(self.labels)}
 
     def __len__(self) -> int:
@@ -61,9 +66,14 @@ class TrainSet(Dataset):
         index, epoch, position = item
         rng = np.random.default_rng([self.seed, epoch, position])
         image, replaced = self._read(index, rng)
+        if self.device_views:
+            source, params = self.views.source(image, rng)
+            views = {"source": source, "view_params": params}
+        else:
+            weak, strong = self.views(image, rng)
+            views = {"weak": weak, "strong": strong}
         return {
-            "weak": self.weak(image, rng),
-            "strong": self.strong(image, rng),
+            **views,
             # labels of unlabelled rows are hidden from the method
             "label": int(self.labels[index]) if self.labelled[index] else -1,
             "labelled": bool(self.labelled[index]),
@@ -177,7 +187,8 @@ def build_data(cfg, is_main: bool = True, barrier=None, train: bool = True) -> D
         split.notes.append(f"{dropped} unreadable images left out of the split "
                            f"({'see the crop report' if report else 'listed above'})")
         log.warning(split.notes[-1])
-    train_set = TrainSet(split.train_paths, split.train_labels, split.labelled, reader, cfg.image_size, cfg.seed)
+    train_set = TrainSet(split.train_paths, split.train_labels, split.labelled, reader, cfg.image_size, cfg.seed,
+                         cfg.gpu_augment)
     test_set = EvalSet(split.test_paths, split.test_labels, reader, cfg.image_size)
     return Data(split, train_set, test_set, report)
 

@@ -9,9 +9,10 @@ def supervised_loss(logits_weak: torch.Tensor, logits_strong: torch.Tensor, labe
 
     logits_*: [B, V]; labels: [B] with -1 marking unlabelled rows. Returns 0
     (with a graph) when the batch has no labelled row.
+
+    Written without boolean indexing, whose data-dependent shape would cost a
+    host sync per step on CUDA.
     """
-    mask = labels >= 0
-    logits = torch.cat([logits_weak[mask], logits_strong[mask]]) / tau
-    if logits.shape[0] == 0:
-        return logits_weak.sum() * 0.0
-    return F.cross_entropy(logits, torch.cat([labels[mask], labels[mask]]))
+    targets = torch.cat([labels, labels])
+    total = F.cross_entropy(torch.cat([logits_weak, logits_strong]) / tau, targets, ignore_index=-1, reduction="sum")
+    return total / (targets >= 0).sum().clamp_min(1)

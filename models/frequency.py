@@ -3,12 +3,19 @@
 DCT convention: type-II DCT with scipy's default ("backward") scaling,
     X[k] = 2 * sum_n x[n] cos(pi k (2n + 1) / (2N)),
 applied over both spatial axes (``scipy.fft.dctn(x, type=2, axes=(-2, -1))``);
-``idct2`` is its exact inverse (``scipy.fft.idctn``). Both are two matrix
-products with basis matrices built once per (size, device) and cached, so a
-call allocates nothing but its output.
+``idct2`` is its exact inverse (``scipy.fft.idctn``).
+
+Computed through the orthonormal DCT C (C C^T = I, entries <= sqrt(2/N)):
+the scipy transform is D = diag(s) C with s_0 = 2 sqrt(N), s_k = sqrt(2N), so
+    dct2(x)  = s_h s_w^T * (C_h x C_w^T)      (elementwise scale after the products)
+    idct2(X) = C_h^T (X / (s_h s_w^T)) C_w.
+The products use only the well-conditioned orthonormal matrices, so on CUDA
+they run on tensor cores in TF32 (``tensor_core_transform``); the large
+factors s (the DC term reaches 4HW) are a single elementwise scale.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -16,43 +23,92 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
-def dct_matrix(n: int, dtype=torch.float64) -> torch.Tensor:
-    """D with D[k, m] = 2 cos(pi k (2m + 1) / (2n)): the unnormalised DCT-II."""
+def orthonormal_dct_matrix(n: int) -> torch.Tensor:
+    """C with C[k, m] = sqrt(2/n) c_k cos(pi k (2m + 1) / (2n)), c_0 = 1/sqrt(2), else 1 (float64)."""
     k = torch.arange(n, dtype=torch.float64)[:, None]
     m = torch.arange(n, dtype=torch.float64)[None, :]
-    return (2 * torch.cos(math.pi * k * (2 * m + 1) / (2 * n))).to(dtype)
+    basis = math.sqrt(2.0 / n) * torch.cos(math.pi * k * (2 * m + 1) / (2 * n))
+    basis[0] /= math.sqrt(2.0)
+    return basis
 
 
-def idct_matrix(n: int, dtype=torch.float64) -> torch.Tensor:
-    """Inverse of ``dct_matrix``: x[m] = (X[0] + 2 sum_{k>=1} X[k] cos(pi k (2m+1) / (2n))) / (2n)."""
-    weights = torch.full((n,), 2.0, dtype=torch.float64)
-    weights[0] = 1.0
-    return (dct_matrix(n).T / 2 * weights[None, :] / (2 * n)).to(dtype)
+def dct_scale(n: int) -> torch.Tensor:
+    """s with diag(s) C = scipy's 'backward' DCT-II: s_0 = 2 sqrt(n), s_k = sqrt(2n) (float64)."""
+    scale = torch.full((n,), math.sqrt(2.0 * n), dtype=torch.float64)
+    scale[0] = 2.0 * math.sqrt(n)
+    return scale
+
+
+@contextlib.contextmanager
+def tensor_core_fp32(device: torch.device):
+    """float32 matmuls on CUDA in TF32 (10-bit mantissa inputs, fp32 accumulation
+    and output) inside the block; the global setting is restored afterwards."""
+    if device.type != "cuda":
+        yield
+        return
+    previous = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("high")
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(previous)
+
+
+class _Sandwich(torch.autograd.Function):
+    """left @ x @ right with both products (and the backward ones) in TF32 on CUDA."""
+
+    @staticmethod
+    def forward(ctx, x, left, right):
+        ctx.save_for_backward(left, right)
+        with tensor_core_fp32(x.device):
+            return left @ (x @ right)
+
+    @staticmethod
+    def backward(ctx, grad):
+        left, right = ctx.saved_tensors
+        with tensor_core_fp32(grad.device):
+            return left.T @ (grad @ right.T), None, None
+
+
+@torch.compiler.disable  # eager, so the TF32 scope applies under torch.compile too
+def tensor_core_transform(x: torch.Tensor, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+    """left [H,H] @ x [..., H, W] @ right [W,W] (float32), TF32 tensor cores on CUDA."""
+    return _Sandwich.apply(x.contiguous(), left, right)
 
 
 class DCT2(nn.Module):
-    """Cached basis matrices for the 2-D transform and its inverse."""
+    """Cached orthonormal bases and scipy scale factors per (size, device, dtype)."""
 
     def __init__(self):
         super().__init__()
-        self._bases: dict[tuple, tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+        self._bases: dict[tuple, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
 
-    def _basis(self, h: int, w: int, device: torch.device, dtype: torch.dtype):
+    def basis(self, h: int, w: int, device: torch.device, dtype: torch.dtype):
+        """(C_h, C_w, scale [h, w]) with scale = s_h s_w^T."""
         key = (h, w, device, dtype)
         if key not in self._bases:
+            scale = dct_scale(h)[:, None] * dct_scale(w)[None, :]
             self._bases[key] = tuple(m.to(device=device, dtype=dtype) for m in (
-                dct_matrix(h), dct_matrix(w).T.contiguous(), idct_matrix(h), idct_matrix(w).T.contiguous()))
+                orthonormal_dct_matrix(h), orthonormal_dct_matrix(w), scale))
         return self._bases[key]
+
+    def orthonormal(self, x: torch.Tensor) -> torch.Tensor:
+        """[..., H, W] -> C_h x C_w^T."""
+        c_h, c_w, _ = self.basis(x.shape[-2], x.shape[-1], x.device, x.dtype)
+        return tensor_core_transform(x, c_h, c_w.T)
+
+    def orthonormal_inverse(self, y: torch.Tensor) -> torch.Tensor:
+        """[..., H, W] -> C_h^T y C_w (inverse of ``orthonormal``)."""
+        c_h, c_w, _ = self.basis(y.shape[-2], y.shape[-1], y.device, y.dtype)
+        return tensor_core_transform(y, c_h.T, c_w)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """[..., H, W] -> its 2-D DCT-II (scipy 'backward' scaling)."""
-        d_h, d_w_t, _, _ = self._basis(x.shape[-2], x.shape[-1], x.device, x.dtype)
-        return d_h @ x @ d_w_t
+        return self.orthonormal(x) * self.basis(x.shape[-2], x.shape[-1], x.device, x.dtype)[2]
 
     def inverse(self, x: torch.Tensor) -> torch.Tensor:
         """Exact inverse of ``forward``."""
-        _, _, i_h, i_w_t = self._basis(x.shape[-2], x.shape[-1], x.device, x.dtype)
-        return i_h @ x @ i_w_t
+        return self.orthonormal_inverse(x / self.basis(x.shape[-2], x.shape[-1], x.device, x.dtype)[2])
 
 
 _SHARED = DCT2()
@@ -74,8 +130,13 @@ class FrequencyAttention(nn.Module):
     X = DCT2(x) [B,3,H,W]; a = sigmoid(conv3x3(16->1)(relu(conv3x3(3->16)(X))));
     s = IDCT2(X * a); m = sigmoid(mean_c s) [B,1,H,W]; m is average-pooled to
     ``pool`` x ``pool`` and resized bilinearly to the feature map's h x w.
-    Computed in float32 even under autocast: the unnormalised DCT reaches
-    magnitudes (~4HW) where bf16 would lose the signal.
+
+    Computed as Y = C_h x C_w^T (orthonormal, TF32 on CUDA), X = scale * Y, and,
+    since IDCT2 is linear and a is shared by the channels,
+        mean_c IDCT2(X * a) = C_h^T (a * mean_c Y) C_w,
+    one inverse product per image instead of one per channel, with the scale
+    folded away. The transforms and the mask are float32; the two gate
+    convolutions follow autocast (bf16 on CUDA training), like the backbone.
     """
 
     def __init__(self, channels: int = 3, hidden: int = 16, pool: int = 8):
@@ -86,11 +147,15 @@ class FrequencyAttention(nn.Module):
         self.dct = DCT2()
 
     def forward(self, image: torch.Tensor, feature_size: tuple[int, int]) -> torch.Tensor:
-        """image [B,C,H,W] -> attention mask [B,1,h,w] for a feature map of size (h, w)."""
+        """image [B,C,H,W] -> attention mask [B,1,h,w] (float32) for a feature map of size (h, w)."""
+        image = image.float()
         with torch.autocast(device_type=image.device.type, enabled=False):
-            spectrum = self.dct(image.float())
-            gate = torch.sigmoid(self.conv2(F.relu(self.conv1(spectrum))))
-            mask = torch.sigmoid(self.dct.inverse(spectrum * gate).mean(dim=1, keepdim=True))
+            coefficients = self.dct.orthonormal(image)
+            spectrum = coefficients * self.dct.basis(*image.shape[-2:], image.device, image.dtype)[2]
+        gate = torch.sigmoid(self.conv2(F.relu(self.conv1(spectrum))))
+        with torch.autocast(device_type=image.device.type, enabled=False):
+            gated = coefficients.mean(dim=1, keepdim=True) * gate.float()
+            mask = torch.sigmoid(self.dct.orthonormal_inverse(gated))
             mask = F.adaptive_avg_pool2d(mask, self.pool)
             if tuple(feature_size) != (self.pool, self.pool):
                 mask = F.interpolate(mask, size=feature_size, mode="bilinear", align_corners=False)

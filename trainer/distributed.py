@@ -51,10 +51,14 @@ def init_distributed(device: torch.device) -> DistInfo:
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    """The bare network inside a DistributedDataParallel wrapper."""
-    while hasattr(model, "module"):
-        model = model.module
-    return model
+    """The bare network inside DistributedDataParallel and torch.compile wrappers."""
+    while True:
+        if hasattr(model, "_orig_mod"):  # torch.compile's OptimizedModule
+            model = model._orig_mod
+        elif hasattr(model, "module"):
+            model = model.module
+        else:
+            return model
 
 
 def reduce_sum(tensor: torch.Tensor) -> torch.Tensor:

@@ -26,7 +26,8 @@ import torch
 
 from dataset.owdfa import Data, eval_loader, shutdown_workers, train_loader
 from trainer.checkpoint import save_atomic
-from trainer.device import autocast_for, to_layout
+from dataset.transforms import device_views
+from trainer.device import autocast_for, compile_network, make_optimizer, to_layout, use_bf16
 from trainer.distributed import DistInfo, reduce_sum, unwrap
 from trainer.evaluation import evaluate
 from utils.run_dir import MetricsLog, write_json
@@ -71,7 +72,10 @@ class Trainer:
     def __init__(self, cfg, method, data: Data, run_path: Path, dist: DistInfo, device: torch.device):
         self.cfg, self.method, self.data, self.run_path = cfg, method, data, run_path
         self.dist, self.device = dist, device
-        self.optimizer = torch.optim.Adam(method.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.optimizer = make_optimizer(method.parameters(), cfg.lr, cfg.weight_decay)
+        self.bf16 = use_bf16(cfg.amp, cfg.image_size)
+        if cfg.compile:
+            method.model = compile_network(method.model)
         self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
         pin = device.type == "cuda"
         self.train_loader = train_loader(data, cfg, dist.rank, dist.world_size, pin)
@@ -176,15 +180,18 @@ class Trainer:
     def train_step(self, batch: dict, epoch: int, step: int, stop: StopSignal) -> dict:
         """Forward, backward, optimiser step; returns detached terms plus data counters."""
         batch = {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+        if self.cfg.gpu_augment:
+            batch["weak"], batch["strong"] = device_views(batch.pop("source"), batch.pop("view_params"),
+                                                          self.cfg.image_size)
         for key in ("weak", "strong"):
             batch[key] = to_layout(batch[key], self.cfg.channels_last)
         replaced = batch.pop("replaced")
-        with autocast_for(self.device, self.cfg.amp):
+        with autocast_for(self.device, self.bf16):
             out = self.method.training_step(batch, epoch)
         self.optimizer.zero_grad(set_to_none=True)
         out["loss"].backward()
         flags = torch.stack([(~torch.isfinite(out["loss"].detach())).float(),
-                             torch.tensor(float(stop.signum is not None), device=self.device)])
+                             torch.full((), float(stop.signum is not None), device=self.device)])
         nonfinite, stopping = (reduce_sum(flags) > 0).tolist()  # the step's one host sync
         logged = {k: v.detach().float() for k, v in out.items()}
         logged["replaced_images"] = replaced.float().sum()
@@ -243,7 +250,7 @@ class Trainer:
 
     def evaluate(self) -> dict:
         return evaluate(self.method.predict, self.method.model, self.eval_loader, self.data.split.num_known,
-                        self.device, self.cfg.amp, self.cfg.channels_last)
+                        self.device, self.bf16, self.cfg.channels_last)
 
     def _stopped(self, signum: int) -> int:
         position = self.position

@@ -46,8 +46,14 @@ def defaults() -> Config:
     return Config(_public_values(runpy.run_path(str(BASE_CONFIG))))
 
 
+# Older values of a key that still mean something: amp was a boolean (true: bf16).
+ALIASES = {"amp": {"true": "bf16", "false": "fp32", "1": "bf16", "0": "fp32"}}
+
+
 def coerce(key: str, value, default):
     """Convert ``value`` to the type of ``default`` or raise a ConfigError naming the key."""
+    if key in ALIASES and isinstance(value, (bool, int, str)):
+        value = ALIASES[key].get(str(value).strip().lower(), value)
     kind = type(default)
     if kind is bool:
         if isinstance(value, bool):
@@ -184,6 +190,7 @@ RULES = {
                "must be auto, cpu, cuda or cuda:N"),
     "nonfinite_loss": (lambda v: v in ("stop", "skip"), "must be 'stop' or 'skip'"),
     "backbone": (lambda v: bool(v.strip()), "must name a timm model, e.g. resnet50"),
+    "amp": (lambda v: v in ("auto", "bf16", "fp32"), "must be 'auto', 'bf16' or 'fp32' (true/false: bf16/fp32)"),
 }
 
 

@@ -18,7 +18,12 @@ loader options training uses -- for three ways of getting the face crop:
   detecting every image once (with ``max(1, num_workers)`` processes, as
   ``build_reader`` does), then the loader pass.
 
-each with every ``--workers`` count (default 0 and 2).
+each with every ``--workers`` count (default 0 and 2). ``--modes warm`` times
+only the warm cache (a minute on a 16-core machine); ``--gpu_augment`` makes the
+workers ship the resized face and the view parameters instead of the two
+views (config ``gpu_augment=true``: the views are then made on the device)::
+
+    python scripts/bench/dataloader.py --modes warm --workers 15 --images 1536 --no_profile
 
 What is timed. Per configuration the loader is built and one warm-up batch
 is drawn and fully consumed (workers started, dlib's detector loaded; not
@@ -68,7 +73,7 @@ from dataset.faces import CropSettings, FaceCropper  # noqa: E402
 from dataset.image_io import is_image_file, read_rgb  # noqa: E402
 from dataset.owdfa import ImageReader, TrainSet, _worker_options  # noqa: E402
 from dataset.sampler import EpochDrawSampler  # noqa: E402
-from dataset.transforms import StrongView, WeakView  # noqa: E402
+from dataset.transforms import TrainViews  # noqa: E402
 
 MODES = ("per-read", "warm", "cold")
 # The astronaut's face in skimage.data.astronaut(): dlib's box is about (179, 83)-(266, 170).
@@ -149,9 +154,10 @@ def find_images(root: str | os.PathLike, limit: int, seed: int = 0) -> list[str]
 
 # ---------------------------------------------------------------- measurement
 
-def _loader(paths, reader, image_size, batch_size, batches, workers, seed) -> tuple[DataLoader, EpochDrawSampler]:
+def _loader(paths, reader, image_size, batch_size, batches, workers, seed,
+            device_views: bool = False) -> tuple[DataLoader, EpochDrawSampler]:
     n = len(paths)
-    dataset = TrainSet(paths, np.zeros(n, np.int64), np.ones(n, bool), reader, image_size, seed)
+    dataset = TrainSet(paths, np.zeros(n, np.int64), np.ones(n, bool), reader, image_size, seed, device_views)
     sampler = EpochDrawSampler(np.ones(n), batch_size, seed, num_draws=batches * batch_size)
     return DataLoader(dataset, batch_sampler=sampler, **_worker_options(workers, pin_memory=False)), sampler
 
@@ -167,17 +173,20 @@ def _timed_pass(loader, sampler, epoch) -> float:
     sampler.set_epoch(epoch)
     start = time.perf_counter()
     for batch in loader:
-        assert batch["weak"].shape == batch["strong"].shape
+        assert "view_params" in batch or batch["weak"].shape == batch["strong"].shape
     return time.perf_counter() - start
 
 
 def run_benchmark(paths: list[str], dataset_root: str, work_dir: str, image_size: int = 256,
                   batch_size: int = 32, batches: int = 0, workers: tuple[int, ...] = (0, 2),
-                  repeats: int = 3, seed: int = 0, log=print) -> dict:
-    """Images/s per mode and worker count (see the module docstring for what is timed).
+                  repeats: int = 3, seed: int = 0, log=print, modes: tuple[str, ...] = MODES,
+                  device_views: bool = False) -> dict:
+    """Images/s per mode and worker count (see the module docstring for what is timed);
+    ``modes`` selects a subset of MODES; ``device_views``: the workers ship the
+    resized face and the view parameters (``gpu_augment=true``), not the views.
 
     Returns ``{"rows": [{mode, workers, images, seconds, images_per_s, passes, ensure_seconds}],
-    "ratios": {workers: {"warm/per-read", "cold/per-read"}}, "settings": {...}}``.
+    "ratios": {workers: {"warm/per-read", "cold/per-read"}} (the ratios whose modes ran), "settings": {...}}``.
     """
     if batches <= 0:
         batches = max(1, len(paths) // batch_size)
@@ -189,7 +198,7 @@ def run_benchmark(paths: list[str], dataset_root: str, work_dir: str, image_size
     images = batches * batch_size
     rows = []
     for w in workers:
-        for mode in MODES:
+        for mode in modes:
             passes, ensures = [], []
             if mode == "cold":
                 for r in range(repeats):
@@ -198,13 +207,13 @@ def run_benchmark(paths: list[str], dataset_root: str, work_dir: str, image_size
                     records = cache.ensure(paths, workers=max(1, w), progress=False)
                     ensures.append(time.perf_counter() - start)
                     loader, sampler = _loader(paths, ImageReader(records, cropper), image_size, batch_size,
-                                              batches, w, seed)
+                                              batches, w, seed, device_views)
                     _warm_up(loader, sampler, batches)  # not timed, as in the other modes
                     passes.append(ensures[-1] + _timed_pass(loader, sampler, 1 + r))
                     del loader  # stops its persistent workers before the next measurement
             else:
                 reader = DetectingReader(cropper) if mode == "per-read" else ImageReader(warm_records, cropper)
-                loader, sampler = _loader(paths, reader, image_size, batch_size, batches, w, seed)
+                loader, sampler = _loader(paths, reader, image_size, batch_size, batches, w, seed, device_views)
                 _warm_up(loader, sampler, batches)
                 passes = [_timed_pass(loader, sampler, 1 + r) for r in range(repeats)]
                 del loader
@@ -216,12 +225,12 @@ def run_benchmark(paths: list[str], dataset_root: str, work_dir: str, image_size
                 f"(median of {', '.join(f'{p:.2f}' for p in passes)} s"
                 + (f"; ensure {', '.join(f'{e:.2f}' for e in ensures)} s)" if ensures else ")"))
     rate = {(r["mode"], r["workers"]): r["images_per_s"] for r in rows}
-    ratios = {w: {"warm/per-read": round(rate["warm", w] / rate["per-read", w], 2),
-                  "cold/per-read": round(rate["cold", w] / rate["per-read", w], 2)} for w in workers}
+    ratios = {w: {f"{m}/per-read": round(rate[m, w] / rate["per-read", w], 2)
+                  for m in ("warm", "cold") if (m, w) in rate and ("per-read", w) in rate} for w in workers}
     return {"rows": rows, "ratios": ratios,
             "settings": {"images_in_set": len(paths), "faces_found": faces, "image_size": image_size,
                          "batch_size": batch_size, "batches": batches, "repeats": repeats,
-                         "workers": list(workers)}}
+                         "workers": list(workers), "modes": list(modes), "gpu_augment": device_views}}
 
 
 SIZE_BUCKETS = (384, 640, 896)  # long-side bucket edges of the profile, px
@@ -237,7 +246,7 @@ def stage_profile(paths: list[str], image_size: int = 256, limit: int = 48) -> d
     a loader worker) and, overall, with torch's current intra-op thread count
     (as with ``num_workers=0``).
     """
-    cropper, weak, strong = FaceCropper(), WeakView(image_size), StrongView(image_size)
+    cropper, views = FaceCropper(), TrainViews(image_size)
     cropper.detect(np.zeros((64, 64, 3), np.uint8))  # load the detector outside the timing
     rng = np.random.default_rng(0)
     threads = torch.get_num_threads()
@@ -254,7 +263,7 @@ def stage_profile(paths: list[str], image_size: int = 256, limit: int = 48) -> d
             try:
                 t3 = time.perf_counter()
                 face = cropper.crop(image, record)
-                weak(face, rng), strong(face, rng)
+                views(face, rng)
                 views.append(time.perf_counter() - t3)
             finally:
                 torch.set_num_threads(threads)
@@ -297,7 +306,8 @@ def format_table(result: dict) -> str:
                      f"| {r['images']} |")
     lines += ["", "| workers | warm / per-read | cold / per-read |", "|---:|---:|---:|"]
     for w, ratio in result["ratios"].items():
-        lines.append(f"| {w} | {ratio['warm/per-read']:.2f}x | {ratio['cold/per-read']:.2f}x |")
+        cells = [f"{ratio[k]:.2f}x" if k in ratio else "-" for k in ("warm/per-read", "cold/per-read")]
+        lines.append(f"| {w} | {cells[0]} | {cells[1]} |")
     return "\n".join(lines)
 
 
@@ -319,6 +329,11 @@ def main(argv=None) -> int:
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--image_size", type=int, default=256, help="side of both training views")
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2], help="DataLoader num_workers values")
+    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES,
+                        help="which crop paths to time (e.g. only warm on a many-core machine)")
+    parser.add_argument("--gpu_augment", action="store_true",
+                        help="workers ship the resized face + view parameters (gpu_augment=true), not the views")
+    parser.add_argument("--no_profile", action="store_true", help="skip the per-stage profile (it runs detection)")
     parser.add_argument("--repeats", type=int, default=3, help="timed passes per configuration (median)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--torch_threads", type=int, default=0,
@@ -340,11 +355,13 @@ def main(argv=None) -> int:
             source = (f"{len(paths)} generated face images (astronaut, frames 256-1024 px, "
                       f"made in {time.perf_counter() - start:.1f} s)")
         print(f"images: {source}")
-        profile = stage_profile(paths, args.image_size)
-        print("per-image stages, one process, one torch thread (mean ms):\n" + format_profile(profile))
+        profile = None if args.no_profile else stage_profile(paths, args.image_size)
+        if profile:
+            print("per-image stages, one process, one torch thread (mean ms):\n" + format_profile(profile))
         machine_before = _machine()
         result = run_benchmark(paths, root, tmp, args.image_size, args.batch_size, args.batches,
-                               tuple(args.workers), args.repeats, args.seed)
+                               tuple(args.workers), args.repeats, args.seed, modes=tuple(args.modes),
+                               device_views=args.gpu_augment)
     result.update(source=source, profile=profile, machine_before=machine_before, machine_after=_machine(),
                   command=" ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]))
     s = result["settings"]
@@ -353,7 +370,7 @@ def main(argv=None) -> int:
           f"{s['batches']} timed batches per pass, median of {s['repeats']} passes; "
           f"faces found in {s['faces_found']}/{s['images_in_set']} images)\n{table}")
     verdict = ""
-    if 2 in result["ratios"]:
+    if "warm/per-read" in result["ratios"].get(2, {}):
         ratio = result["ratios"][2]["warm/per-read"]
         verdict = (f"warm cache vs per-read detection, 2 workers: {ratio:.2f}x "
                    f"({'meets' if ratio >= REQUIRED_RATIO else 'BELOW'} the required {REQUIRED_RATIO:.0f}x)")
@@ -371,7 +388,8 @@ def main(argv=None) -> int:
         "cold includes `CropCache.ensure` on an empty cache",
         f"- machine before / after: {machine_before} / {result['machine_after']}", "",
         table, "", *([verdict, ""] if verdict else []),
-        "Per-image stages in one process, one torch thread (mean ms):", "", format_profile(profile), "",
+        *(["Per-image stages in one process, one torch thread (mean ms):", "", format_profile(profile), ""]
+          if profile else []),
         "```json", json.dumps(result, indent=1), "```", ""]))
     print(f"wrote {out}")
     return 0

@@ -15,9 +15,10 @@ repeats. "attention share" is 1 - t(no attention) / t(with attention) of the
 training step: the cost of the DCT frequency attention.
 
 Variants: fp32 and bf16 autocast (CUDA only, as in training), channels_last
-off/on; ``--compare`` adds the before/after rows of the speed work (DCT basis
-rebuilt per call vs cached; a host sync per logged term per step vs on-device
-accumulation).
+off/on; ``--compare`` adds the before/after row of an earlier speed work (a host sync
+per logged term per step vs on-device accumulation). For the before/after
+of the tensor-core attention, compile and fused Adam see
+scripts/bench/gpu_issue15.sh.
 """
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ def build(backbone: str, size: int, device, attention: bool, channels_last: bool
     import torch
 
     from models.cal import CAL
-    from trainer.device import place_model
+    from trainer.device import make_optimizer, place_model
     from utils.config import load_config
 
     cfg = load_config(None, [f"backbone={backbone}", "pretrained=false", f"image_size={size}",
@@ -52,7 +53,7 @@ def build(backbone: str, size: int, device, attention: bool, channels_last: bool
     torch.manual_seed(0)
     method = CAL(cfg, num_known=19, num_classes=41)
     place_model(method.model, device, channels_last)
-    return method, torch.optim.Adam(method.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return method, make_optimizer(method.parameters(), cfg.lr, cfg.weight_decay)
 
 
 def fake_batch(batch: int, size: int, device, channels_last: bool) -> dict:
@@ -91,13 +92,9 @@ def run_case(args) -> dict:
     """One configuration, in this process: train and eval images/s, memory."""
     import torch
 
-    from models import frequency
     from trainer.device import autocast_for
 
     device = torch.device(args.device)
-    if args.naive_dct:  # "before": the basis matrices rebuilt on every call
-        frequency.DCT2._basis = lambda self, h, w, dev, dt: tuple(m.to(device=dev, dtype=dt) for m in (
-            frequency.dct_matrix(h), frequency.dct_matrix(w).T, frequency.idct_matrix(h), frequency.idct_matrix(w).T))
     method, optimizer = build(args.backbone, args.size, device, args.attention, args.channels_last)
     batch = fake_batch(args.batch, args.size, device, args.channels_last)
 
@@ -172,12 +169,11 @@ def grid(devices: list[str], compare: bool, models: list[str] | None = None,
                     share = 1 - statistics.median(with_att["train"]) / statistics.median(without["train"])
                     yield (device, f"{backbone}@{size}", batch, precision, layout, ""), with_att, share
             if compare:
-                for variant in ("naive_dct", "sync_logging"):
+                for variant in ("sync_logging",):
                     result = spawn(case_args(device, backbone, size, batch, attention=True,
                                              bf16=kind == "cuda", **{variant: True}))
                     label = (device, f"{backbone}@{size}", batch, "bf16" if kind == "cuda" else "fp32", "off",
-                             {"naive_dct": "before: DCT basis per call",
-                              "sync_logging": "before: .item() per term per step"}[variant])
+                             "before: .item() per term per step")
                     yield label, result, None
 
 
@@ -194,7 +190,7 @@ def main(argv=None) -> int:
         parser.add_argument(f"--{name}", help=argparse.SUPPRESS)
     for name in ("size", "batch", "steps", "repeats"):
         parser.add_argument(f"--{name}", type=int, help=argparse.SUPPRESS)
-    for name in ("bf16", "attention", "naive_dct", "sync_logging"):
+    for name in ("bf16", "attention", "sync_logging"):
         parser.add_argument(f"--{name}", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--cl", dest="channels_last", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

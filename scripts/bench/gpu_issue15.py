@@ -1,0 +1,390 @@
+"""Before/after numbers of issue 15 on one GPU, each case in its own process.
+
+    python scripts/bench/gpu_issue15.py --before .before --out results_dir   # about 4 minutes on an H100
+    python scripts/bench/gpu_issue15.py --smoke                               # CPU check of the harness
+
+"before" is a checkout of the old tree (``--before``), "after" this tree. A
+case imports the model and data code of its tree, so both run the same
+measurement code:
+
+- step: training step of CAL (both views of a batch of 128, channels_last,
+  losses, backward, Adam, one finiteness sync) as images/s counting both views,
+  for bf16 / fp32, with and without the frequency attention (attention share =
+  1 - t(without) / t(with)); host syncs per step counted with CUDA's sync
+  debug mode; after: fused Adam, and ``compile`` (compile time printed apart);
+- check: the CUDA fast path of the attention against float64 references;
+- e2e: a training epoch from 256 px JPEGs (no face crop, 12 workers, pinned
+  memory) timed after a warm-up epoch, against the step-only rate of the same
+  process; after: gpu_augment off and on.
+
+Every case has a timeout and a failure does not stop the others; results go
+to stdout and, with ``--out``, to ``issue15_results.md`` / ``.jsonl``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+AFTER = Path(__file__).resolve().parents[2]
+
+
+# ---------------------------------------------------------------- cases (run inside a tree)
+
+def _tree_config(overrides: list[str]):
+    from utils.config import load_config
+    return load_config(None, overrides)
+
+
+def _build(backbone: str, size: int, attention: bool, device, compile_net: bool):
+    import torch
+
+    from models.cal import CAL
+    from trainer.device import place_model
+
+    cfg = _tree_config([f"backbone={backbone}", "pretrained=false", f"image_size={size}",
+                        f"frequency_attention={attention}", "pseudo_start=0", "epochs=10"])
+    torch.manual_seed(0)
+    method = CAL(cfg, num_known=19, num_classes=41)
+    place_model(method.model, device, True)
+    try:
+        from trainer.device import make_optimizer  # after: fused Adam on CUDA
+        optimizer = make_optimizer(method.parameters(), cfg.lr, cfg.weight_decay)
+    except ImportError:
+        optimizer = torch.optim.Adam(method.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if compile_net:
+        from trainer.device import compile_network
+        method.model = compile_network(method.model)
+    return method, optimizer
+
+
+def _make_step(method, optimizer, batch_fn, device, bf16: bool):
+    import torch
+
+    def step():
+        batch = batch_fn()
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16 and device.type == "cuda"):
+            out = method.training_step(batch, epoch=5)
+        optimizer.zero_grad(set_to_none=True)
+        out["loss"].backward()
+        finite = bool(torch.isfinite(out["loss"]))  # the trainer's one host sync
+        optimizer.step()
+        return finite
+    return step
+
+
+def _sync(device):
+    import torch
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _fixed_batch(batch: int, size: int, device):
+    import torch
+    g = torch.Generator().manual_seed(0)
+    views = [torch.randint(0, 256, (batch, 3, size, size), generator=g, dtype=torch.uint8) for _ in range(2)]
+    labels = torch.randint(0, 19, (batch,), generator=g)
+    labels[batch // 2:] = -1
+    return {"weak": views[0].to(device).contiguous(memory_format=torch.channels_last),
+            "strong": views[1].to(device).contiguous(memory_format=torch.channels_last), "label": labels.to(device)}
+
+
+def _rate(step, device, images: int, steps: int, repeats: int) -> list[float]:
+    out = []
+    for _ in range(repeats):
+        _sync(device)
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        _sync(device)
+        out.append(images * steps / (time.perf_counter() - start))
+    return out
+
+
+def _count_syncs(step, device) -> int | None:
+    """Host syncs in one step (CUDA's sync debug mode warns at each)."""
+    import warnings
+
+    import torch
+    if device.type != "cuda":
+        return None
+    torch.cuda.set_sync_debug_mode("warn")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            step()
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    return sum("synchroniz" in str(w.message) for w in caught)
+
+
+def case_step(args) -> None:
+    import torch
+    device = torch.device(args.device)
+    for variant in args.variants:
+        precision, attention = variant.split(":")
+        started = time.perf_counter()
+        method, optimizer = _build(args.backbone, args.size, attention == "att", device, args.compile)
+        batch = _fixed_batch(args.batch, args.size, device)
+        step = _make_step(method, optimizer, lambda: batch, device, precision == "bf16")
+        first = time.perf_counter()
+        step()
+        _sync(device)
+        first_step_s = time.perf_counter() - first
+        for _ in range(args.warmup):
+            step()
+        rates = _rate(step, device, 2 * args.batch, args.steps, args.repeats)
+        record = {"case": "step", "tree": args.label, "model": f"{args.backbone}@{args.size}", "batch": args.batch,
+                  "precision": precision, "attention": attention == "att", "compile": args.compile,
+                  "images_per_s": statistics.median(rates), "rates": [round(r, 1) for r in rates],
+                  "first_step_s": round(first_step_s, 2), "syncs_per_step": _count_syncs(step, device),
+                  "fused_adam": bool(optimizer.param_groups[0].get("fused")),
+                  "setup_s": round(time.perf_counter() - started, 1)}
+        print(json.dumps(record), flush=True)
+        del method, optimizer, step
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+
+
+def case_check(args) -> None:
+    """The attention's CUDA path (TF32 transforms, bf16 gate convs) against float64."""
+    import numpy as np
+    import scipy.fft
+    import torch
+
+    from models.frequency import FrequencyAttention, dct2
+    device = torch.device(args.device)
+    g = torch.Generator().manual_seed(0)
+    u = torch.nn.functional.avg_pool2d(torch.randint(0, 256, (4, 3, 256, 256), generator=g).float(), 5, 1, 2)
+    x = (u / 255 - 0.45) / 0.225
+    expected = scipy.fft.dctn(x.double().numpy(), type=2, axes=(-2, -1))
+    fast = dct2(x.to(device)).double().cpu().numpy()
+    torch.manual_seed(0)
+    attn = FrequencyAttention()
+    with torch.no_grad():
+        reference = attn(x, (8, 8)).double()  # float32 on the CPU (no TF32, no autocast)
+        attn.to(device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            mask = attn(x.to(device), (8, 8)).double().cpu()
+    print(json.dumps({"case": "check", "tree": args.label,
+                      "dct_rel_error_vs_scipy": float(np.linalg.norm(fast - expected) / np.linalg.norm(expected)),
+                      "mask_max_abs_error_vs_fp32_cpu": float((mask - reference).abs().max())}), flush=True)
+
+
+def _jpeg_worker(job):
+    import numpy as np
+    from PIL import Image
+    folder, start, count, size = job
+    rng = np.random.default_rng(start)
+    for i in range(start, start + count):
+        low = rng.uniform(20, 235, (8, 8, 3)).astype(np.uint8)
+        image = Image.fromarray(low).resize((size, size), Image.BICUBIC)
+        noise = rng.normal(0, 6, (size, size, 3))
+        pixels = np.clip(np.asarray(image, dtype=np.float64) + noise, 0, 255).astype(np.uint8)
+        Image.fromarray(pixels).save(Path(folder) / f"{i:05d}.jpg", quality=90)
+
+
+def make_jpegs(folder: Path, count: int, size: int = 256) -> list[str]:
+    """``count`` synthetic JPEG crops of ``size`` px (smooth colour fields plus noise), in parallel."""
+    from multiprocessing import Pool
+    folder.mkdir(parents=True, exist_ok=True)
+    chunk = max(1, count // 32)
+    jobs = [(str(folder), s, min(chunk, count - s), size) for s in range(0, count, chunk)]
+    with Pool(min(16, os.cpu_count() or 1)) as pool:
+        pool.map(_jpeg_worker, jobs)
+    return sorted(str(p) for p in folder.glob("*.jpg"))
+
+
+def case_e2e(args) -> None:
+    import numpy as np
+    import torch
+    from torch.utils.data import DataLoader
+
+    from dataset.owdfa import ImageReader, TrainSet, _worker_options
+    from dataset.sampler import EpochDrawSampler
+    device = torch.device(args.device)
+    paths = sorted(str(p) for p in Path(args.images).glob("*.jpg"))
+    n = len(paths)
+    labels = np.arange(n) % 19
+    labelled = np.arange(n) % 2 == 0
+    extra = {"device_views": True} if args.gpu_augment else {}
+    dataset = TrainSet(paths, labels, labelled, ImageReader(), args.size, 0, **extra)
+    sampler = EpochDrawSampler(np.ones(n), args.batch, 0, num_draws=n)
+    loader = DataLoader(dataset, batch_sampler=sampler, **_worker_options(args.workers, device.type == "cuda"))
+    method, optimizer = _build(args.backbone, args.size, True, device, False)
+    bf16 = args.size >= 128
+
+    def prepare(batch):
+        batch = {k: v.to(device, non_blocking=True) for k, v in batch.items() if torch.is_tensor(v)}
+        if args.gpu_augment:
+            from dataset.transforms import device_views
+            batch["weak"], batch["strong"] = device_views(batch.pop("source"), batch.pop("view_params"), args.size)
+        for key in ("weak", "strong"):
+            batch[key] = batch[key].contiguous(memory_format=torch.channels_last)
+        return batch
+
+    current = {}
+    step = _make_step(method, optimizer, lambda: current["batch"], device, bf16)
+
+    def epoch(index: int) -> tuple[float, int]:
+        sampler.set_epoch(index)
+        _sync(device)
+        start, steps = time.perf_counter(), 0
+        for batch in loader:
+            current["batch"] = prepare(batch)
+            step()
+            steps += 1
+        _sync(device)
+        return time.perf_counter() - start, steps
+
+    warm_s, _ = epoch(0)  # workers start, page cache, cuDNN autotuning
+    seconds, steps = epoch(1)
+    fixed = prepare(next(iter(loader)))
+    current["batch"] = fixed
+    step_only = _rate(step, device, 2 * args.batch, 10, 2)
+    e2e = 2 * args.batch * steps / seconds
+    print(json.dumps({"case": "e2e", "tree": args.label, "gpu_augment": args.gpu_augment, "workers": args.workers,
+                      "images_in_epoch": steps * args.batch, "e2e_images_per_s": round(e2e, 1),
+                      "step_only_images_per_s": round(statistics.median(step_only), 1),
+                      "ratio": round(e2e / statistics.median(step_only), 3), "warm_epoch_s": round(warm_s, 1),
+                      "timed_epoch_s": round(seconds, 2)}), flush=True)
+
+
+# ---------------------------------------------------------------- orchestration
+
+def run_case(tree: Path, label: str, args: list[str], timeout: float) -> tuple[list[dict], str]:
+    """Run one case in its own process inside ``tree``; returns its JSON records and any error."""
+    command = [sys.executable, str(AFTER / "scripts" / "bench" / "gpu_issue15.py"), "--case", "--tree", str(tree),
+               "--label", label, *args]
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    try:
+        out = subprocess.run(command, cwd=tree, capture_output=True, text=True, timeout=timeout, env=env)
+        stdout, error = out.stdout, (f"exit {out.returncode}: {out.stderr[-1500:]}" if out.returncode else "")
+    except subprocess.TimeoutExpired as err:
+        stdout = err.stdout.decode() if isinstance(err.stdout, bytes) else (err.stdout or "")
+        error = f"timed out after {timeout:.0f} s"
+    records = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+    return records, error
+
+
+def plan(before: Path | None, smoke: bool, device: str, jpegs: Path) -> list[tuple]:
+    """(tree, label, case args, timeout) in order of importance."""
+    common = ["--device", device]
+    if smoke:
+        r50, r18, batch = ("resnet18", 64), ("resnet18", 32), "4"
+        timing = ["--steps", "1", "--repeats", "1", "--warmup", "0"]
+    else:
+        r50, r18, batch = ("resnet50", 256), ("resnet18", 64), "128"
+        timing = ["--steps", "8", "--repeats", "3", "--warmup", "2"]
+    trees = [(AFTER, "after")] + ([(before, "before")] if before else [])
+    cases = [(AFTER, "after", ["--kind", "check", *common], 90)]
+    for (backbone, size), variants, timeout in ((r50, ["bf16:att", "bf16:noatt", "fp32:att"], 120),
+                                                (r18, ["bf16:att", "fp32:att", "fp32:noatt"], 90)):
+        for tree, label in trees:
+            cases.append((tree, label, ["--kind", "step", "--backbone", backbone, "--size", str(size),
+                                        "--batch", batch, "--variants", *variants, *timing, *common], timeout))
+    e2e = ["--kind", "e2e", "--backbone", r50[0], "--size", str(r50[1]), "--batch", batch,
+           "--workers", "2" if smoke else "12", "--images", str(jpegs), *common]
+    cases.append((AFTER, "after", e2e, 150))
+    cases.append((AFTER, "after", [*e2e, "--gpu_augment"], 150))
+    cases.append((AFTER, "after", ["--kind", "step", "--backbone", r50[0], "--size", str(r50[1]), "--batch", batch,
+                                   "--variants", "bf16:att", "--compile", *timing, *common], 240))
+    if before and os.environ.get("ISSUE15_BEFORE_E2E") == "1":
+        cases.append((before, "before", e2e, 150))
+    return cases
+
+
+def format_results(records: list[dict]) -> str:
+    steps = [r for r in records if r["case"] == "step"]
+    rate = {(r["tree"], r["model"], r["precision"], r["attention"], r["compile"]): r["images_per_s"] for r in steps}
+    lines = ["| tree | model | precision | compile | train img/s (both views) | attention share | first step s "
+             "| host syncs/step | fused Adam |", "|---|---|---|---|---:|---:|---:|---:|---|"]
+    for r in steps:
+        if not r["attention"]:
+            continue
+        without = rate.get((r["tree"], r["model"], r["precision"], False, r["compile"]))
+        share = f"{100 * (1 - r['images_per_s'] / without):.1f} %" if without else "-"
+        lines.append(f"| {r['tree']} | {r['model']} | {r['precision']} | {r['compile']} | {r['images_per_s']:.0f} "
+                     f"{r['rates']} | {share} | {r['first_step_s']} | {r['syncs_per_step']} | {r['fused_adam']} |")
+    for r in records:
+        if r["case"] == "e2e":
+            lines.append(f"\ne2e ({r['tree']}, gpu_augment={r['gpu_augment']}, {r['workers']} workers, "
+                         f"{r['images_in_epoch']} samples): {r['e2e_images_per_s']} img/s vs step-only "
+                         f"{r['step_only_images_per_s']} img/s = {100 * r['ratio']:.1f} %")
+        elif r["case"] == "check":
+            lines.append(f"\nattention CUDA path: dct2 relative error vs scipy {r['dct_rel_error_vs_scipy']:.2e}; "
+                         f"mask (bf16 autocast) max |error| vs fp32 CPU {r['mask_max_abs_error_vs_fp32_cpu']:.2e}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--before", default=os.environ.get("BEFORE", ".before"), help="old tree ('' to skip)")
+    parser.add_argument("--out", default=os.environ.get("OUT", ""), help="folder for the results files")
+    parser.add_argument("--smoke", action="store_true", help="tiny CPU run of every case (checks the harness)")
+    parser.add_argument("--budget_s", type=float, default=float(os.environ.get("ISSUE15_BUDGET_S", "300")),
+                        help="skip the cases still waiting after this many seconds")
+    parser.add_argument("--case", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--tree", help=argparse.SUPPRESS)
+    parser.add_argument("--label", help=argparse.SUPPRESS)
+    parser.add_argument("--kind", help=argparse.SUPPRESS)
+    parser.add_argument("--device", default="cuda", help=argparse.SUPPRESS)
+    parser.add_argument("--backbone", help=argparse.SUPPRESS)
+    parser.add_argument("--variants", nargs="*", help=argparse.SUPPRESS)
+    parser.add_argument("--images", help=argparse.SUPPRESS)
+    for name in ("size", "batch", "steps", "repeats", "warmup", "workers"):
+        parser.add_argument(f"--{name}", type=int, default=0, help=argparse.SUPPRESS)
+    for name in ("compile", "gpu_augment"):
+        parser.add_argument(f"--{name}", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.case:
+        sys.path.insert(0, args.tree)
+        {"step": case_step, "check": case_check, "e2e": case_e2e}[args.kind](args)
+        return 0
+
+    started = time.time()
+    device = "cpu" if args.smoke else "cuda"
+    before = Path(args.before).resolve() if args.before else None
+    if before and not (before / "models" / "frequency.py").is_file():
+        print(f"no old tree at {before}: before cases skipped", flush=True)
+        before = None
+    jpegs = Path(os.environ.get("TMPDIR", "/tmp")) / "issue15_jpegs"
+    if not list(jpegs.glob("*.jpg")):
+        made = make_jpegs(jpegs, 64 if args.smoke else 3072)
+        print(f"made {len(made)} JPEGs in {time.time() - started:.1f} s", flush=True)
+    records, errors = [], []
+    for tree, label, case_args, timeout in plan(before, args.smoke, device, jpegs):
+        name = f"{label} {' '.join(case_args)}"
+        left = args.budget_s - (time.time() - started)
+        if left < 20:
+            errors.append(f"skipped (budget): {name}")
+            print(errors[-1], flush=True)
+            continue
+        found, error = run_case(tree, label, case_args, min(timeout, left))
+        records += found
+        for record in found:
+            print(json.dumps(record), flush=True)
+        if error:
+            errors.append(f"FAILED {name}: {error}")
+            print(errors[-1], flush=True)
+    import torch
+    info = (f"torch {torch.__version__}, {os.cpu_count()} CPU cores"
+            + (f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no CUDA")
+            + f"; {time.time() - started:.0f} s in all")
+    report = "\n".join([format_results(records), "", info, *errors])
+    print("\n" + report, flush=True)
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "issue15_results.md").write_text(report + "\n")
+        (out / "issue15_results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
