@@ -83,6 +83,7 @@ class DCT2(nn.Module):
         super().__init__()
         self._bases: dict[tuple, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
 
+    @torch.compiler.disable  # a Python-side cache: built once eagerly, not traced
     def basis(self, h: int, w: int, device: torch.device, dtype: torch.dtype):
         """(C_h, C_w, scale [h, w]) with scale = s_h s_w^T."""
         key = (h, w, device, dtype)

@@ -86,3 +86,18 @@ def test_device_views_batch_equals_per_sample_and_repeats_exactly():
     for i in (0, 5, 15):
         one = device_views(sources[i:i + 1], params[i:i + 1], 32)
         assert (one[1][0].float() - strong[i].float()).abs().max() <= 1
+
+
+def test_training_with_gpu_augment_runs(mini_root, tmp_path):
+    """gpu_augment=true end to end (TINY, one epoch): the loader ships sources, the trainer makes the views."""
+    import json
+
+    import train
+    from conftest import TINY
+
+    run_dir = tmp_path / "gpu_augment"
+    code = train.main(["configs/demo.py", f"dataset_root={mini_root}", f"run_dir={run_dir}", *TINY, "epochs=1",
+                       "gpu_augment=true"])
+    assert code == 0
+    record = json.loads((run_dir / "metrics.jsonl").read_text())
+    assert record["all_acc"] is not None and record["loss"] > 0
