@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -97,17 +98,27 @@ def tiny_checkpoint(mini_root, tmp_path_factory):
     return run_dir / "checkpoints" / "last.pt"
 
 
-def test_cli_writes_the_curve(tiny_checkpoint, tmp_path):
+def test_cli_on_a_one_epoch_checkpoint_says_why_there_is_no_estimate(tiny_checkpoint, tmp_path):
+    # one epoch on 12 images per class leaves features without class structure
     result = run_cli("estimate_k.py", "--ckpt", str(tiny_checkpoint), "--out", str(tmp_path), "--k_max", "30")
     record = json.loads((tmp_path / "k_curve.json").read_text())
-    assert record["k_novel_true"] == 22
-    if record["degenerate"]:  # one epoch of 12 images per class may leave no structure: said, not crashed
-        assert result.returncode == 3 and record["message"] in result.stderr
-    else:
-        assert result.returncode == 0, result.stderr[-3000:]
-        assert f"estimated novel K: {record['k_novel']} (true 22, error {record['k_novel'] - 22:+d})" in result.stdout
-        assert (tmp_path / "k_curve.png").stat().st_size > 0
-        assert record["ks"][0] == 19 and record["ks"][-1] <= 30
+    assert result.returncode == 3, result.stderr[-3000:]
+    assert record["degenerate"] and record["k_novel"] is None and record["k_novel_true"] == 22
+    assert "form no clusters" in record["message"] and record["message"] in result.stderr
+    assert record["num_images"] == 379 and record["num_labelled"] == 135  # the TINY split of the mini tree
+
+
+def test_cli_prints_the_estimate_and_writes_the_curve(monkeypatch, tmp_path, capsys):
+    import estimate_k
+
+    x, labels, _ = blobs(5, 7, seed=0)
+    split = SimpleNamespace(num_known=5, num_novel_in_test=7)
+    monkeypatch.setattr(estimate_k, "training_features", lambda args: (x, labels, split, torch.device("cpu")))
+    assert estimate_k.main(["--ckpt", "run/checkpoints/last.pt", "--out", str(tmp_path)]) == 0
+    assert "estimated novel K: 7 (true 7, error +0); total K 12" in capsys.readouterr().out
+    record = json.loads((tmp_path / "k_curve.json").read_text())
+    assert record["k_novel"] == 7 and record["k_novel_error"] == 0 and record["ks"] == list(range(5, 16))
+    assert (tmp_path / "k_curve.png").stat().st_size > 0
 
 
 def test_cli_bad_checkpoint_is_one_line(tmp_path):
