@@ -234,7 +234,18 @@ def train_loader(data: Data, cfg, rank: int = 0, world_size: int = 1, pin_memory
     return DataLoader(data.train_set, batch_sampler=sampler, **_worker_options(cfg.num_workers, pin_memory))
 
 
-def eval_loader(data: Data, cfg, rank: int = 0, world_size: int = 1, pin_memory: bool = False) -> DataLoader:
-    sampler = ShardSampler(len(data.test_set), rank, world_size)
-    return DataLoader(data.test_set, batch_size=cfg.test_batch_size, sampler=sampler,
+def eval_loader(data: Data, cfg, rank: int = 0, world_size: int = 1, pin_memory: bool = False,
+                dataset: Dataset | None = None) -> DataLoader:
+    """Deterministic pass over ``dataset`` (default: the test set)."""
+    dataset = data.test_set if dataset is None else dataset
+    sampler = ShardSampler(len(dataset), rank, world_size)
+    return DataLoader(dataset, batch_size=cfg.test_batch_size, sampler=sampler,
                       **_worker_options(cfg.num_workers, pin_memory))
+
+
+def train_eval_set(data: Data) -> EvalSet:
+    """The training images in the test view; ``label`` is the class of a
+    labelled image and -1 for an unlabelled one (for feature extraction)."""
+    split, train_set = data.split, data.train_set
+    labels = np.where(split.labelled, split.train_labels, -1)
+    return EvalSet(split.train_paths, labels, train_set.reader, data.test_set.image_size)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from trainer.device import autocast_for, to_layout
 from trainer.distributed import gather_objects
@@ -11,23 +12,23 @@ from utils.metrics import attribution_metrics
 
 
 @torch.no_grad()
-def predict(predict_fn, model: torch.nn.Module, loader, device: torch.device, amp: bool = True,
-            channels_last: bool = False) -> dict[str, np.ndarray]:
-    """Arrays ``index``, ``label``, ``pred``, ``confidence`` over the whole
-    test set (all processes), sorted by test index; unreadable images dropped."""
+def _collect(outputs_fn, model: torch.nn.Module, loader, device: torch.device, amp: bool,
+             channels_last: bool) -> dict[str, np.ndarray]:
+    """``index``, ``label`` and the arrays ``outputs_fn(images)`` returns, over
+    the whole loader (all processes), in eval mode, sorted by index;
+    unreadable images dropped and counted (``unreadable``)."""
     was_training = model.training
     model.eval()
     parts = []
     for batch in loader:
         images = to_layout(batch["image"].to(device, non_blocking=True), channels_last)
         with autocast_for(device, amp):
-            logits = predict_fn(images).float()
-        confidence, pred = logits.softmax(dim=1).max(dim=1)
+            outputs = outputs_fn(images)
         parts.append({"index": batch["index"], "label": batch["label"], "valid": batch["valid"],
-                      "pred": pred.cpu(), "confidence": confidence.cpu()})
+                      **{k: v.cpu() for k, v in outputs.items()}})
     model.train(was_training)
-    local = {k: torch.cat([p[k] for p in parts]).numpy() if parts else np.zeros(0)
-             for k in ("index", "label", "valid", "pred", "confidence")}
+    keys = parts[0].keys() if parts else ("index", "label", "valid")
+    local = {k: torch.cat([p[k] for p in parts]).numpy() if parts else np.zeros(0) for k in keys}
     shards = gather_objects(local)
     merged = {k: np.concatenate([s[k] for s in shards]) for k in local}
     order = np.argsort(merged["index"], kind="stable")
@@ -35,6 +36,28 @@ def predict(predict_fn, model: torch.nn.Module, loader, device: torch.device, am
     valid = merged.pop("valid").astype(bool)
     merged["unreadable"] = int((~valid).sum())
     return {k: (v[valid] if isinstance(v, np.ndarray) else v) for k, v in merged.items()}
+
+
+def predict(predict_fn, model: torch.nn.Module, loader, device: torch.device, amp: bool = True,
+            channels_last: bool = False) -> dict[str, np.ndarray]:
+    """Arrays ``index``, ``label``, ``pred``, ``confidence`` over the whole
+    test set (all processes), sorted by test index; unreadable images dropped."""
+    def outputs(images):
+        confidence, pred = predict_fn(images).float().softmax(dim=1).max(dim=1)
+        return {"pred": pred, "confidence": confidence}
+
+    return _collect(outputs, model, loader, device, amp, channels_last)
+
+
+def extract_features(features_fn, model: torch.nn.Module, loader, device: torch.device, amp: bool = True,
+                     channels_last: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """L2-normalised features [N, D] (``features_fn``, e.g. ``CALNet.features``:
+    the BNNeck output, eval mode, no dropout) and the loader's labels [N],
+    over the whole loader (all processes), sorted by index; unreadable
+    images dropped."""
+    out = _collect(lambda images: {"feature": F.normalize(features_fn(images).float(), dim=1)},
+                   model, loader, device, amp, channels_last)
+    return out["feature"], out["label"]
 
 
 def evaluate(predict_fn, model, loader, num_known: int, device, amp: bool = True,

@@ -1,6 +1,7 @@
 """Plots a run leaves in its directory: curves.png (losses, accuracies,
 novel threshold) and, with unknown K, k_estimate.png (estimated vs true
-number of novel classes per epoch)."""
+number of novel classes per epoch); estimate_k.py's k_curve.png (the
+post-hoc estimator's score per K)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -55,6 +56,25 @@ def plot_k_estimate(history: list[dict], path: Path) -> None:
     ax.set(xlabel="epoch", ylabel="novel prototypes kept", title="Dynamic Prototype Pruning")
     ax.grid(alpha=0.3)
     ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_k_curve(estimate: dict, path: Path, true_novel: int | None = None) -> None:
+    """Score, probe accuracy and silhouette per novel K (utils/k_estimation.py),
+    the chosen K and, when known, the true one."""
+    novel = [k - estimate["num_known"] for k in estimate["ks"]]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for key, style in (("scores", "-o"), ("probe_acc", "--."), ("silhouette", ":.")):
+        ax.plot(novel, estimate[key], style, label=key.replace("scores", "score"), markersize=4)
+    if estimate.get("k_novel") is not None:
+        ax.axvline(estimate["k_novel"], color="tab:red", label=f"chosen novel K = {estimate['k_novel']}")
+    if true_novel is not None:
+        ax.axvline(true_novel, color="k", linestyle="--", label=f"true novel K = {true_novel}")
+    ax.set(xlabel="novel K", ylabel="score", title="post-hoc estimate of the number of novel classes")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -1,0 +1,105 @@
+"""Estimate the number of novel classes post hoc from a trained checkpoint.
+
+    python estimate_k.py --ckpt exp/owdfa40_p1/<stamp>/checkpoints/last.pt
+    python estimate_k.py --ckpt last.pt --k_max 80 --device cuda --out k_out/
+
+Rebuilds the model and the training split from the checkpoint's config,
+extracts the L2-normalised BNNeck features of every training image (labelled
+and unlabelled, test view, no dropout), sweeps semi-supervised k-means over
+the total K in [K_known, k_max] and scores each K on known classes held out
+of the clustering's labels (utils/k_estimation.py explains the score). Prints
+the chosen novel K, the truth where the split knows it and the error; writes
+``k_curve.png`` and ``k_curve.json`` to ``--out`` (default: the run folder).
+Exit status: 0 estimate made, 2 bad input (checkpoint, config, data),
+3 the features allow no estimate (the reason is printed).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ckpt", required=True, help="checkpoint file (a run's checkpoints/last.pt or best.pt)")
+    parser.add_argument("--k_max", type=int, default=None, help="largest total K tried (default: 3 x K_known)")
+    parser.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N (default: the run's)")
+    parser.add_argument("--batch_size", type=int, default=None,
+                        help="images per forward pass (default: the run's test_batch_size)")
+    parser.add_argument("--out", default=None, help="folder for k_curve.png and k_curve.json (default: the run's)")
+    parser.add_argument("--dataset_root", default=None, help="dataset folder, if it moved since training")
+    parser.add_argument("--num_workers", type=int, default=None, help="data-loader workers (default: the run's)")
+    parser.add_argument("--max_rows", type=int, default=None,
+                        help="cluster a seeded random subset of this many images (default: all)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the probe draw and the k-means restarts")
+    parser.add_argument("--trust_checkpoint", action="store_true",
+                        help="load an old or foreign pickle checkpoint (it can run code: only from a trusted source)")
+    return parser.parse_args(argv)
+
+
+def training_features(args):
+    """(features [N, D], labels [N] with -1 unlabelled, split, device) of the checkpoint's training images."""
+    from dataset.owdfa import build_data, eval_loader, train_eval_set
+    from models.cal import CAL
+    from test import load_for_evaluation
+    from trainer.device import place_model
+    from trainer.distributed import resolve_device
+    from trainer.evaluation import extract_features
+
+    cfg, state = load_for_evaluation(args)
+    if args.batch_size is not None:
+        cfg.test_batch_size = args.batch_size
+    device = resolve_device(cfg.device)
+    data = build_data(cfg, train=True)
+    method = CAL(cfg, data.split.num_known, data.split.num_classes)
+    method.net.load_state_dict(state["model"])
+    place_model(method.model, device, cfg.channels_last)
+    loader = eval_loader(data, cfg, dataset=train_eval_set(data))
+    features, labels = extract_features(method.net.features, method.model, loader, device, cfg.amp,
+                                        cfg.channels_last)
+    return features, labels, data.split, device
+
+
+def main(argv) -> int:
+    from dataset.split import DatasetError
+    from trainer.checkpoint import CheckpointError
+    from utils.config import ConfigError
+    from utils.k_estimation import estimate_novel_k
+    from utils.plotting import plot_k_curve
+    from utils.run_dir import setup_logging
+
+    args = parse_args(argv)
+    setup_logging(None)
+    try:
+        features, labels, split, device = training_features(args)
+    except (ConfigError, DatasetError, CheckpointError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    estimate = estimate_novel_k(features, labels, split.num_known, args.k_max, seed=args.seed, device=device,
+                                max_rows=args.max_rows)
+    true_novel = split.num_novel_in_test
+    out_dir = Path(args.out) if args.out else Path(args.ckpt).resolve().parent.parent
+    out_dir.mkdir(parents=True, exist_ok=True)
+    record = {"checkpoint": str(args.ckpt), "num_images": int(len(labels)),
+              "num_labelled": int((labels >= 0).sum()), "k_novel_true": true_novel, **estimate.to_dict()}
+    if estimate.k_novel is not None:
+        record["k_novel_error"] = estimate.k_novel - true_novel
+    (out_dir / "k_curve.json").write_text(json.dumps(record, indent=2) + "\n")
+    if estimate.degenerate:
+        print(f"error: no estimate: {estimate.message}", file=sys.stderr)
+        return 3
+    plot_k_curve(record, out_dir / "k_curve.png", true_novel)
+    print(f"{args.ckpt}: {len(labels)} training images ({record['num_labelled']} labelled), "
+          f"{split.num_known} known classes, probe classes {estimate.probe_classes}")
+    if estimate.message:
+        print(f"note: {estimate.message}")
+    print(f"estimated novel K: {estimate.k_novel} (true {true_novel}, error {record['k_novel_error']:+d}); "
+          f"total K {estimate.k_total}")
+    print(f"curve written to {out_dir / 'k_curve.png'} and {out_dir / 'k_curve.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,126 @@
+"""Post-hoc novel-K estimator (utils/k_estimation.py) and estimate_k.py."""
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from sklearn.metrics import silhouette_samples
+
+from tests.conftest import TINY, run_cli
+from utils.k_estimation import cosine_silhouette, estimate_novel_k, semi_supervised_kmeans
+
+
+def blobs(num_known: int, num_novel: int, seed: int, per_class: int = 100, dim: int = 32, noise: float = 0.1,
+          labelled: float = 0.5):
+    """Gaussian blobs around random unit centres; half of each known class labelled."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(num_known + num_novel, dim))
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    y = np.repeat(np.arange(num_known + num_novel), per_class)
+    x = centres[y] + noise * rng.normal(size=(y.size, dim))
+    labels = np.where((y < num_known) & (rng.random(y.size) < labelled), y, -1)
+    return x.astype(np.float32), labels, y
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_recovers_novel_k_on_separated_blobs(seed):
+    x, labels, _ = blobs(5, 7, seed)
+    result = estimate_novel_k(x, labels, num_known=5, seed=seed)
+    assert not result.degenerate, result.message
+    assert result.k_novel == 7 and result.k_total == 12
+    assert result.ks == list(range(5, 16))  # default k_max = 3 x K_known
+    assert len(result.scores) == len(result.probe_acc) == len(result.silhouette) == len(result.ks)
+
+
+def test_labelled_rows_stay_in_their_class():
+    x, labels, y = blobs(3, 2, seed=0, noise=0.6)  # overlapping: free rows of all classes get mixed up
+    x = F.normalize(torch.from_numpy(x), dim=1)
+    labels = torch.from_numpy(labels)
+    assignment, centres, _ = semi_supervised_kmeans(x, labels, num_anchored=3, k=5, n_init=2, seed=0)
+    labelled = labels >= 0
+    assert torch.equal(assignment[labelled], labels[labelled])
+    # every centre is the mean of its members (labelled and free)
+    for c in range(5):
+        members = x[assignment == c]
+        if len(members):
+            assert torch.allclose(centres[c], members.mean(0), atol=1e-5)
+    # free rows sit at their nearest centre
+    free = ~labelled
+    nearest = torch.cdist(x[free], centres).argmin(1)
+    assert torch.equal(assignment[free], nearest)
+
+
+def test_cosine_silhouette_matches_sklearn():
+    rng = np.random.default_rng(0)
+    x = F.normalize(torch.from_numpy(rng.normal(size=(60, 5))), dim=1)
+    assignment = torch.from_numpy(rng.integers(0, 3, 60))
+    assignment[0] = 3  # a singleton cluster scores 0
+    expected = silhouette_samples(x.numpy(), assignment.numpy(), metric="cosine")
+    rows = torch.arange(60) % 2 == 0
+    assert cosine_silhouette(x, assignment) == pytest.approx(expected.mean(), abs=1e-9)
+    assert cosine_silhouette(x, assignment, rows) == pytest.approx(expected[rows.numpy()].mean(), abs=1e-9)
+
+
+@pytest.mark.parametrize("case", ["one_blob", "identical", "no_unlabelled"])
+def test_degenerate_input_is_reported(case):
+    rng = np.random.default_rng(0)
+    x = 0.05 * rng.normal(size=(400, 16)).astype(np.float32) + 1.0  # one cluster, known labels at random
+    labels = np.where(rng.random(400) < 0.5, rng.integers(0, 4, 400), -1)
+    if case == "identical":
+        x = np.ones_like(x)
+    elif case == "no_unlabelled":
+        labels = rng.integers(0, 4, 400)
+    result = estimate_novel_k(x, labels, num_known=4)
+    assert result.degenerate and result.k_novel is None
+    expected = {"one_blob": "one cluster", "identical": "identical", "no_unlabelled": "no unlabelled"}[case]
+    assert expected in result.message
+
+
+def test_k_max_is_capped_by_the_unlabelled_rows():
+    x, labels, _ = blobs(4, 2, seed=0)
+    labels[labels < 0] = 0
+    labels[:3] = -1  # fewer unlabelled rows than novel K to try
+    result = estimate_novel_k(x, labels, num_known=4)
+    assert result.ks == [4, 5, 6, 7] and not result.degenerate
+    assert "k_max lowered from 12 to 7" in result.message
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(mini_root, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("k_run") / "run"
+    result = run_cli("train.py", "configs/demo.py", f"dataset_root={mini_root}", f"run_dir={run_dir}", "epochs=1",
+                     *TINY)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir / "checkpoints" / "last.pt"
+
+
+def test_cli_on_a_one_epoch_checkpoint_says_why_there_is_no_estimate(tiny_checkpoint, tmp_path):
+    # one epoch on 12 images per class leaves features without class structure
+    result = run_cli("estimate_k.py", "--ckpt", str(tiny_checkpoint), "--out", str(tmp_path), "--k_max", "30")
+    record = json.loads((tmp_path / "k_curve.json").read_text())
+    assert result.returncode == 3, result.stderr[-3000:]
+    assert record["degenerate"] and record["k_novel"] is None and record["k_novel_true"] == 22
+    assert "form no clusters" in record["message"] and record["message"] in result.stderr
+    assert record["num_images"] == 379 and record["num_labelled"] == 135  # the TINY split of the mini tree
+
+
+def test_cli_prints_the_estimate_and_writes_the_curve(monkeypatch, tmp_path, capsys):
+    import estimate_k
+
+    x, labels, _ = blobs(5, 7, seed=0)
+    split = SimpleNamespace(num_known=5, num_novel_in_test=7)
+    monkeypatch.setattr(estimate_k, "training_features", lambda args: (x, labels, split, torch.device("cpu")))
+    assert estimate_k.main(["--ckpt", "run/checkpoints/last.pt", "--out", str(tmp_path)]) == 0
+    assert "estimated novel K: 7 (true 7, error +0); total K 12" in capsys.readouterr().out
+    record = json.loads((tmp_path / "k_curve.json").read_text())
+    assert record["k_novel"] == 7 and record["k_novel_error"] == 0 and record["ks"] == list(range(5, 16))
+    assert (tmp_path / "k_curve.png").stat().st_size > 0
+
+
+def test_cli_bad_checkpoint_is_one_line(tmp_path):
+    result = run_cli("estimate_k.py", "--ckpt", str(tmp_path / "missing.pt"))
+    assert result.returncode == 2 and "does not exist" in result.stderr
