@@ -50,6 +50,8 @@ prototypes_per_known = 10      # prototypes per known class when unknown_k=true
 prune_coverage = 0.9544        # DPP: cumulative usage the kept novel prototypes must cover
 prune_start = 0                # DPP: first epoch (0-based) at whose end it may prune; paper 0 (from the start)
 prune_max_drop = 1.0           # DPP: largest share of the novel prototypes one epoch may remove; paper 1.0 (no bound)
+novel_k_source = "dpp"         # unknown K: "dpp" (the paper) or "posthoc": at the end of epoch prune_start the
+                               # post-hoc estimator (estimate_k.py) sets the novel prototypes; no DPP after
 prune_anchor_norm = "unit"     # DPP: joined anchors get norm 1 (paper) or "members": their members' mean norm
 prune_optimizer_state = "keep" # DPP: Adam moments stay at their row index (the release), or "move" with the rows
 channels_last = True           # NHWC layout: ResNet-50@256 trains +49% faster (bf16, H200), +26% on CPU

@@ -7,6 +7,8 @@ Every formula lives in losses/ and models/pruning.py.
 """
 from __future__ import annotations
 
+import logging
+
 import torch
 
 from losses.acr import NovelThreshold, acr_loss
@@ -14,8 +16,10 @@ from losses.ccr import ccr_loss
 from losses.prior import prior_regularisation
 from losses.supervised import supervised_loss
 from models.cal_net import CALNet, full_precision
-from models.pruning import move_optimizer_rows, prune_prototypes
+from models.pruning import move_optimizer_rows, prune_prototypes, seed_novel_prototypes
 from trainer.distributed import unwrap
+
+log = logging.getLogger(__name__)
 
 
 def num_prototypes(cfg, num_known: int, num_classes: int) -> int:
@@ -76,12 +80,20 @@ class CAL:
             counts = torch.bincount(weak.argmax(dim=1), minlength=self.usage.numel())
             self.usage = self.usage.to(counts.device) + counts
 
-    def on_epoch_end(self, epoch: int, reduce_sum, optimizer: torch.optim.Optimizer) -> dict:
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """BNNeck features [B, D] (for clustering and the post-hoc K estimate)."""
+        return self.net.features(images)
+
+    def on_epoch_end(self, epoch: int, reduce_sum, optimizer: torch.optim.Optimizer, train_features=None) -> dict:
         """Recalibrate gamma_novel and, with unknown K, prune; ``reduce_sum``
-        sums a tensor over processes so every process decides identically.
+        sums a tensor over processes so every process decides identically;
+        ``train_features()`` gives (features, labels with -1 unlabelled) of the
+        training images, gathered over processes (for ``novel_k_source=posthoc``).
         ``model_changed`` tells the trainer whether predictions may differ now."""
         logs = self.threshold.update(reduce_sum(self.threshold.stats))
-        if self.cfg.unknown_k:
+        if self.cfg.unknown_k and self.cfg.novel_k_source == "posthoc":
+            logs.update(self._seed_from_estimate(epoch, train_features))
+        elif self.cfg.unknown_k:
             logs.update(self._prune(epoch, reduce_sum(self.usage), optimizer))
             self.usage = torch.zeros(self.net.prototypes.num_valid, dtype=torch.long, device=self.usage.device)
         logs["valid_prototypes"] = self.net.prototypes.num_valid
@@ -99,6 +111,29 @@ class CAL:
             move_optimizer_rows(optimizer, prototypes.weight, self.num_known, result)
         return {"k_novel_kept": result.k_kept, "k_novel_estimate": result.valid_after - self.num_known,
                 "model_changed": result.pruned}
+
+    def _seed_from_estimate(self, epoch: int, train_features) -> dict:
+        """``novel_k_source=posthoc``: at the end of epoch ``prune_start`` the
+        post-hoc estimator (utils/k_estimation.py) sets the number of novel
+        prototypes and their vectors (its k-means centres); DPP does not run."""
+        from utils.k_estimation import estimate_novel_k
+
+        prototypes = self.net.prototypes
+        logs = {"k_novel_estimate": prototypes.num_valid - self.num_known, "model_changed": False}
+        if epoch != self.cfg.prune_start:
+            return logs
+        features, labels = train_features()
+        capacity = prototypes.weight.shape[0]
+        estimate = estimate_novel_k(features, labels, self.num_known, min(3 * self.num_known, capacity),
+                                    seed=self.cfg.seed, device=prototypes.weight.device)
+        if estimate.degenerate or not estimate.k_novel:
+            log.warning("epoch %d: no post-hoc estimate (%s); the prototypes stay as they are", epoch,
+                        estimate.message or "no novel class found")
+            return logs
+        seed_novel_prototypes(prototypes.weight.data, prototypes.valid, self.num_known, estimate.centres)
+        log.info("epoch %d: post-hoc estimate %d novel classes; novel prototypes set to its cluster centres",
+                 epoch, estimate.k_novel)
+        return {"k_novel_estimate": estimate.k_novel, "k_posthoc": estimate.k_novel, "model_changed": True}
 
     def state_dict(self) -> dict:
         """Method state beyond the network weights (which carry the valid count)."""

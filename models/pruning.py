@@ -148,3 +148,19 @@ def move_optimizer_rows(optimizer: torch.optim.Optimizer, param: torch.Tensor, n
     for value in optimizer.state.get(param, {}).values():
         if torch.is_tensor(value) and value.shape == param.shape:
             value[num_known:result.valid_before] = value[rows].clone()
+
+
+@torch.no_grad()
+def seed_novel_prototypes(weight: torch.Tensor, valid: torch.Tensor, num_known: int, centres: torch.Tensor) -> None:
+    """Set the novel prototypes to ``centres`` [K_novel, D] (directions of the
+    post-hoc estimator's novel clusters), each scaled to the mean norm of the
+    known prototypes so novel logits start on the known ones' scale; rows
+    beyond are zeroed and ``valid`` becomes num_known + K_novel (it may grow:
+    the matrix has 10 x K_known rows)."""
+    k_novel = centres.shape[0]
+    if num_known + k_novel > weight.shape[0]:
+        raise ValueError(f"{k_novel} novel centres do not fit {weight.shape[0] - num_known} novel rows")
+    scale = weight[:num_known].norm(dim=1).mean()
+    weight[num_known:] = 0
+    weight[num_known:num_known + k_novel] = (F.normalize(centres.float(), dim=1) * scale).to(weight)
+    valid.fill_(num_known + k_novel)

@@ -108,3 +108,32 @@ def test_prune_start_waits():
         logs = cal.on_epoch_end(epoch, lambda t: t, optimizer)
         assert logs["valid_prototypes"] == expected_valid, epoch
         assert logs["model_changed"] is (epoch == 2)
+
+
+def test_posthoc_source_sets_the_novel_prototypes_at_prune_start():
+    """novel_k_source=posthoc, prune_start=1: epoch 0 changes nothing and never asks for
+    features; at epoch 1 the estimator finds the 3 novel blobs of well-separated training
+    features (2 known classes labelled) and the novel prototypes become their centres."""
+    cal = _cal(unknown_k=True, novel_k_source="posthoc", prune_start=1)
+    dim = cal.net.prototypes.weight.shape[1]
+    g = torch.Generator().manual_seed(0)
+    centres = torch.nn.functional.normalize(torch.randn(5, dim, generator=g), dim=1) * 10
+    rows = torch.arange(5).repeat_interleave(40)
+    features = centres[rows] + 0.3 * torch.randn(200, dim, generator=g)
+    labels = torch.where(rows < 2, rows, -1)
+    labels[torch.nonzero(rows < 2).flatten()[::2]] = -1  # half the known images unlabelled too
+    calls = []
+
+    def train_features():
+        calls.append(1)
+        return features.numpy(), labels.numpy()
+
+    optimizer = torch.optim.Adam(cal.parameters())
+    logs = cal.on_epoch_end(0, lambda t: t, optimizer, train_features)
+    assert not calls and logs["model_changed"] is False and logs["valid_prototypes"] == 20
+    logs = cal.on_epoch_end(1, lambda t: t, optimizer, train_features)
+    assert calls and logs["model_changed"] is True
+    assert logs["k_novel_estimate"] == logs["k_posthoc"] == 3 and logs["valid_prototypes"] == 5
+    novel = torch.nn.functional.normalize(cal.net.prototypes.weight[2:5].detach(), dim=1)
+    similarity = novel @ torch.nn.functional.normalize(centres[2:], dim=1).t()
+    assert sorted(similarity.argmax(dim=1).tolist()) == [0, 1, 2] and similarity.max(dim=1).values.min() > 0.99

@@ -340,3 +340,17 @@ def test_prune_with_max_drop_keeps_the_bound():
     valid = torch.tensor(10)
     result = prune_prototypes(weight, valid, 2, u([5, 5, 70, 20, 6, 3, 1, 0, 0, 0]), COV, max_drop=0.25)
     assert result.k_kept == 6 and int(valid) == 8 and torch.count_nonzero(weight[8:]) == 0
+
+
+def test_seed_novel_prototypes_writes_scaled_centres_and_may_grow():
+    """known rows norms 3 and 5 -> scale 4; centres [[2, 0], [1, 1]] -> rows [4, 0], [2.83, 2.83];
+    valid grows from 3 to 4 (a collapsed DPP can be undone), rows beyond zero."""
+    from models.pruning import seed_novel_prototypes
+
+    weight = torch.tensor([[3.0, 0.0], [0.0, 5.0], [9.0, 9.0], [0.0, 0.0], [7.0, 7.0]])
+    valid = torch.tensor(3)
+    seed_novel_prototypes(weight, valid, 2, torch.tensor([[2.0, 0.0], [1.0, 1.0]]))
+    assert int(valid) == 4
+    np.testing.assert_allclose(weight[:2].numpy(), [[3, 0], [0, 5]])
+    np.testing.assert_allclose(weight[2:4].numpy(), [[4, 0], [4 / np.sqrt(2), 4 / np.sqrt(2)]], atol=1e-6)
+    assert torch.count_nonzero(weight[4:]) == 0

@@ -22,10 +22,15 @@ class Method(Protocol):
         """``loss`` (to minimise) plus named scalar terms to log, as tensors
         (the trainer averages them on the device; no host sync per step)."""
 
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """Embeddings [B, D] of images (eval mode), for ``train_features``."""
+
     def on_epoch_end(self, epoch: int, reduce_sum: Callable[[torch.Tensor], torch.Tensor],
-                     optimizer: torch.optim.Optimizer) -> dict:
+                     optimizer: torch.optim.Optimizer, train_features: Callable[[], tuple] | None = None) -> dict:
         """Epoch-level updates before evaluation; ``reduce_sum`` adds a tensor
-        over processes. Returns plain numbers to log; a method that may
+        over processes; ``train_features()`` (costs a pass over the training
+        images, so call it only when needed) gives (features, labels with -1
+        for unlabelled) of every training image. Returns plain numbers to log; a method that may
         change its predictions here (pruning) adds ``model_changed`` (bool):
         the trainer then logs the metrics from before as ``pre_prune_*`` and
         evaluates again when it is true."""

@@ -24,12 +24,12 @@ from pathlib import Path
 
 import torch
 
-from dataset.owdfa import Data, eval_loader, shutdown_workers, train_loader
-from trainer.checkpoint import save_atomic
+from dataset.owdfa import Data, eval_loader, shutdown_workers, train_eval_set, train_loader
 from dataset.transforms import device_views
+from trainer.checkpoint import save_atomic
 from trainer.device import autocast_for, compile_network, make_optimizer, to_layout, use_bf16
 from trainer.distributed import DistInfo, reduce_sum, unwrap
-from trainer.evaluation import evaluate
+from trainer.evaluation import evaluate, extract_features
 from utils.run_dir import MetricsLog, write_json
 from utils.seed import rng_state, set_rng_state
 
@@ -216,7 +216,7 @@ class Trainer:
     def end_epoch(self, epoch: int) -> None:
         lr = self.optimizer.param_groups[0]["lr"]
         before = self.evaluate()
-        epoch_logs = self.method.on_epoch_end(epoch, reduce_sum, self.optimizer)
+        epoch_logs = self.method.on_epoch_end(epoch, reduce_sum, self.optimizer, self.train_features)
         self.scheduler.step()
         # A method that may change the model at epoch end (pruning) is evaluated
         # before (what the authors' release reports, as pre_prune_*) and after
@@ -247,6 +247,18 @@ class Trainer:
                     self.tb.add_scalar(f"epoch/{key}", value, epoch)
             self.tb.flush()
             log.info(format_epoch(record))
+
+    def train_features(self) -> tuple:
+        """(features [N, D], labels [N], -1 for unlabelled) of every training
+        image in the test view, gathered over processes; for methods that
+        cluster the training set at epoch end."""
+        loader = eval_loader(self.data, self.cfg, self.dist.rank, self.dist.world_size, self.device.type == "cuda",
+                             dataset=train_eval_set(self.data))
+        try:
+            return extract_features(self.method.features, self.method.model, loader, self.device, self.bf16,
+                                    self.cfg.channels_last)
+        finally:
+            shutdown_workers(loader)
 
     def evaluate(self) -> dict:
         return evaluate(self.method.predict, self.method.model, self.eval_loader, self.data.split.num_known,

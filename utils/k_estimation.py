@@ -60,9 +60,11 @@ class KEstimate:
     rows_used: int = 0
     degenerate: bool = False
     message: str = ""
+    centres: torch.Tensor | None = field(default=None, repr=False)  # [k_novel, D] novel centres, all known anchored
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """Plain numbers (for JSON): everything but the centres."""
+        return {k: v for k, v in asdict(self).items() if k != "centres"}
 
 
 def _assign(x: torch.Tensor, centres: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -280,6 +282,11 @@ def estimate_novel_k(features, labels, num_known: int, k_max: int | None = None,
     best = int(np.argmax(result.scores))
     result.k_total = result.ks[best]
     result.k_novel = result.k_total - num_known
+    if result.k_novel > 0:  # the chosen K's novel clusters, now with every known class anchored
+        all_known = torch.from_numpy(labels).to(device)
+        _, centres, _ = semi_supervised_kmeans(x, all_known, num_known, result.k_total, n_init, max_iter, seed,
+                                               batch_size)
+        result.centres = centres[num_known:].cpu()
     if k_top < k_max:
         result.message = (f"k_max lowered from {k_max} to {k_top}: only {num_unlabelled} unlabelled rows, "
                           f"at most one novel class each")

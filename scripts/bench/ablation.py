@@ -1,19 +1,27 @@
-"""The paper's ablation in miniature: which CAL term helps, on the mini dataset.
+"""The paper's ablation in miniature, and DPP's settings, on the mini dataset.
 
     python scripts/bench/ablation.py                       # 5 variants x 3 seeds, P1 split, ~50 min on 2 cores
     python scripts/bench/ablation.py --seeds 2025 --variants base full_known   # a quick look
+    python scripts/bench/ablation.py --variants full_known full_unknown dpp_late --protocols 1 2 3 \\
+        --parallel 8 device=cuda                           # one GPU, 8 runs at a time
+    python scripts/bench/ablation.py --code /path/to/older/checkout ...   # the same runs with other code
 
 Variants (configs/base.py switches on top of configs/demo.py):
-  (a) base        supervised + prior regularisation   ccr_weight=0 acr=false
-  (b) +CCR        confidence-aware consistency         acr=false
-  (c) +ACR        asymmetric pseudo-labels             ccr_weight=0
-  (d) full        CAL with known K
-  (e) full, unknown K   CAL with Dynamic Prototype Pruning   unknown_k=true
-Every run uses the same split (split_seed fixed); seeds vary the training
-(initialisation, sampling, augmentation, dropout). The table reports mean ±
-std over seeds of the last epoch's test metrics, the mean test confidence on
-known vs novel images (the "confidence skew") and DPP's estimated novel K.
-Writes a markdown table (``--out``) and the raw per-run numbers beside it as JSON.
+  (a) base          supervised + prior regularisation   ccr_weight=0 acr=false
+  (b) +CCR          confidence-aware consistency         acr=false
+  (c) +ACR          asymmetric pseudo-labels             ccr_weight=0
+  (d) full          CAL with known K
+  (e) full, unknown K   CAL with Dynamic Prototype Pruning as published   unknown_k=true
+  DPP settings beyond the paper (unknown K): dpp_move (Adam moments move with the rows),
+  dpp_members (joined anchors keep their members' norm), dpp_late (first prune after
+  epoch 5), dpp_late_bounded (from epoch 3, at most half the novel prototypes per epoch).
+Every run of a protocol uses the same split (split_seed fixed); seeds vary the
+training (initialisation, sampling, augmentation, dropout). The table reports
+mean ± std over seeds of the last epoch's test metrics, the mean test
+confidence on known vs novel images (the "confidence skew") and the estimated
+novel K. ``--posthoc`` also runs estimate_k.py on every run's last.pt. Writes a
+markdown table (``--out``) and the per-run numbers beside it as JSON (updated
+after every run, so an interrupted grid keeps what finished).
 """
 from __future__ import annotations
 
@@ -23,6 +31,7 @@ import statistics
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -33,39 +42,57 @@ VARIANTS = {
     "acr": ("(c) + ACR", ["ccr_weight=0"]),
     "full_known": ("(d) CAL, known K", []),
     "full_unknown": ("(e) CAL, unknown K (DPP)", ["unknown_k=true"]),
+    "dpp_move": ("DPP, Adam moments move", ["unknown_k=true", "prune_optimizer_state=move"]),
+    "dpp_members": ("DPP, anchors keep members' norm", ["unknown_k=true", "prune_anchor_norm=members"]),
+    "dpp_late": ("DPP from epoch 5", ["unknown_k=true", "prune_start=5"]),
+    "dpp_late_bounded": ("DPP from epoch 3, <= 1/2 per epoch", ["unknown_k=true", "prune_start=3",
+                                                               "prune_max_drop=0.5"]),
 }
 COLUMNS = [("all_acc", "All"), ("known_acc", "Known"), ("novel_acc", "Novel"), ("nmi", "NMI"), ("ari", "ARI"),
            ("conf_known", "conf known"), ("conf_novel", "conf novel")]
 
 
-def train(dataset: Path, run_dir: Path, seed: int, overrides: list[str]) -> dict:
-    """One training run; returns the last epoch's record."""
+def train(code: Path, dataset: Path, run_dir: Path, protocol: int, seed: int, overrides: list[str],
+          posthoc: bool) -> dict:
+    """One training run (and the post-hoc estimate); returns the last epoch's record."""
     cmd = [sys.executable, "train.py", "configs/demo.py", f"dataset_root={dataset}", f"run_dir={run_dir}",
-           f"seed={seed}", *overrides]
-    result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+           f"protocol={protocol}", f"seed={seed}", *overrides]
+    result = subprocess.run(cmd, cwd=code, capture_output=True, text=True)
     if result.returncode:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{result.stderr[-3000:]}")
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()][-1]
+    history = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    record = {**history[-1], "valid_per_epoch": [r["valid_prototypes"] for r in history]}
+    if posthoc:
+        out = run_dir / "posthoc"
+        cmd = [sys.executable, "estimate_k.py", "--ckpt", str(run_dir / "checkpoints" / "last.pt"),
+               "--out", str(out)]
+        done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+        if done.returncode == 0 and (out / "k_curve.json").is_file():
+            record["k_posthoc"] = json.loads((out / "k_curve.json").read_text()).get("k_novel")
+    return record
 
 
-def mean_std(values: list[float | None], scale: float = 100.0) -> str:
+def mean_std(values: list[float | None], scale: float = 100.0, digits: int = 1) -> str:
     values = [v for v in values if v is not None]
     if not values:
         return "n/a"
     mean = statistics.mean(values) * scale
     std = statistics.stdev(values) * scale if len(values) > 1 else 0.0
-    return f"{mean:.1f} ± {std:.1f}"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
-def table(results: dict[str, list[dict]], true_k: int | None) -> str:
-    head = "| variant | " + " | ".join(title for _, title in COLUMNS) + " | est. novel K |"
+def table(results: dict[str, list[dict]]) -> str:
+    head = ("| variant | P | " + " | ".join(title for _, title in COLUMNS)
+            + " | est. novel K | post-hoc K | true K |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
-    for name, records in results.items():
-        cells = [mean_std([r.get(key) for r in records]) for key, _ in COLUMNS]
-        k = [r["k_novel_estimate"] for r in records if "k_novel_estimate" in r]
-        k_std = statistics.stdev(k) if len(k) > 1 else 0.0
-        k_cell = f"{statistics.mean(k):.1f} ± {k_std:.1f} (true {true_k})" if k else ""
-        lines.append(f"| {VARIANTS[name][0]} | " + " | ".join(cells) + f" | {k_cell} |")
+    for key, records in results.items():
+        name, protocol = key.rsplit("/p", 1)
+        cells = [mean_std([r.get(k) for r in records]) for k, _ in COLUMNS]
+        estimate = mean_std([r.get("k_novel_estimate") for r in records], 1.0)
+        posthoc = mean_std([r.get("k_posthoc") for r in records], 1.0)
+        true_k = next((r["k_novel_true"] for r in records if "k_novel_true" in r), "")
+        lines.append(f"| {VARIANTS[name][0]} | {protocol} | " + " | ".join(cells)
+                     + f" | {estimate} | {posthoc} | {true_k} |")
     return "\n".join(lines)
 
 
@@ -74,37 +101,50 @@ def main(argv=None) -> int:
     parser.add_argument("--dataset_root", default=str(REPO / "data" / "mini"),
                         help="mini dataset (generated there when missing)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[2025, 2026, 2027])
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--protocols", type=int, nargs="+", default=[1])
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS)[:5], choices=list(VARIANTS))
+    parser.add_argument("--parallel", type=int, default=1, help="runs at a time (one GPU holds several)")
+    parser.add_argument("--posthoc", action="store_true", help="also run estimate_k.py on each run")
+    parser.add_argument("--code", default=str(REPO), help="checkout whose train.py runs (before/after)")
     parser.add_argument("--out", default=str(REPO / "bench_results" / "ablation.md"))
     parser.add_argument("--runs_dir", default=str(REPO / "exp" / "ablation"))
     parser.add_argument("overrides", nargs="*", help="extra key=value for every run (e.g. epochs=6)")
     args = parser.parse_args(argv)
 
-    dataset = Path(args.dataset_root)
+    dataset = Path(args.dataset_root).resolve()
     if not dataset.is_dir():
         from dataset.synthetic import generate
         generate(dataset)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    started = time.time()
-    results: dict[str, list[dict]] = {}
-    for name in args.variants:
-        for seed in args.seeds:
-            run_dir = Path(args.runs_dir) / stamp / f"{name}_seed{seed}"
-            t0 = time.time()
-            record = train(dataset, run_dir, seed, [*VARIANTS[name][1], *args.overrides])
-            results.setdefault(name, []).append(record)
-            print(f"{VARIANTS[name][0]:<28} seed {seed}: all {record['all_acc']:.3f} known {record['known_acc']:.3f} "
-                  f"novel {record['novel_acc']:.3f} ({time.time() - t0:.0f} s)", flush=True)
-    true_k = next((r["k_novel_true"] for rs in results.values() for r in rs if "k_novel_true" in r), None)
-    minutes = (time.time() - started) / 60
-    text = (table(results, true_k) + f"\n\nMean ± std over seeds {args.seeds}, last epoch, test split of the mini "
-            f"dataset (P1: 19 known, 22 novel). Accuracies and confidences in %. "
-            f"Command: python scripts/bench/ablation.py {' '.join(argv if argv is not None else sys.argv[1:])}; "
-            f"{minutes:.0f} min.\n")
+    runs = Path(args.runs_dir).resolve() / time.strftime("%Y%m%d-%H%M%S")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    jobs = [(name, protocol, seed) for name in args.variants for protocol in args.protocols for seed in args.seeds]
+    results: dict[str, list[dict]] = {f"{n}/p{p}": [] for n, p, _ in jobs}
+    started = time.time()
+
+    def one(job):
+        name, protocol, seed = job
+        t0 = time.time()
+        try:
+            record = train(Path(args.code), dataset, runs / f"{name}_p{protocol}_seed{seed}", protocol, seed,
+                           [*VARIANTS[name][1], *args.overrides], args.posthoc)
+        except RuntimeError as err:
+            print(f"FAILED {name} P{protocol} seed {seed}: {err}", flush=True)
+            return
+        results[f"{name}/p{protocol}"].append({"seed": seed, **record})
+        out.with_suffix(".json").write_text(json.dumps(results, indent=1))
+        print(f"{VARIANTS[name][0]:<34} P{protocol} seed {seed}: all {record['all_acc']:.3f} "
+              f"known {record['known_acc']:.3f} novel {record['novel_acc']:.3f} "
+              f"valid {record['valid_per_epoch']} ({time.time() - t0:.0f} s)", flush=True)
+
+    with ThreadPoolExecutor(max_workers=args.parallel) as pool:
+        list(pool.map(one, jobs))
+    minutes = (time.time() - started) / 60
+    text = (table({k: v for k, v in results.items() if v})
+            + f"\n\nMean ± std over seeds {args.seeds}, last epoch, test split of the mini dataset. "
+            f"Accuracies and confidences in %. Command: python scripts/bench/ablation.py "
+            f"{' '.join(argv if argv is not None else sys.argv[1:])}; {minutes:.1f} min.\n")
     out.write_text(text)
-    out.with_suffix(".json").write_text(json.dumps(results, indent=1))
     print("\n" + text + f"written to {out}")
     return 0
 
