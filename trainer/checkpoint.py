@@ -13,7 +13,6 @@ or foreign pickle loads only with ``trust=True`` (``--trust_checkpoint``).
 from __future__ import annotations
 
 import collections
-import logging
 import os
 import pickle
 import re
@@ -22,8 +21,6 @@ from pathlib import Path
 import torch
 
 from utils.disk import disk_full_message, is_disk_full
-
-log = logging.getLogger(__name__)
 
 # What a checkpoint may contain: exactly what weights_only loading accepts and we need.
 PLAIN_CONTAINERS = (dict, collections.OrderedDict, list, tuple)
