@@ -36,9 +36,11 @@ class Payload:
 
 
 def one_line_error(capsys) -> str:
+    """The one error line, last on stderr (progress bars may precede it)."""
     lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), lines
-    return lines[0]
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert len(errors) == 1 and lines[-1] == errors[0], lines[-3:]
+    return errors[0]
 
 
 def config_only_copy(run_dir, target):
