@@ -6,9 +6,13 @@
 The model and the test split are rebuilt from the config stored in the
 checkpoint (including the number of valid prototypes of a pruned model), so
 evaluating a checkpoint gives exactly the numbers recorded for its epoch when
-run on the same kind of device. Prints a table; ``--out`` writes JSON with
-all_acc, known_acc, novel_acc, nmi, ari, per-subset values, confidences and,
-with unknown K, the estimated and true number of novel classes.
+run on the same kind of device. Data whose split differs from the one the
+checkpoint was trained on (its fingerprint) is refused unless
+``--allow_split_change``; a checkpoint that is not plain tensors and values
+(an old or foreign pickle) loads only with ``--trust_checkpoint``. Prints a
+table; ``--out`` writes JSON with all_acc, known_acc, novel_acc, nmi, ari,
+per-subset values, confidences and, with unknown K, the estimated and true
+number of novel classes.
 """
 from __future__ import annotations
 
@@ -25,6 +29,10 @@ def parse_args(argv):
     parser.add_argument("--out", default=None, help="write the metrics to this JSON file")
     parser.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N (default: the run's)")
     parser.add_argument("--num_workers", type=int, default=None, help="data-loader workers (default: the run's)")
+    parser.add_argument("--trust_checkpoint", action="store_true",
+                        help="load an old or foreign pickle checkpoint (it can run code: only from a trusted source)")
+    parser.add_argument("--allow_split_change", action="store_true",
+                        help="evaluate although the data gives another split than the one trained on")
     return parser.parse_args(argv)
 
 
@@ -34,7 +42,7 @@ def load_for_evaluation(args):
     from trainer.checkpoint import load_checkpoint
     from utils.config import ConfigError, defaults, merge, validate
 
-    state = load_checkpoint(args.ckpt)
+    state = load_checkpoint(args.ckpt, trust=args.trust_checkpoint)
     overrides = {k: v for k, v in (("dataset_root", args.dataset_root), ("device", args.device),
                                    ("num_workers", args.num_workers)) if v is not None}
     cfg = merge(merge(defaults(), state["config"], args.ckpt), overrides, "the command line")
@@ -51,6 +59,7 @@ def load_for_evaluation(args):
 
 def evaluate_checkpoint(args) -> dict:
     from dataset.owdfa import build_data, eval_loader
+    from dataset.split_file import verify_split
     from models.cal import CAL
     from trainer.device import place_model, use_bf16
     from trainer.distributed import resolve_device
@@ -61,6 +70,10 @@ def evaluate_checkpoint(args) -> dict:
     cfg, state = load_for_evaluation(args)
     device = resolve_device(cfg.device)
     data = build_data(cfg, train=False)
+    change = verify_split(data.record, state.get("split_fingerprint"), Path(args.ckpt).parent.parent / "split.json",
+                          args.allow_split_change)
+    if change:
+        print(f"warning: {change}; evaluating anyway (--allow_split_change)", file=sys.stderr)
     method = CAL(cfg, data.split.num_known, data.split.num_classes)
     method.net.load_state_dict(state["model"])
     place_model(method.model, device, cfg.channels_last)

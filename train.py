@@ -3,9 +3,14 @@
     python train.py configs/owdfa40_p1.py dataset_root=/data/OWDFA40-Benchmark/data
     python train.py configs/demo.py run_dir=exp/demo epochs=2 backbone=resnet18
     python train.py --resume exp/owdfa40_p1/20261126-101500      # continue a stopped run
+    python train.py configs/demo.py split_file=exp/demo/<stamp>/split.json   # train on a recorded split
     torchrun --nproc_per_node 4 train.py configs/owdfa40_p1.py   # several GPUs
 
-Overrides are ``key=value`` for any key of configs/base.py. Exit codes: 0
+Overrides are ``key=value`` for any key of configs/base.py; on resume, keys
+that shape the data, model or step (utils/config.py RESUME_FIXED) cannot
+change. Flags: ``--trust_checkpoint`` loads a last.pt that is an old or
+foreign pickle (it can run code); ``--allow_split_change`` resumes although
+the data gives another split than the run's. Exit codes: 0
 done, 2 bad configuration or data, 1 failure during training, 128+signal
 when stopped by SIGINT/SIGTERM (last.pt saved; resume with --resume).
 """
@@ -14,59 +19,74 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 log = logging.getLogger("train")
 
 
-def parse_args(argv: list[str]) -> tuple[str | None, list[str], str]:
-    """(config path, key=value overrides, resume dir) from the command line."""
-    config, overrides, resume = None, [], ""
-    args = list(argv)
-    while args:
-        arg = args.pop(0)
+def parse_args(argv: list[str]) -> SimpleNamespace:
+    """Config path, key=value overrides, resume dir and flags from the command line."""
+    args = SimpleNamespace(config=None, overrides=[], resume="", trust_checkpoint=False, allow_split_change=False)
+    rest = list(argv)
+    while rest:
+        arg = rest.pop(0)
         if arg in ("-h", "--help"):
             print(__doc__)
             sys.exit(0)
         if arg == "--resume":
-            if not args:
+            if not rest:
                 raise SystemExit("error: --resume needs a run directory")
-            resume = args.pop(0)
+            args.resume = rest.pop(0)
         elif arg.startswith("--resume="):
-            resume = arg.split("=", 1)[1]
+            args.resume = arg.split("=", 1)[1]
+        elif arg in ("--trust_checkpoint", "--allow_split_change"):
+            setattr(args, arg[2:], True)
+        elif arg.startswith("--"):
+            raise SystemExit(f"error: unknown flag {arg!r}; flags are --resume, --trust_checkpoint, "
+                             f"--allow_split_change (config keys are key=value)")
         elif "=" in arg:
-            overrides.append(arg)
-        elif config is None:
-            config = arg
+            args.overrides.append(arg)
+        elif args.config is None:
+            args.config = arg
         else:
             raise SystemExit(f"error: unexpected argument {arg!r}; use key=value for overrides")
-    return config, overrides, resume
+    return args
 
 
-def resolve_config(config: str | None, overrides: list[str], resume: str):
-    """A fresh run: file + overrides. A resume: the run's own config + overrides."""
+def resolve_config(args):
+    """(config, checkpoint state or None, keys changed on resume or None for a fresh run).
+
+    A fresh run: file + overrides. A resume: the run's own config (from
+    last.pt, or config.json when it was stopped before its first checkpoint)
+    + overrides that leave the keys of RESUME_FIXED alone.
+    """
     from trainer.checkpoint import load_checkpoint
-    from utils.config import ConfigError, defaults, load_config, merge, parse_overrides, validate
+    from utils.config import (ConfigError, defaults, load_config, merge, parse_overrides, read_json_config,
+                              resume_changes, validate)
 
-    resume = resume or parse_overrides(overrides).get("resume", "")
-    overrides = [o for o in overrides if not o.startswith("resume=")]
+    resume = args.resume or parse_overrides(args.overrides).get("resume", "")
+    overrides = [o for o in args.overrides if not o.startswith("resume=")]
     if not resume:
-        if config is None:
+        if args.config is None:
             raise ConfigError("no config file given: python train.py configs/<experiment>.py [key=value ...] "
                               "(or --resume RUN_DIR)")
-        return load_config(config, overrides), None
-    last = Path(resume) / "checkpoints" / "last.pt"
-    if not last.is_file():
-        raise ConfigError(f"resume={resume!r} has no checkpoints/last.pt; pass the run directory of an earlier "
-                          f"run (exp/<experiment>/<timestamp>)")
-    state = load_checkpoint(last)
-    saved = merge(defaults(), state["config"], str(last))
+        return load_config(args.config, overrides), None, None
+    last, recorded = Path(resume) / "checkpoints" / "last.pt", Path(resume) / "config.json"
+    if last.is_file():
+        state = load_checkpoint(last, trust=args.trust_checkpoint)
+        saved = merge(defaults(), state["config"], str(last))
+    elif recorded.is_file():  # stopped before its first checkpoint: start it afresh, same config and split
+        state = None
+        saved = merge(defaults(), read_json_config(recorded), str(recorded))
+    else:
+        raise ConfigError(f"resume={resume!r} has no checkpoints/last.pt and no config.json; pass the run "
+                          f"directory of an earlier run (exp/<experiment>/<timestamp>)")
     cfg = merge(saved, {**parse_overrides(overrides), "resume": resume, "run_dir": resume}, "the command line")
-    changed = sorted(k for k in cfg if cfg[k] != saved[k] and k not in ("resume", "run_dir"))
-    if changed:
-        log.warning("resuming with changed keys %s: the continued run differs from the original", changed)
+    changes = resume_changes(saved, cfg)
     validate(cfg)
-    return cfg, state
+    return cfg, state, changes
 
 
 def main(argv: list[str]) -> int:
@@ -78,8 +98,9 @@ def main(argv: list[str]) -> int:
     from utils.run_dir import RunDirError
 
     try:
-        cfg, state = resolve_config(*parse_args(argv))
-        return run(cfg, state)
+        args = parse_args(argv)
+        cfg, state, changes = resolve_config(args)
+        return run(cfg, state, changes, args.allow_split_change)
     except (ConfigError, DatasetError, BackboneError, RunDirError, CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -92,12 +113,10 @@ def main(argv: list[str]) -> int:
         cleanup()
 
 
-def run(cfg, state: dict | None) -> int:
-    from dataset.owdfa import build_data, check_dataset_root
-    from trainer.distributed import barrier, broadcast_object, init_distributed, resolve_device
-    from trainer.trainer import StopSignal, Trainer
-    from utils.run_dir import new_run_dir, setup_logging, write_run_files
-    from utils.seed import seed_everything
+def run(cfg, state: dict | None, changes: dict | None = None, allow_split_change: bool = False) -> int:
+    from dataset.owdfa import check_dataset_root
+    from trainer.distributed import broadcast_object, init_distributed, resolve_device
+    from utils.run_dir import RunLock, new_run_dir
 
     check_dataset_root(cfg.dataset_root)  # fail before creating anything
     device = resolve_device(cfg.device, int(os.environ.get("LOCAL_RANK", "0")))
@@ -106,18 +125,35 @@ def run(cfg, state: dict | None) -> int:
         from utils.config import ConfigError
         raise ConfigError(f"batch_size={cfg.batch_size} is the global batch and must be divisible by the "
                           f"{dist.world_size} processes; choose a multiple of {dist.world_size}")
+    lock = None
     if dist.is_main:
         run_path = Path(cfg.resume) if cfg.resume else new_run_dir(cfg)
-    run_path = Path(broadcast_object(str(run_path) if dist.is_main else None))
+        lock = RunLock(run_path)  # one writer per run, until this run ends
+    try:
+        return train_in(Path(broadcast_object(str(run_path) if dist.is_main else None)), cfg, state, changes,
+                        allow_split_change, lock, dist, device)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def train_in(run_path: Path, cfg, state, changes, allow_split_change: bool, lock, dist, device) -> int:
+    from dataset.owdfa import build_data
+    from trainer.distributed import barrier
+    from trainer.trainer import StopSignal, Trainer
+    from utils.run_dir import setup_logging
+    from utils.seed import seed_everything
+
     cfg.run_dir = str(run_path)
     setup_logging(run_path, dist.is_main, dist.rank)
     if dist.is_main:
-        write_run_files(run_path, cfg, dist.world_size)
+        prepare_run_dir(run_path, cfg, state, changes, lock, dist.world_size)
     log.info("run directory: %s (device %s, %d process%s)", run_path, device, dist.world_size,
              "es" if dist.world_size > 1 else "")
 
     seed_everything(cfg.seed)
     data = build_data(cfg, dist.is_main, barrier)  # a signal here just ends the process: nothing to save yet
+    check_split(data, state, run_path, allow_split_change, dist.is_main)
     log.info("split:\n%s", data.split.summary())
     if data.crop_report:
         log.info("face crops: %s", data.crop_report["total"])
@@ -127,6 +163,53 @@ def run(cfg, state: dict | None) -> int:
         if state is not None:
             trainer.restore(state)
         return trainer.fit(stop)
+
+
+def prepare_run_dir(run_path: Path, cfg, state: dict | None, changes: dict | None, lock, world_size: int) -> None:
+    """Main process, holding the lock: record the start, clear what crashed writers left behind."""
+    from trainer.checkpoint import reconcile_best, remove_temporaries
+    from utils.run_dir import write_run_files
+
+    if lock.previous:
+        log.warning("took over the lock of %s, which ended without releasing it", lock.previous)
+    write_run_files(run_path, cfg, world_size, changes if cfg.resume else None)
+    if changes:
+        log.info("resumed with changed keys (recorded in config_history.jsonl): %s",
+                 ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in changes.items()))
+    removed = remove_temporaries(run_path / "checkpoints")
+    if removed:
+        log.info("removed %d temporary checkpoint file(s) of interrupted saves: %s", len(removed),
+                 ", ".join(p.name for p in removed))
+    if state is not None:
+        message = reconcile_best(run_path / "checkpoints", state)
+        if message:
+            log.warning("%s", message)
+    elif cfg.resume:
+        log.info("%s has no checkpoint yet: starting it afresh from its config.json", run_path)
+
+
+def check_split(data, state: dict | None, run_path: Path, allow_change: bool, is_main: bool) -> None:
+    """Refuse to continue a run on a split other than the one it started with;
+    write split.json (main process)."""
+    from dataset.split_file import read_split_json, verify_split
+
+    recorded = run_path / "split.json"
+    if state is not None:
+        expected = state.get("split_fingerprint")
+        if expected is None:
+            log.warning("the checkpoint records no split fingerprint (older code): the split is not verified")
+    else:
+        expected = read_split_json(recorded).fingerprint if recorded.is_file() else None
+    change = verify_split(data.record, expected, recorded, allow_change)
+    if not is_main:
+        return
+    if change:
+        kept = recorded.with_name(f"split.replaced-{time.strftime('%Y%m%d-%H%M%S')}.json")
+        if recorded.exists():
+            recorded.replace(kept)
+        log.warning("%s; continuing on the new split (--allow_split_change), the old one kept as %s",
+                    change, kept.name)
+    data.record.write(recorded)
 
 
 def build_method(cfg, data, state: dict | None, device, dist):

@@ -25,6 +25,7 @@ nonfinite_loss = "stop"        # stop: end the run naming the bad term; skip: sk
 dataset_root = os.environ.get("DATASET_ROOT", "")  # folder holding <index>_<Type>_<Method>/ class folders
 protocol = 1                   # which classes are known: 1 (19 known), 2 (13 known) or 3 (29 known)
 split_seed = 2025              # seed of the sampling/split generator, independent of `seed`
+split_file = ""                # a run's split.json: train on exactly that split instead of drawing one
 real_source_cap = 10000        # images drawn per real source folder before the class budget
 budget_real = 20000            # images drawn for the real class (when known)
 budget_known = 2000            # images drawn per other known class

@@ -14,7 +14,7 @@ import logging
 import os
 import signal
 import threading
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 from dataset.image_io import UnreadableImage, read_rgb
 from dataset.sampler import EpochDrawSampler, ShardSampler, labelled_weights
 from dataset.split import DatasetError, Split, SplitSpec, make_split
+from dataset.split_file import SplitRecord, describe_change, record_split, split_from_file
 from dataset.transforms import EvalView, TrainViews
 
 log = logging.getLogger(__name__)
@@ -122,6 +123,7 @@ class Data:
     train_set: TrainSet
     test_set: EvalSet
     crop_report: dict | None
+    record: SplitRecord | None = None   # split.json content: the split as drawn, its fingerprint
 
 
 def check_dataset_root(root: str) -> Path:
@@ -177,20 +179,30 @@ def build_data(cfg, is_main: bool = True, barrier=None, train: bool = True) -> D
     from dataset.folders import scan_dataset
 
     root = check_dataset_root(cfg.dataset_root)
-    split = make_split(scan_dataset(str(root)), SplitSpec.from_config(cfg), str(root))
+    if cfg.split_file:
+        split, published = split_from_file(cfg.split_file, str(root), cfg.protocol)
+        record = record_split(split, str(root), published.spec, source=cfg.split_file)
+        if record.fingerprint != published.fingerprint:
+            log.warning("split_file %s: %s since it was written (the data is not byte-identical)",
+                        cfg.split_file, describe_change(published, record))
+    else:
+        spec = SplitSpec.from_config(cfg)
+        split = make_split(scan_dataset(str(root)), spec, str(root))
+        record = record_split(split, str(root), asdict(spec))
     labels = dict(zip(split.test_paths, split.test_orig.tolist()))
     if train:
         labels.update(zip(split.train_paths, split.train_orig.tolist()))
     reader, report, unreadable = build_reader(cfg, labels, is_main, barrier)
     if unreadable:
         dropped = split.drop(unreadable)
+        record.left_out = sorted(Path(p).relative_to(root).as_posix() for p in unreadable)
         split.notes.append(f"{dropped} unreadable images left out of the split "
                            f"({'see the crop report' if report else 'listed above'})")
         log.warning(split.notes[-1])
     train_set = TrainSet(split.train_paths, split.train_labels, split.labelled, reader, cfg.image_size, cfg.seed,
                          cfg.gpu_augment)
     test_set = EvalSet(split.test_paths, split.test_labels, reader, cfg.image_size)
-    return Data(split, train_set, test_set, report)
+    return Data(split, train_set, test_set, report, record)
 
 
 WORKER_TERM_GRACE_S = 60.0

@@ -28,6 +28,17 @@ def mini_root(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def known_k_run(mini_root, tmp_path_factory):
+    """One finished 2-epoch run on the mini dataset, shared by the end-to-end tests
+    (tests that change a run work on a copy)."""
+    run_dir = tmp_path_factory.mktemp("runs") / "known_k"
+    result = run_cli("train.py", "configs/demo.py", f"dataset_root={mini_root}", f"run_dir={run_dir}",
+                     "epochs=2", "pseudo_start=1", *TINY)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return run_dir, result
+
+
 def run_cli(*args: str, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run ``python <args>`` from the repository root and capture its output."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}

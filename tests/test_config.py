@@ -73,3 +73,15 @@ def test_resolved_json_reloads_as_a_new_run(tmp_path):
     path.write_text(json.dumps(dict(cfg)))
     again = load_config(path)
     assert again.epochs == 7 and again.protocol == 3 and again.run_dir == ""
+
+
+def test_only_python_experiment_files_and_json_configs_are_read(tmp_path):
+    marker = tmp_path / "marker"
+    yaml = tmp_path / "config.yaml"
+    yaml.write_text(f"open({str(marker)!r}, 'w')\nepochs = 3\n")  # Python disguised as YAML
+    with pytest.raises(ConfigError, match="neither an experiment .py file nor a run's config.json"):
+        load_config(yaml)
+    assert not marker.exists(), "the file was executed"
+    (tmp_path / "config.json").write_text("[1, 2]")
+    with pytest.raises(ConfigError, match="not a JSON object"):
+        load_config(tmp_path / "config.json")

@@ -12,18 +12,9 @@ def read_metrics(run_dir):
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
-@pytest.fixture(scope="module")
-def known_k_run(mini_root, tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("runs") / "known_k"
-    result = run_cli("train.py", "configs/demo.py", f"dataset_root={mini_root}", f"run_dir={run_dir}",
-                     "epochs=2", "pseudo_start=1", *TINY)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return run_dir, result
-
-
 def test_run_directory_is_complete(known_k_run):
     run_dir, result = known_k_run
-    for name in ("config.json", "run.json", "log.txt", "metrics.jsonl", "summary.json", "curves.png",
+    for name in ("config.json", "run.json", "split.json", "log.txt", "metrics.jsonl", "summary.json", "curves.png",
                  "checkpoints/last.pt", "checkpoints/best.pt"):
         assert (run_dir / name).is_file(), name
     assert any((run_dir / "tb").iterdir()), "TensorBoard events"
@@ -46,7 +37,7 @@ def test_best_checkpoint_reproduces_its_epoch(known_k_run):
     result = run_cli("test.py", "--ckpt", str(run_dir / "checkpoints" / "best.pt"), "--out", str(out))
     assert result.returncode == 0, result.stderr
     evaluated = json.loads(out.read_text())
-    state = torch.load(run_dir / "checkpoints" / "best.pt", weights_only=False)
+    state = torch.load(run_dir / "checkpoints" / "best.pt", weights_only=True)  # plain tensors and values only
     recorded = read_metrics(run_dir)[state["epoch"]]
     for key in ("all_acc", "known_acc", "novel_acc", "nmi", "ari", "nmi_novel", "ari_known"):
         assert evaluated[key] == recorded[key], key

@@ -97,6 +97,7 @@ class Trainer:
             "rng": rng_state(), "global_step": self.global_step, "history": self.history, "best": self.best,
             "config": dict(self.cfg), "num_known": self.data.split.num_known,
             "num_classes": self.data.split.num_classes, "protocol": self.cfg.protocol,
+            "split_fingerprint": self.data.record.fingerprint if self.data.record else None,
         }
 
     def restore(self, state: dict) -> None:

@@ -115,16 +115,23 @@ def merge(base: Config, updates: dict, source: str) -> Config:
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | dict | None = None) -> Config:
-    """Resolve defaults <- experiment file (.py, or a run's config.json) <- overrides, then validate."""
+    """Resolve defaults <- experiment file <- overrides, then validate.
+
+    The file is an experiment ``.py`` given by the user (it is executed) or a
+    run's recorded ``config.json`` (only parsed); any other suffix is refused.
+    """
     cfg = defaults()
     if path is not None:
         path = Path(path)
+        if path.suffix not in (".py", ".json"):
+            raise ConfigError(f"config file {str(path)!r} is neither an experiment .py file nor a run's "
+                              f"config.json; pass one of configs/*.py or exp/<experiment>/<stamp>/config.json")
         if not path.is_file():
             raise ConfigError(f"config file {str(path)!r} does not exist; pass one of configs/*.py "
                               f"or a run's config.json")
         if path.suffix == ".json":
             # a run's resolved config: rerunning it starts a new run
-            values = {k: v for k, v in json.loads(path.read_text()).items() if k not in ("run_dir", "resume")}
+            values = {k: v for k, v in read_json_config(path).items() if k not in ("run_dir", "resume")}
         else:
             sys.modules.pop("configs.base", None)  # re-read environment-dependent defaults
             values = _public_values(runpy.run_path(str(path)))
@@ -137,6 +144,36 @@ def load_config(path: str | Path | None = None, overrides: list[str] | dict | No
         cfg = merge(cfg, items, "the command line")
     validate(cfg)
     return cfg
+
+
+def read_json_config(path: str | Path) -> dict:
+    """A recorded config (config.json): a JSON object of key -> value, never code."""
+    try:
+        values = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"config file {str(path)!r} cannot be read as JSON ({err})") from err
+    if not isinstance(values, dict):
+        raise ConfigError(f"config file {str(path)!r} is not a JSON object of key: value")
+    return values
+
+
+# Keys that shape the data, the model or a step: a resumed run keeps them.
+RESUME_FIXED = ("protocol", "dataset_root", "split_seed", "split_file", "real_source_cap", "budget_real",
+                "budget_known", "budget_novel", "train_fraction", "prop_train_labels", "image_size", "crop_face",
+                "face_margin", "align_face", "backbone", "frequency_attention", "unknown_k",
+                "prototypes_per_known", "batch_size", "seed")
+
+
+def resume_changes(saved: Config, cfg: Config) -> dict:
+    """Keys ``cfg`` changes relative to the run's ``saved`` config, as key -> [old, new];
+    a ConfigError listing them when any of them is in RESUME_FIXED."""
+    changed = {k: [saved[k], cfg[k]] for k in cfg if cfg[k] != saved[k] and k not in ("resume", "run_dir")}
+    fixed = [k for k in RESUME_FIXED if k in changed]
+    if fixed:
+        listed = ", ".join(f"{k} ({changed[k][0]!r} -> {changed[k][1]!r})" for k in fixed)
+        raise ConfigError(f"a resumed run cannot change {listed}: these keys shape its data, model or step; "
+                          f"start a new run instead (python train.py RUN_DIR/config.json key=value ...)")
+    return changed
 
 
 # ---------------------------------------------------------------- validation
@@ -200,6 +237,7 @@ def validate(cfg: Config) -> None:
     for key, (ok, requirement) in RULES.items():
         if not ok(cfg[key]):
             raise ConfigError(f"{key}={cfg[key]!r} {requirement}; fix it in the config file or with {key}=...")
-    if cfg.resume and not (Path(cfg.resume) / "checkpoints" / "last.pt").is_file():
-        raise ConfigError(f"resume={cfg.resume!r} has no checkpoints/last.pt; pass the run directory "
-                          f"of an earlier run (exp/<experiment>/<timestamp>)")
+    if cfg.resume and not any((Path(cfg.resume) / name).is_file() for name in ("checkpoints/last.pt",
+                                                                              "config.json")):
+        raise ConfigError(f"resume={cfg.resume!r} has no checkpoints/last.pt and no config.json; pass the run "
+                          f"directory of an earlier run (exp/<experiment>/<timestamp>)")

@@ -1,8 +1,11 @@
 """The run directory: where a run's config, log, metrics and checkpoints live.
 
 exp/<experiment>/<timestamp>/
-    config.json     resolved config (enough to rerun: python train.py config.json)
+    config.json     resolved config as first started (enough to rerun: python train.py config.json)
+    config_history.jsonl  keys changed on each resume (time, key -> [old, new])
     run.json        command line, git commit (+ dirty flag), versions, world size
+    split.json      the split trained on (dataset/split_file.py)
+    .lock           held (flock) by the one process writing the run: its pid and host
     log.txt         the console log
     metrics.jsonl   one JSON object per epoch
     checkpoints/    last.pt, best.pt
@@ -10,6 +13,7 @@ exp/<experiment>/<timestamp>/
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -60,10 +64,48 @@ def git_state() -> dict:
     return {"commit": commit.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
 
 
-def write_run_files(path: Path, cfg, world_size: int) -> None:
+class RunLock:
+    """An exclusive ``flock`` on ``<run_dir>/.lock`` for as long as this object lives.
+
+    The kernel drops the lock when its process dies, so the lock of a killed
+    run is simply taken over; the file's text (pid, host, start) names the
+    current holder, for the message a second writer gets.
+    """
+
+    def __init__(self, run_path: Path):
+        self.path = run_path / ".lock"
+        self.handle = open(self.path, "a+")
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.handle.seek(0)
+            holder = self.handle.read().strip() or "an unknown process"
+            self.handle.close()
+            raise RunDirError(f"run {run_path} is being written by {holder}; one process writes a run at a time. "
+                              f"Wait for it to end (or stop it) before resuming") from None
+        self.handle.seek(0)
+        self.previous = self.handle.read().strip()  # a holder that died without releasing
+        self.handle.seek(0)
+        self.handle.truncate()
+        self.handle.write(f"pid {os.getpid()} on host {platform.node()} (since {time.strftime('%Y-%m-%d %H:%M:%S')})")
+        self.handle.flush()
+
+    def release(self) -> None:
+        if not self.handle.closed:
+            self.handle.truncate(0)  # an empty file: released cleanly
+            self.handle.close()      # closing drops the flock
+
+
+def write_run_files(path: Path, cfg, world_size: int, changes: dict | None = None) -> None:
+    """A fresh run records its config; a resumed one (``changes`` given) appends
+    the keys it changed to config_history.jsonl and keeps config.json."""
     import torch
 
-    write_json(path / "config.json", dict(cfg))
+    if changes is None:
+        write_json(path / "config.json", dict(cfg))
+    elif changes:
+        with open(path / "config_history.jsonl", "a") as handle:
+            handle.write(json.dumps({"time": time.strftime("%Y-%m-%d %H:%M:%S"), "changes": changes}) + "\n")
     info = {"command": [sys.executable, *sys.argv], "cwd": os.getcwd(), **git_state(),
             "started": time.strftime("%Y-%m-%d %H:%M:%S"), "host": platform.node(),
             "python": platform.python_version(), "torch": torch.__version__, "world_size": world_size}
