@@ -95,18 +95,17 @@ def main(argv: list[str]) -> int:
     from trainer.checkpoint import CheckpointError
     from trainer.trainer import NonFiniteLoss
     from utils.config import ConfigError
-    from utils.run_dir import RunDirError
+    from utils.run_dir import RunDirError, log_fatal
 
     try:
         args = parse_args(argv)
         cfg, state, changes = resolve_config(args)
         return run(cfg, state, changes, args.allow_split_change)
     except (ConfigError, DatasetError, BackboneError, RunDirError, CheckpointError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        log_fatal(err)  # stderr, and log.txt once the run has one
         return 2
-    except NonFiniteLoss as err:
-        log.error("%s", err)
-        print(f"error: {err}", file=sys.stderr)
+    except (NonFiniteLoss, OSError) as err:  # OSError: a full disk names its free space
+        log_fatal(err)
         return 1
     finally:
         from trainer.distributed import cleanup
