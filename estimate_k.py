@@ -44,7 +44,7 @@ def training_features(args):
     from dataset.owdfa import build_data, eval_loader, train_eval_set
     from models.cal import CAL
     from test import load_for_evaluation
-    from trainer.device import place_model
+    from trainer.device import place_model, use_bf16
     from trainer.distributed import resolve_device
     from trainer.evaluation import extract_features
 
@@ -57,8 +57,8 @@ def training_features(args):
     method.net.load_state_dict(state["model"])
     place_model(method.model, device, cfg.channels_last)
     loader = eval_loader(data, cfg, dataset=train_eval_set(data))
-    features, labels = extract_features(method.net.features, method.model, loader, device, cfg.amp,
-                                        cfg.channels_last)
+    features, labels = extract_features(method.net.features, method.model, loader, device,
+                                        use_bf16(cfg.amp, cfg.image_size), cfg.channels_last)
     return features, labels, data.split, device
 
 
