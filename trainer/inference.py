@@ -129,7 +129,7 @@ class Attributor:
     def predict_paths(self, paths: list[str], batch_size: int | None = None, num_workers: int | None = None,
                       crop_cache_dir: str | None = None, progress: bool = True) -> list[dict]:
         """One CSV row (``COLUMNS``) per path, in order; unreadable files give error rows."""
-        from dataset.owdfa import EvalSet, image_loader
+        from dataset.owdfa import EvalSet, image_loader, shutdown_workers
         from trainer.evaluation import predict
 
         cfg = self.cfg
@@ -138,8 +138,11 @@ class Attributor:
         dataset = EvalSet(paths, np.full(len(paths), -1), reader, cfg.image_size)
         loader = image_loader(dataset, batch_size or cfg.test_batch_size, workers,
                               pin_memory=self.device.type == "cuda")
-        out = predict(self.method.predict, self.method.model, loader, self.device, cfg.amp, cfg.channels_last,
-                      progress=progress)
+        try:
+            out = predict(self.method.predict, self.method.model, loader, self.device, cfg.amp, cfg.channels_last,
+                          progress=progress)
+        finally:
+            shutdown_workers(loader)
         return prediction_rows(paths, out, self.names, self.real)
 
 
