@@ -130,6 +130,7 @@ class Attributor:
                       crop_cache_dir: str | None = None, progress: bool = True) -> list[dict]:
         """One CSV row (``COLUMNS``) per path, in order; unreadable files give error rows."""
         from dataset.owdfa import EvalSet, image_loader, shutdown_workers
+        from trainer.device import use_bf16
         from trainer.evaluation import predict
 
         cfg = self.cfg
@@ -139,8 +140,8 @@ class Attributor:
         loader = image_loader(dataset, batch_size or cfg.test_batch_size, workers,
                               pin_memory=self.device.type == "cuda")
         try:
-            out = predict(self.method.predict, self.method.model, loader, self.device, cfg.amp, cfg.channels_last,
-                          progress=progress)
+            out = predict(self.method.predict, self.method.model, loader, self.device,
+                          use_bf16(cfg.amp, cfg.image_size), cfg.channels_last, progress=progress)
         finally:
             shutdown_workers(loader)
         return prediction_rows(paths, out, self.names, self.real)
