@@ -13,6 +13,11 @@ checkpoint was trained on (its fingerprint) is refused unless
 table; ``--out`` writes JSON with all_acc, known_acc, novel_acc, nmi, ari,
 per-subset values, confidences and, with unknown K, the estimated and true
 number of novel classes.
+
+``--ckpt`` also takes a run directory, an export folder (export.py) or
+``hf://REPO_ID[@rev]``. ``--save_predictions preds.csv`` writes one row per
+test image (path, true, predicted, confidence, is_real, top3, error) and,
+beside it, per_class.csv and confusion.csv / confusion.png.
 """
 from __future__ import annotations
 
@@ -24,7 +29,8 @@ from pathlib import Path
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ckpt", required=True, help="checkpoint file (a run's checkpoints/last.pt or best.pt)")
+    parser.add_argument("--ckpt", required=True, help="checkpoint file (a run's checkpoints/last.pt or best.pt), "
+                        "run directory, export folder or hf://REPO_ID[@rev]")
     parser.add_argument("--dataset_root", default=None, help="dataset folder, if it moved since training")
     parser.add_argument("--out", default=None, help="write the metrics to this JSON file")
     parser.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N (default: the run's)")
@@ -33,16 +39,18 @@ def parse_args(argv):
                         help="load an old or foreign pickle checkpoint (it can run code: only from a trusted source)")
     parser.add_argument("--allow_split_change", action="store_true",
                         help="evaluate although the data gives another split than the one trained on")
+    parser.add_argument("--save_predictions", default=None, metavar="CSV",
+                        help="per-image predictions; per_class.csv and confusion.csv/.png go beside it")
     return parser.parse_args(argv)
 
 
 def load_for_evaluation(args):
     """Config, checkpoint state and a consistency check of checkpoint vs data."""
     from dataset.protocols import NUM_CLASSES, known_classes
-    from trainer.checkpoint import load_checkpoint
+    from trainer.inference import load_model_state
     from utils.config import ConfigError, defaults, merge, validate
 
-    state = load_checkpoint(args.ckpt, trust=args.trust_checkpoint)
+    state = load_model_state(args.ckpt, trust=args.trust_checkpoint)
     overrides = {k: v for k, v in (("dataset_root", args.dataset_root), ("device", args.device),
                                    ("num_workers", args.num_workers)) if v is not None}
     cfg = merge(merge(defaults(), state["config"], args.ckpt), overrides, "the command line")
@@ -63,7 +71,7 @@ def evaluate_checkpoint(args) -> dict:
     from models.cal import CAL
     from trainer.device import place_model, use_bf16
     from trainer.distributed import resolve_device
-    from trainer.evaluation import evaluate
+    from trainer.evaluation import predict, prediction_metrics
     from utils.run_dir import setup_logging
 
     setup_logging(None)
@@ -77,8 +85,13 @@ def evaluate_checkpoint(args) -> dict:
     method = CAL(cfg, data.split.num_known, data.split.num_classes)
     method.net.load_state_dict(state["model"])
     place_model(method.model, device, cfg.channels_last)
-    metrics = evaluate(method.predict, method.model, eval_loader(data, cfg), data.split.num_known, device,
-                       use_bf16(cfg.amp, cfg.image_size), cfg.channels_last)
+    out = predict(method.predict, method.model, eval_loader(data, cfg), device, use_bf16(cfg.amp, cfg.image_size),
+                  cfg.channels_last)
+    metrics = prediction_metrics(out, data.split.num_known)
+    if args.save_predictions:
+        from trainer.test_report import save_test_report
+
+        save_test_report(args.save_predictions, out, data.split, state)
     valid = method.net.prototypes.num_valid
     metrics.update(checkpoint=str(args.ckpt), epoch=state["epoch"], protocol=cfg.protocol,
                    valid_prototypes=valid, selected_on_test_set=bool(state.get("selected_on_test_set")))
@@ -105,6 +118,9 @@ def main(argv) -> int:
     print(f"{args.ckpt}: epoch {metrics['epoch']}{note}, protocol {metrics['protocol']}, "
           f"{metrics['num_test']} test images, {metrics['valid_prototypes']} valid prototypes")
     print(format_table(metrics))
+    if args.save_predictions:
+        print(f"predictions written to {args.save_predictions} (per_class.csv, confusion.csv and confusion.png "
+              f"beside it)")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(metrics, indent=2) + "\n")

@@ -101,7 +101,7 @@ class CropCache:
         self.root = os.path.abspath(dataset_root)
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir(self.root)
         self.settings = settings
-        self.db_path = self.cache_dir / f"{Path(self.root).name}.sqlite"
+        self.db_path = self.cache_dir / f"{Path(self.root).name or 'root'}.sqlite"
         self.read_only = read_only
 
     def ensure(self, paths: Iterable[str], workers: int = 0, progress: bool = True) -> dict[str, FaceRecord]:
@@ -239,10 +239,10 @@ class CropCache:
                               f"writable folder with crop_cache_dir=DIR (prepare.py --cache_dir DIR)")
 
     def _relative(self, path: str) -> str:
-        full = os.path.abspath(path)
-        if not full.startswith(self.root + os.sep):
+        full, prefix = os.path.abspath(path), os.path.join(self.root, "")  # prefix ends in one separator
+        if not full.startswith(prefix):
             raise ValueError(f"{path!r} is not under the dataset root {self.root!r}")
-        return full[len(self.root) + 1:].replace(os.sep, "/")
+        return full[len(prefix):].replace(os.sep, "/")
 
 
 def _code(err: sqlite3.Error) -> int:

@@ -97,8 +97,8 @@ class TrainSet(Dataset):
 
 
 class EvalSet(Dataset):
-    """Deterministic test view; an unreadable image yields ``valid=False`` and
-    is left out of the metrics (and counted)."""
+    """Deterministic test view; an unreadable image yields ``valid=False``
+    (and the reason in ``error``) and is left out of the metrics (and counted)."""
 
     def __init__(self, paths: list[str], labels: np.ndarray, reader: ImageReader, image_size: int):
         self.paths, self.labels, self.reader = paths, np.asarray(labels), reader
@@ -110,11 +110,11 @@ class EvalSet(Dataset):
 
     def __getitem__(self, index: int):
         try:
-            image, valid = self.view(self.reader(self.paths[index])), True
+            image, valid, error = self.view(self.reader(self.paths[index])), True, ""
         except UnreadableImage as err:
-            log.warning("unreadable test image %s (%s); left out of the metrics", self.paths[index], err.reason)
-            image, valid = torch.zeros(3, self.image_size, self.image_size, dtype=torch.uint8), False
-        return {"image": image, "label": int(self.labels[index]), "index": index, "valid": valid}
+            log.warning("unreadable image %s (%s): no prediction for it", self.paths[index], err.reason)
+            image, valid, error = torch.zeros(3, self.image_size, self.image_size, dtype=torch.uint8), False, err.reason
+        return {"image": image, "label": int(self.labels[index]), "index": index, "valid": valid, "error": error}
 
 
 @dataclass
@@ -250,9 +250,14 @@ def eval_loader(data: Data, cfg, rank: int = 0, world_size: int = 1, pin_memory:
                 dataset: Dataset | None = None) -> DataLoader:
     """Deterministic pass over ``dataset`` (default: the test set)."""
     dataset = data.test_set if dataset is None else dataset
+    return image_loader(dataset, cfg.test_batch_size, cfg.num_workers, rank, world_size, pin_memory)
+
+
+def image_loader(dataset: Dataset, batch_size: int, num_workers: int, rank: int = 0, world_size: int = 1,
+                 pin_memory: bool = False) -> DataLoader:
+    """Batches of an ``EvalSet`` in index order (this process's shard)."""
     sampler = ShardSampler(len(dataset), rank, world_size)
-    return DataLoader(dataset, batch_size=cfg.test_batch_size, sampler=sampler,
-                      **_worker_options(cfg.num_workers, pin_memory))
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, **_worker_options(num_workers, pin_memory))
 
 
 def train_eval_set(data: Data) -> EvalSet:

@@ -1,5 +1,6 @@
 """Shared fixtures: the repository root on sys.path, a tiny synthetic dataset,
-and a helper that runs the command-line entry points in a subprocess."""
+one tiny trained run, and a helper that runs the command-line entry points in
+a subprocess."""
 from __future__ import annotations
 
 import os
@@ -39,8 +40,9 @@ def known_k_run(mini_root, tmp_path_factory):
     return run_dir, result
 
 
-def run_cli(*args: str, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run ``python <args>`` from the repository root and capture its output."""
+def run_cli(*args: str, timeout: float = 300, env: dict | None = None,
+            stdin: str | None = None) -> subprocess.CompletedProcess:
+    """Run ``python <args>`` from the repository root (``stdin`` as its input) and capture its output."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     return subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=timeout, env=full_env)
+                          timeout=timeout, env=full_env, input=stdin)

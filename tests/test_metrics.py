@@ -11,7 +11,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from utils.metrics import accuracy, attribution_metrics, cluster_accuracy
+from utils.metrics import (accuracy, aligned_confusion, attribution_metrics, cluster_accuracy, cluster_assignment,
+                           per_class_accuracy)
 
 # ----------------------------------------------------------------- brute-force references
 
@@ -215,3 +216,44 @@ def test_no_confidence_no_confidence_keys():
     out = attribution_metrics(np.array([0, 1]), np.array([0, 1]), num_known=1)
     assert out["all_acc"] == pytest.approx(1.0)
     assert out.get("conf_all") is None
+
+
+# ----------------------------------------------------------------- naming and per-class views
+def test_cluster_assignment_by_hand():
+    # prototype 5 holds 3 of class 2 and 1 of class 3; prototype 7 holds 2 of class 3; prototype 0 one of class 0.
+    y_true = [2, 2, 2, 3, 3, 3, 0]
+    y_pred = [5, 5, 5, 5, 7, 7, 0]
+    out = cluster_assignment(y_true, y_pred)
+    assert sorted(out, key=lambda a: a["prototype"]) == [
+        {"prototype": 0, "label": 0, "images": 1, "predicted": 1},
+        {"prototype": 5, "label": 2, "images": 3, "predicted": 4},
+        {"prototype": 7, "label": 3, "images": 2, "predicted": 2},
+    ]
+    assert sum(a["images"] for a in out) / len(y_true) == pytest.approx(cluster_accuracy(y_true, y_pred))
+    assert cluster_assignment([], []) == []
+
+
+def test_aligned_confusion_by_hand():
+    # classes 0,1,2; prototypes 0..3: class 0 -> prototype 2, class 1 -> prototype 0, class 2 -> prototype 3
+    y_true = [0, 0, 1, 1, 1, 2, 2]
+    y_pred = [2, 2, 0, 0, 1, 3, 3]
+    matrix, order = aligned_confusion(y_true, y_pred, num_classes=3, num_prototypes=4)
+    assert order == [2, 0, 3, 1]
+    assert matrix.tolist() == [[2, 0, 0, 0], [0, 2, 0, 1], [0, 0, 2, 0]]
+    assert np.trace(matrix) / len(y_true) == pytest.approx(cluster_accuracy(y_true, y_pred))
+
+
+def test_per_class_accuracy_splits_known_and_novel_acc():
+    rng = np.random.default_rng(3)
+    y_true = rng.integers(0, 9, size=300)
+    y_pred = rng.integers(0, 12, size=300)
+    y_pred[:120] = y_true[:120]
+    rows = per_class_accuracy(y_true, y_pred, num_known=4, num_classes=10)
+    metrics = attribution_metrics(y_true, y_pred, num_known=4)
+    known = [r for r in rows if r["known"]]
+    novel = [r for r in rows if not r["known"]]
+    assert sum(r["correct"] for r in known) / sum(r["images"] for r in known) == pytest.approx(metrics["known_acc"])
+    assert sum(r["correct"] for r in novel) / sum(r["images"] for r in novel) == pytest.approx(metrics["novel_acc"])
+    assert rows[9] == {"label": 9, "known": False, "images": 0, "correct": 0, "accuracy": None, "prototype": None}
+    hand = per_class_accuracy([0, 0, 1, 2, 2, 2], [0, 1, 1, 5, 5, 1], num_known=2, num_classes=3)
+    assert [(r["correct"], r["prototype"]) for r in hand] == [(1, 0), (1, 1), (2, 5)]

@@ -8,45 +8,61 @@ import torch.nn.functional as F
 
 from trainer.device import autocast_for, to_layout
 from trainer.distributed import gather_objects
-from utils.metrics import attribution_metrics
+from utils.metrics import attribution_metrics, cluster_assignment
+
+TOP_K = 3  # alternatives kept per image (top_index / top_prob)
 
 
 @torch.no_grad()
 def _collect(outputs_fn, model: torch.nn.Module, loader, device: torch.device, amp: bool,
-             channels_last: bool) -> dict[str, np.ndarray]:
+             channels_last: bool, progress: bool = False) -> dict:
     """``index``, ``label`` and the arrays ``outputs_fn(images)`` returns, over
     the whole loader (all processes), in eval mode, sorted by index;
-    unreadable images dropped and counted (``unreadable``)."""
+    unreadable images dropped, counted (``unreadable``) and listed with their
+    reasons (``errors``: index -> reason)."""
+    from tqdm import tqdm
+
     was_training = model.training
     model.eval()
-    parts = []
-    for batch in loader:
+    parts, errors = [], {}
+    for batch in tqdm(loader, desc="predicting", unit="batch", disable=not progress):
         images = to_layout(batch["image"].to(device, non_blocking=True), channels_last)
         with autocast_for(device, amp):
             outputs = outputs_fn(images)
         parts.append({"index": batch["index"], "label": batch["label"], "valid": batch["valid"],
                       **{k: v.cpu() for k, v in outputs.items()}})
+        if not batch["valid"].all():
+            errors.update({int(i): e for i, e, ok in zip(batch["index"], batch["error"], batch["valid"]) if not ok})
     model.train(was_training)
     keys = parts[0].keys() if parts else ("index", "label", "valid")
     local = {k: torch.cat([p[k] for p in parts]).numpy() if parts else np.zeros(0) for k in keys}
-    shards = gather_objects(local)
-    merged = {k: np.concatenate([s[k] for s in shards]) for k in local}
+    shards = gather_objects((local, errors))
+    filled = [s for s, _ in shards if s["index"].size] or [local]  # a process may have had no rows
+    merged = {k: np.concatenate([s[k] for s in filled]) for k in filled[0]}
     order = np.argsort(merged["index"], kind="stable")
-    merged = {k: v[order] for k, v in merged.items()}
-    valid = merged.pop("valid").astype(bool)
-    merged["unreadable"] = int((~valid).sum())
-    return {k: (v[valid] if isinstance(v, np.ndarray) else v) for k, v in merged.items()}
+    valid = merged.pop("valid")[order].astype(bool)
+    out = {k: v[order][valid] for k, v in merged.items()}
+    out["errors"] = {i: e for _, shard_errors in shards for i, e in shard_errors.items()}
+    out["unreadable"] = int((~valid).sum())
+    return out
 
 
 def predict(predict_fn, model: torch.nn.Module, loader, device: torch.device, amp: bool = True,
-            channels_last: bool = False) -> dict[str, np.ndarray]:
-    """Arrays ``index``, ``label``, ``pred``, ``confidence`` over the whole
-    test set (all processes), sorted by test index; unreadable images dropped."""
+            channels_last: bool = False, progress: bool = False) -> dict:
+    """Over the whole set (all processes), sorted by index: arrays ``index``,
+    ``label``, ``pred``, ``confidence`` (max softmax), ``top_index`` /
+    ``top_prob`` [N, <=3] (best first; ``pred`` and ``confidence`` are their
+    first column); unreadable images dropped and listed in ``errors``."""
     def outputs(images):
-        confidence, pred = predict_fn(images).float().softmax(dim=1).max(dim=1)
-        return {"pred": pred, "confidence": confidence}
+        logits = predict_fn(images).float()
+        top_prob, top_index = logits.softmax(dim=1).topk(min(TOP_K, logits.shape[1]), dim=1)
+        return {"top_index": top_index, "top_prob": top_prob}
 
-    return _collect(outputs, model, loader, device, amp, channels_last)
+    out = _collect(outputs, model, loader, device, amp, channels_last, progress)
+    if "top_index" not in out:
+        raise ValueError("nothing to predict: the image list is empty")
+    out["pred"], out["confidence"] = out["top_index"][:, 0], out["top_prob"][:, 0]
+    return out
 
 
 def extract_features(features_fn, model: torch.nn.Module, loader, device: torch.device, amp: bool = True,
@@ -60,10 +76,17 @@ def extract_features(features_fn, model: torch.nn.Module, loader, device: torch.
     return out["feature"], out["label"]
 
 
-def evaluate(predict_fn, model, loader, num_known: int, device, amp: bool = True,
-             channels_last: bool = False) -> dict:
-    """Metrics dict (all/known/novel ACC, NMI, ARI, confidences, counts)."""
-    out = predict(predict_fn, model, loader, device, amp, channels_last)
+def prediction_metrics(out: dict, num_known: int) -> dict:
+    """Metrics dict (all/known/novel ACC, NMI, ARI, confidences, counts) of
+    ``predict``'s output and, under ``cluster_assignment``, all_acc's
+    matching of prototypes to classes."""
     metrics = attribution_metrics(out["label"], out["pred"], num_known, out["confidence"])
     metrics["unreadable_test_images"] = out["unreadable"]
+    metrics["cluster_assignment"] = cluster_assignment(out["label"], out["pred"])
     return metrics
+
+
+def evaluate(predict_fn, model, loader, num_known: int, device, amp: bool = True,
+             channels_last: bool = False) -> dict:
+    """``prediction_metrics`` over the loader."""
+    return prediction_metrics(predict(predict_fn, model, loader, device, amp, channels_last), num_known)

@@ -83,6 +83,7 @@ class Trainer:
         self.metrics_log = MetricsLog(run_path / "metrics.jsonl")
         self.history: list[dict] = []
         self.best: dict | None = None
+        self.cluster_assignment: list[dict] = []  # last evaluation's prototype -> class matching
         self.global_step = 0
         self.position: dict | None = None   # inside an unfinished epoch: epoch, step, partial sums
         self.start_epoch = 0
@@ -98,6 +99,7 @@ class Trainer:
             "config": dict(self.cfg), "num_known": self.data.split.num_known,
             "num_classes": self.data.split.num_classes, "protocol": self.cfg.protocol,
             "split_fingerprint": self.data.record.fingerprint if self.data.record else None,
+            "cluster_assignment": self.cluster_assignment,
         }
 
     def restore(self, state: dict) -> None:
@@ -111,6 +113,7 @@ class Trainer:
             torch.manual_seed(self.cfg.seed + 1_000_003 * self.dist.rank + state["global_step"])
         self.global_step, self.history, self.best = state["global_step"], state["history"], state["best"]
         self.position = state["position"]
+        self.cluster_assignment = state.get("cluster_assignment", [])
         self.start_epoch = self.position["epoch"] if self.position else state["epoch"] + 1
         if self.dist.is_main:
             self.metrics_log.rewrite(self.history)
@@ -226,6 +229,7 @@ class Trainer:
         metrics = self.evaluate() if changed else before
         if changed is not None:
             metrics = {**metrics, **{f"pre_prune_{k}": v for k, v in before.items() if k in PRE_PRUNE_KEYS}}
+        self.cluster_assignment = metrics.pop("cluster_assignment")
         record = {"epoch": epoch, "lr": lr, **self.epoch_terms, **epoch_logs, **metrics,
                   "seconds": round(self.epoch_seconds, 2)}
         if "k_novel_estimate" in epoch_logs:

@@ -7,6 +7,10 @@
   those rows only;
 - NMI and ARI overall and per subset; mean max-softmax confidence per subset.
 A subset with no rows yields None ("missing"), never nan.
+
+The matching behind all_acc also names the clusters (``cluster_assignment``:
+prototype -> test class) and aligns the confusion matrix; ``per_class_accuracy``
+splits known_acc and novel_acc by class.
 """
 from __future__ import annotations
 
@@ -15,16 +19,80 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 
-def cluster_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float | None:
-    """Best accuracy over one-to-one maps from predicted to true labels."""
+def hungarian_match(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One-to-one map from predicted to true labels with the most rows on the diagonal.
+
+    Returns (pred ids, true ids, table) where ``table[p, t]`` counts rows with
+    prediction p and truth t (square, side = largest label + 1).
+    """
     y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
-    if y_true.size == 0:
-        return None
-    size = int(max(y_true.max(), y_pred.max())) + 1
+    size = int(max(y_true.max(), y_pred.max())) + 1 if y_true.size else 0
     table = np.zeros((size, size), dtype=np.int64)
     np.add.at(table, (y_pred, y_true), 1)
     rows, cols = linear_sum_assignment(table, maximize=True)
-    return float(table[rows, cols].sum() / y_true.size)
+    return rows, cols, table
+
+
+def cluster_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float | None:
+    """Best accuracy over one-to-one maps from predicted to true labels."""
+    if np.asarray(y_true).size == 0:
+        return None
+    rows, cols, table = hungarian_match(y_true, y_pred)
+    return float(table[rows, cols].sum() / np.asarray(y_true).size)
+
+
+def cluster_assignment(y_true: np.ndarray, y_pred: np.ndarray) -> list[dict]:
+    """all_acc's matching as plain data: per predicted prototype that the
+    matching pairs with a class it actually holds, ``{"prototype", "label",
+    "images"}`` (test images of that class on it) and ``"predicted"`` (all
+    test images on it). Prototypes without such a pair are left out."""
+    if np.asarray(y_true).size == 0:
+        return []
+    rows, cols, table = hungarian_match(y_true, y_pred)
+    return [{"prototype": int(p), "label": int(t), "images": int(table[p, t]), "predicted": int(table[p].sum())}
+            for p, t in zip(rows, cols) if table[p, t] > 0]
+
+
+def aligned_confusion(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int,
+                      num_prototypes: int) -> tuple[np.ndarray, list[int]]:
+    """Confusion matrix [num_classes, num_prototypes] (rows: true labels) with
+    its columns reordered by all_acc's matching: first the prototypes matched
+    to classes 0, 1, ... (so with at least as many prototypes as classes the
+    diagonal holds the matched counts), then the unmatched ones in index
+    order. Returns (matrix, prototype of each column)."""
+    y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
+    table = np.zeros((num_classes, num_prototypes), dtype=np.int64)
+    np.add.at(table, (y_true, y_pred), 1)
+    matched = {}
+    if y_true.size:
+        rows, cols, _ = hungarian_match(y_true, y_pred)
+        matched = {int(t): int(p) for p, t in zip(rows, cols) if p < num_prototypes}
+    order = [matched[c] for c in range(num_classes) if c in matched]
+    taken = set(order)
+    order += [p for p in range(num_prototypes) if p not in taken]
+    return table[:, order], order
+
+
+def per_class_accuracy(y_true: np.ndarray, y_pred: np.ndarray, num_known: int, num_classes: int) -> list[dict]:
+    """Per true label: ``images``, ``correct``, ``accuracy`` (None without
+    images) and ``prototype`` (the one counted as correct). Known classes
+    count plain hits (as known_acc); novel classes count hits under the
+    matching of novel_acc (novel rows only), so the image-weighted means of
+    the two blocks are known_acc and novel_acc."""
+    y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
+    novel = y_true >= num_known
+    target = {c: c for c in range(num_known)}
+    if novel.any():
+        rows, cols, table = hungarian_match(y_true[novel], y_pred[novel])
+        target.update({int(t): int(p) for p, t in zip(rows, cols) if table[p, t] > 0})
+    out = []
+    for c in range(num_classes):
+        on_class = y_true == c
+        images = int(on_class.sum())
+        correct = int((y_pred[on_class] == target.get(c, -1)).sum())
+        out.append({"label": c, "known": c < num_known, "images": images, "correct": correct,
+                    "accuracy": correct / images if images else None, "prototype": target.get(c)})
+    return out
 
 
 def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float | None:

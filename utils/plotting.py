@@ -1,7 +1,7 @@
 """Plots a run leaves in its directory: curves.png (losses, accuracies,
 novel threshold) and, with unknown K, k_estimate.png (estimated vs true
 number of novel classes per epoch); estimate_k.py's k_curve.png (the
-post-hoc estimator's score per K)."""
+post-hoc estimator's score per K); test.py's confusion.png."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -84,3 +84,25 @@ def plot_run(history: list[dict], run_path: Path) -> None:
     plot_curves(history, run_path / "curves.png")
     if any("k_novel_estimate" in r for r in history):
         plot_k_estimate(history, run_path / "k_estimate.png")
+
+
+def plot_confusion(matrix, row_names: list[str], column_names: list[str], num_known: int, path: Path) -> None:
+    """Row-normalised confusion matrix (rows: true classes, columns: prototypes)
+    with lines after the known block of rows and columns."""
+    import numpy as np
+
+    counts = np.asarray(matrix, dtype=np.float64)
+    shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    rows, columns = shares.shape
+    fig, ax = plt.subplots(figsize=(4 + 0.22 * columns, 3 + 0.22 * rows))
+    image = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1, aspect="auto", interpolation="nearest")
+    ax.axhline(num_known - 0.5, color="crimson", linewidth=1)
+    ax.axvline(num_known - 0.5, color="crimson", linewidth=1)
+    ax.set_xticks(range(columns), column_names, rotation=90, fontsize=6)
+    ax.set_yticks(range(rows), row_names, fontsize=6)
+    ax.set(xlabel="predicted prototype (Hungarian-aligned)", ylabel="true class",
+           title=f"confusion (share of each true class); known block: first {num_known}")
+    fig.colorbar(image, ax=ax, fraction=0.03)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

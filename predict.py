@@ -1,0 +1,63 @@
+"""Attribute images: which forgery method made each one (or is it real)?
+
+    python predict.py --ckpt exp/owdfa40_p1/<stamp>/checkpoints/last.pt suspect.jpg photos/ --out preds.csv
+    find incoming -name '*.png' | python predict.py --ckpt export_dir - --out preds.csv
+    python predict.py --ckpt hf://OWNER/NAME@v1 images/ --names my_clusters.csv
+
+``--ckpt``: a training checkpoint, a run directory, an export folder
+(export.py) or ``hf://REPO_ID[@rev]``. INPUT: image files, folders (searched
+recursively) and ``-`` for paths on stdin. Each image goes through the
+model's face crop (cached) and evaluation view, in batches (on the GPU when
+there is one). One CSV row per image: path, predicted, confidence, is_real,
+top3, error; an unreadable file gets an error row. Novel prototypes print as
+``novel-<j>``, with `` (~Class)`` when the final evaluation matched them to a
+test class; ``--names`` (CSV prototype,name) names them yourself. Without
+``--out`` the CSV goes to stdout and the summary to stderr.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ckpt", required=True, help="checkpoint, run directory, export folder or hf://REPO_ID[@rev]")
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders, or - for paths on stdin")
+    parser.add_argument("--out", default=None, help="CSV file to write (default: stdout)")
+    parser.add_argument("--batch_size", type=int, default=None, help="images per batch (default: the run's "
+                        "test_batch_size)")
+    parser.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda or cuda:N")
+    parser.add_argument("--num_workers", type=int, default=None, help="data-loader workers (default: the run's)")
+    parser.add_argument("--names", default=None, help="CSV prototype,name naming novel prototypes")
+    parser.add_argument("--trust_checkpoint", action="store_true",
+                        help="load an old or foreign pickle checkpoint (it can run code: only from a trusted source)")
+    parser.add_argument("--crop_cache_dir", default=None, help="face-crop cache (default: owdfa_crop_cache beside "
+                        "the inputs' common folder; used when the model crops faces)")
+    return parser.parse_args(argv)
+
+
+def main(argv) -> int:
+    from trainer.checkpoint import CheckpointError
+    from trainer.inference import Attributor, collect_inputs, summary, write_csv
+    from utils.config import ConfigError
+
+    args = parse_args(argv)
+    try:
+        paths = collect_inputs(args.inputs)
+        if not paths:
+            raise ValueError(f"no image files found in {' '.join(args.inputs)} (looked for .jpg, .jpeg, .png)")
+        attributor = Attributor.load(args.ckpt, args.device, args.names, args.trust_checkpoint)
+        rows = attributor.predict_paths(paths, args.batch_size, args.num_workers, args.crop_cache_dir)
+    except (CheckpointError, ConfigError, ValueError, RuntimeError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    write_csv(rows, args.out)
+    print(summary(rows), file=sys.stdout if args.out else sys.stderr)
+    if args.out:
+        print(f"predictions written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,141 @@
+"""The shareable form of a trained model: an export folder, no pickle.
+
+    model.safetensors   the network's weights and buffers (the valid prototype
+                        count is the buffer ``prototypes.valid``); no optimiser
+    config.json         the resolved training config, protocol, class table,
+                        valid prototype count, cluster names (the final
+                        evaluation's Hungarian assignment), split fingerprint,
+                        the epoch and its metrics
+    README.md           a model card generated from config.json
+
+``read_export`` turns the folder back into the checkpoint-like dict that
+test.py and predict.py use, reading only tensors and JSON.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from trainer.checkpoint import CheckpointError, load_checkpoint
+
+EXPORT_FORMAT = "owdfa-cal-export/1"
+WEIGHTS, CONFIG, CARD = "model.safetensors", "config.json", "README.md"
+
+
+def checkpoint_of(source: str | Path, which: str = "last") -> Path:
+    """A run directory's ``checkpoints/<which>.pt``, or ``source`` itself when it is a file."""
+    source = Path(source)
+    return source if source.is_file() else source / "checkpoints" / f"{which}.pt"
+
+
+def export_info(state: dict) -> dict:
+    """What config.json holds, from a training checkpoint (plain JSON types)."""
+    from trainer.inference import class_table, prototype_names
+
+    classes = state.get("classes") or class_table(state["config"]["protocol"])
+    state = {**state, "classes": classes}
+    names = prototype_names(state)
+    record = next((r for r in state.get("history") or [] if r.get("epoch") == state["epoch"]), {})
+    metric_keys = ("all_acc", "known_acc", "novel_acc", "nmi", "ari", "num_test", "k_novel_estimate", "k_novel_true")
+    return {
+        "format": EXPORT_FORMAT,
+        "protocol": state["config"]["protocol"],
+        "num_known": state["num_known"],
+        "num_classes": state["num_classes"],
+        "valid_prototypes": int(state["model"]["prototypes.valid"]),
+        "epoch": state["epoch"],
+        "selected_on_test_set": bool(state.get("selected_on_test_set")),
+        "split_fingerprint": state.get("split_fingerprint"),
+        "metrics": {k: record[k] for k in metric_keys if k in record},
+        "classes": classes,
+        "cluster_assignment": [{**a, "name": names[a["prototype"]]}
+                               for a in state.get("cluster_assignment") or []],
+        "config": state["config"],
+    }
+
+
+def export_checkpoint(checkpoint: str | Path, out: str | Path, trust: bool = False) -> Path:
+    """Write the export folder of ``checkpoint`` to ``out``; returns ``out``."""
+    from safetensors.torch import save_file
+
+    state = load_checkpoint(checkpoint, trust=trust)
+    info = export_info(state)
+    info["source_checkpoint"] = str(checkpoint)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    weights = {k: v.detach().cpu().contiguous() for k, v in state["model"].items()}
+    save_file(weights, str(out / WEIGHTS), metadata={"format": EXPORT_FORMAT})
+    (out / CONFIG).write_text(json.dumps(info, indent=2) + "\n")
+    write_card(out)
+    return out
+
+
+def write_card(folder: str | Path, repo_id: str = "REPO_ID") -> None:
+    """(Re)write the export's README.md, its commands naming ``repo_id``."""
+    folder = Path(folder)
+    (folder / CARD).write_text(model_card(json.loads((folder / CONFIG).read_text()), repo_id))
+
+
+def read_export(folder: str | Path) -> dict:
+    """The checkpoint-like dict of an export folder (weights as tensors)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    missing = [name for name in (WEIGHTS, CONFIG) if not (folder / name).is_file()]
+    if missing:
+        raise CheckpointError(f"{folder} is not a complete export: {', '.join(missing)} missing; "
+                              f"write one with `python export.py RUN_DIR --out {folder}`")
+    try:
+        info = json.loads((folder / CONFIG).read_text())
+        model = load_file(str(folder / WEIGHTS))
+    except (ValueError, OSError, SafetensorError) as err:
+        raise CheckpointError(f"export {folder} cannot be read ({type(err).__name__}: {err}); export it again "
+                              f"with `python export.py RUN_DIR --out {folder}`") from err
+    if info.get("format") != EXPORT_FORMAT:
+        raise CheckpointError(f"{folder / CONFIG} has format {info.get('format')!r}, not {EXPORT_FORMAT!r}: it "
+                              f"was not written by this code's export.py")
+    return {**info, "model": model, "source": str(folder)}
+
+
+def _percent(value) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}"
+
+
+def model_card(info: dict, repo_id: str = "REPO_ID") -> str:
+    """A Markdown model card (Hugging Face front matter) for an export."""
+    cfg, metrics = info["config"], info["metrics"]
+    known = [c["name"] for c in info["classes"] if c["known"]]
+    novel = [c["name"] for c in info["classes"] if not c["known"]]
+    named = [f"| {a['prototype']} | {a['name']} | {a['images']} of {a['predicted']} |"
+             for a in info["cluster_assignment"] if a["prototype"] >= info["num_known"]]
+    selection = ("best epoch by all_acc on the test set (optimistic)" if info["selected_on_test_set"]
+                 else "last epoch")
+    lines = [
+        "---", "library_name: pytorch", "tags:", "- deepfake-attribution", "- open-world", "- safetensors", "---",
+        "", f"# CAL deepfake attribution: OWDFA-40 protocol {info['protocol']}", "",
+        "Open-world deepfake attribution with CAL (confidence-aware asymmetric learning): a "
+        f"{cfg['backbone']} backbone with frequency attention and {info['valid_prototypes']} valid prototypes "
+        f"({info['num_known']} known classes; {'unknown' if cfg['unknown_k'] else 'known'} number of novel "
+        "classes).", "",
+        "## Data", "",
+        f"OWDFA-40, protocol {info['protocol']}: {len(known)} known (labelled) and {len(novel)} novel classes; "
+        f"split seed {cfg['split_seed']}, face crop {'on' if cfg['crop_face'] else 'off'}, "
+        f"{cfg['image_size']} px input. Split fingerprint: `{info['split_fingerprint'] or 'not recorded'}`.", "",
+        f"Known classes: {', '.join(known)}.", "",
+        "## Metrics", "",
+        f"Test split, epoch {info['epoch']} ({selection}).", "",
+        "| all ACC | known ACC | novel ACC | NMI | ARI |", "|---|---|---|---|---|",
+        "| " + " | ".join(_percent(metrics.get(k)) for k in ("all_acc", "known_acc", "novel_acc", "nmi", "ari"))
+        + " |", "",
+        "## Novel clusters", "",
+        "Hungarian assignment of the final evaluation (test images of the class on the prototype, of all "
+        "test images on it):", "",
+        "| prototype | shown as | images |", "|---|---|---|", *named, "",
+        "## Use", "",
+        "```bash",
+        f"python predict.py --ckpt hf://{repo_id} IMAGE_OR_FOLDER... --out predictions.csv",
+        f"python test.py --ckpt hf://{repo_id} --dataset_root /path/to/OWDFA40/data",
+        "```", "",
+    ]
+    return "\n".join(lines)
