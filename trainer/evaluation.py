@@ -39,12 +39,15 @@ def _collect(outputs_fn, model: torch.nn.Module, loader, device: torch.device, a
 
 
 def predict(predict_fn, model: torch.nn.Module, loader, device: torch.device, amp: bool = True,
-            channels_last: bool = False) -> dict[str, np.ndarray]:
-    """Arrays ``index``, ``label``, ``pred``, ``confidence`` over the whole
-    test set (all processes), sorted by test index; unreadable images dropped."""
+            channels_last: bool = False, features_fn=None) -> dict[str, np.ndarray]:
+    """Arrays ``index``, ``label``, ``pred``, ``confidence`` (and ``features``
+    [N, D] from ``features_fn`` when given) over the whole test set (all
+    processes), sorted by test index; unreadable images dropped."""
     def outputs(images):
         confidence, pred = predict_fn(images).float().softmax(dim=1).max(dim=1)
-        return {"pred": pred, "confidence": confidence}
+        if features_fn is None:
+            return {"pred": pred, "confidence": confidence}
+        return {"pred": pred, "confidence": confidence, "features": features_fn(images).float()}
 
     return _collect(outputs, model, loader, device, amp, channels_last)
 
