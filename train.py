@@ -116,11 +116,13 @@ def main(argv: list[str]) -> int:
 def run(cfg, state: dict | None, changes: dict | None = None, allow_split_change: bool = False) -> int:
     from dataset.owdfa import check_dataset_root
     from dataset.protocols import label_space
+    from models.backbone import check_backbone
     from trainer.distributed import broadcast_object, init_distributed, resolve_device
     from utils.run_dir import RunLock, new_run_dir
 
-    check_dataset_root(cfg.dataset_root)  # fail before creating anything
+    check_dataset_root(cfg.dataset_root)  # fail before creating anything (and before the crop-cache pass)
     label_space(cfg)
+    check_backbone(cfg.backbone, cfg.pretrained, cfg.pretrained_path)
     device = resolve_device(cfg.device, int(os.environ.get("LOCAL_RANK", "0")))
     dist = init_distributed(device)
     if cfg.batch_size % dist.world_size:

@@ -42,8 +42,9 @@ predictor_path = os.environ.get("PREDICTOR_PATH", "")  # 68-landmark file; empty
 crop_cache_dir = ""            # face-crop and image-check cache; empty: <dataset_root>/../owdfa_crop_cache
 
 # ---------------------------------------------------------------- model
-backbone = "resnet50"          # any timm model name that yields a feature map
-pretrained = True              # ImageNet weights from the timm/HF cache or `pretrained_path`
+backbone = "resnet50"          # any timm model name that yields a feature map; a bare name means timm's default
+                               # tag (resnet50 -> resnet50.a1_in1k, hub repo timm/resnet50.a1_in1k); name a tag to pin one
+pretrained = True              # ImageNet weights from `pretrained_path`, else the HF cache, else a download
 pretrained_path = ""           # local weight file for the backbone (used when pretrained=true)
 frequency_attention = True     # DCT frequency attention on the feature map (the authors' FFE)
 dropout = 0.2                  # dropout on the pooled feature before the prototypes
