@@ -72,10 +72,12 @@ def has_k_estimate(history: list[dict]) -> bool:
     return any(r.get(key) is not None for r in history for key, _ in K_ESTIMATES)
 
 
-def plot_k_estimate(history: list[dict], path: Path, num_known: int, start_total: int | None = None) -> None:
+def plot_k_estimate(history: list[dict], path: Path, num_known: int, start_total: int | None = None) -> dict:
     """Total K = num_known + each estimate present, after each epoch (x = epochs done);
-    ``start_total`` (prototypes before any pruning) is drawn at x = 0 for DPP."""
+    ``start_total`` (prototypes before any pruning) is drawn at x = 0 for DPP.
+    Returns the drawn series, key -> (x, y)."""
     fig, ax = plt.subplots(figsize=(6, 4))
+    drawn = {}
     for key, label in K_ESTIMATES:
         epochs, values = _series(history, key)
         if not epochs:
@@ -84,16 +86,19 @@ def plot_k_estimate(history: list[dict], path: Path, num_known: int, start_total
         if key == "k_novel_estimate" and start_total is not None:
             x, y = [0] + x, [start_total] + y
         ax.step(x, y, where="post", marker="o", label=f"{label}: {y[-1]}")
+        drawn[key] = (x, y)
     _, true = _series(history, "k_novel_true")
     if true:
         ax.axhline(num_known + true[-1], color="k", linestyle="--", label=f"true K = {num_known + true[-1]}")
     ax.set_ylabel(f"classes in total (known {num_known} + novel)")
     _finish(ax, "estimated number of classes", "epochs done")
     _save(fig, path)
+    return drawn
 
 
-def plot_confidence(label: np.ndarray, confidence: np.ndarray, num_known: int, path: Path) -> None:
-    """Histograms of max-softmax confidence on known vs novel test images; the gap of their means."""
+def plot_confidence(label: np.ndarray, confidence: np.ndarray, num_known: int, path: Path) -> float | None:
+    """Histograms of max-softmax confidence on known vs novel test images; returns
+    the gap of their means (known - novel), None when a subset is empty."""
     known = label < num_known
     fig, ax = plt.subplots(figsize=(6, 4))
     bins = np.linspace(0, 1, 41)
@@ -104,10 +109,12 @@ def plot_confidence(label: np.ndarray, confidence: np.ndarray, num_known: int, p
             ax.hist(confidence[rows], bins=bins, alpha=0.6, color=colour, density=True,
                     label=f"{name} ({rows.sum()} images, mean {100 * means[name]:.1f}%)")
             ax.axvline(means[name], color=colour, linestyle="--")
-    gap = (f"gap {100 * (means['known'] - means['novel']):.1f} points" if len(means) == 2 else "gap n/a")
+    gap = means["known"] - means["novel"] if len(means) == 2 else None
+    text = "gap n/a" if gap is None else f"gap {100 * gap:.1f} points"
     ax.set_ylabel("density")
-    _finish(ax, f"test confidence, known vs novel: {gap}", "max-softmax confidence", integer_x=False)
+    _finish(ax, f"test confidence, known vs novel: {text}", "max-softmax confidence", integer_x=False)
     _save(fig, path)
+    return gap
 
 
 def plot_tsne(features: np.ndarray, label: np.ndarray, num_known: int, names: list[str], path: Path,
