@@ -135,7 +135,7 @@ class Trainer:
                 if not self.train_epoch(epoch, stop):
                     return self._stopped(stop.signum)
                 self.end_epoch(epoch)
-            outputs = predict(self.method.predict, self.method.model, self.eval_loader, self.device, self.cfg.amp,
+            outputs = predict(self.method.predict, self.method.model, self.eval_loader, self.device, self.bf16,
                               self.cfg.channels_last, self.method.features)
         finally:
             if self.tb is not None:
