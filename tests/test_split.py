@@ -126,3 +126,22 @@ def test_custom_table_any_indices_and_its_real_class(tmp_path):
     assert split.num_known == 2 and split.num_classes == 3
     assert set(split.test_labels[split.test_orig == 5]) == {2}, "novel after the known classes"
     assert "classes.csv known 2,9: 2 known, 1 novel classes" in split.summary()
+
+
+def test_split_file_of_a_custom_table_keeps_its_label_space(tmp_path):
+    import json
+    from dataclasses import asdict
+
+    from dataset.split_file import record_split, split_from_file
+
+    table = tmp_path / "classes.csv"
+    table.write_text("index,code,family,method\n2,R,Real,Camera\n5,A,Swap,A\n45,B,Edit,B\n")
+    root = make_tree(tmp_path / "data", {"2_Real_X": 30, "5_Swap_A": 25, "45_Edit_B": 25})
+    spec = SplitSpec(**{**SPEC.__dict__, "classes_file": str(table), "known_classes": (2, 45)})
+    drawn = make_split(scan_dataset(str(root)), spec)
+    path = tmp_path / "split.json"
+    path.write_text(json.dumps(record_split(drawn, str(root), asdict(spec)).to_json()))
+    read, _ = split_from_file(path, str(root), spec.protocol, spec.label_space())
+    assert read.space == drawn.space and np.array_equal(read.test_labels, drawn.test_labels)
+    with pytest.raises(DatasetError, match=r"classes \[45\] that the OWDFA-40 class table lacks"):
+        split_from_file(path, str(root), 1)
