@@ -46,7 +46,7 @@ def parse_args(argv):
 
 def load_for_evaluation(args):
     """Config, checkpoint state and a consistency check of checkpoint vs data."""
-    from dataset.protocols import NUM_CLASSES, known_classes
+    from dataset.protocols import label_space
     from trainer.inference import load_model_state
     from utils.config import ConfigError, defaults, merge, validate
 
@@ -57,11 +57,12 @@ def load_for_evaluation(args):
     cfg.pretrained = False  # the weights come from the checkpoint
     cfg.resume = ""
     validate(cfg)
-    if state["num_classes"] != NUM_CLASSES or state["num_known"] != len(known_classes(cfg.protocol)):
+    space = label_space(cfg)
+    if state["num_classes"] != space.num_classes or state["num_known"] != space.num_known:
         raise ConfigError(f"checkpoint {args.ckpt} was trained with {state['num_classes']} classes, "
-                          f"{state['num_known']} known, but protocol {cfg.protocol} of this code has {NUM_CLASSES} "
-                          f"classes, {len(known_classes(cfg.protocol))} known; evaluate it with the code and "
-                          f"protocol it was trained with")
+                          f"{state['num_known']} known, but {space.table.name} {space.name} of this code has "
+                          f"{space.num_classes} classes, {space.num_known} known; evaluate it with the code and "
+                          f"class table it was trained with")
     return cfg, state
 
 
@@ -103,6 +104,7 @@ def evaluate_checkpoint(args) -> dict:
 
 
 def main(argv) -> int:
+    from dataset.protocols import ClassTableError
     from dataset.split import DatasetError
     from trainer.checkpoint import CheckpointError
     from trainer.trainer import format_table
@@ -111,7 +113,7 @@ def main(argv) -> int:
     args = parse_args(argv)
     try:
         metrics = evaluate_checkpoint(args)
-    except (ConfigError, DatasetError, CheckpointError) as err:
+    except (ConfigError, ClassTableError, DatasetError, CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     note = " (best epoch, selected on the test set)" if metrics["selected_on_test_set"] else ""

@@ -90,6 +90,7 @@ def resolve_config(args):
 
 
 def main(argv: list[str]) -> int:
+    from dataset.protocols import ClassTableError
     from dataset.split import DatasetError
     from models.backbone import BackboneError
     from trainer.checkpoint import CheckpointError
@@ -101,7 +102,7 @@ def main(argv: list[str]) -> int:
         args = parse_args(argv)
         cfg, state, changes = resolve_config(args)
         return run(cfg, state, changes, args.allow_split_change)
-    except (ConfigError, DatasetError, BackboneError, RunDirError, CheckpointError) as err:
+    except (ConfigError, ClassTableError, DatasetError, BackboneError, RunDirError, CheckpointError) as err:
         log_fatal(err)  # stderr, and log.txt once the run has one
         return 2
     except (NonFiniteLoss, OSError) as err:  # OSError: a full disk names its free space
@@ -114,10 +115,14 @@ def main(argv: list[str]) -> int:
 
 def run(cfg, state: dict | None, changes: dict | None = None, allow_split_change: bool = False) -> int:
     from dataset.owdfa import check_dataset_root
+    from dataset.protocols import label_space
+    from models.backbone import check_backbone
     from trainer.distributed import broadcast_object, init_distributed, resolve_device
     from utils.run_dir import RunLock, new_run_dir
 
-    check_dataset_root(cfg.dataset_root)  # fail before creating anything
+    check_dataset_root(cfg.dataset_root)  # fail before creating anything (and before the crop-cache pass)
+    label_space(cfg)
+    check_backbone(cfg.backbone, cfg.pretrained, cfg.pretrained_path)
     device = resolve_device(cfg.device, int(os.environ.get("LOCAL_RANK", "0")))
     dist = init_distributed(device)
     if cfg.batch_size % dist.world_size:

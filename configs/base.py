@@ -23,7 +23,9 @@ nonfinite_loss = "stop"        # stop: end the run naming the bad term; skip: sk
 
 # ---------------------------------------------------------------- data
 dataset_root = os.environ.get("DATASET_ROOT", "")  # folder holding <index>_<Type>_<Method>/ class folders
-protocol = 1                   # which classes are known: 1 (19 known), 2 (13 known) or 3 (29 known)
+protocol = 1                   # which classes are known: 1 (19 known), 2 (13 known) or 3 (29 known), from the class table
+classes_file = ""              # class table CSV (index,code,family,method,known_in); empty: dataset/owdfa40_classes.csv
+known_classes = ()             # known class indices, e.g. (0, 1, 3) or known_classes=0,1,3; empty: use `protocol`
 split_seed = 2025              # seed of the sampling/split generator, independent of `seed`
 split_file = ""                # a run's split.json: train on exactly that split instead of drawing one
 real_source_cap = 10000        # images drawn per real source folder before the class budget
@@ -40,8 +42,9 @@ predictor_path = os.environ.get("PREDICTOR_PATH", "")  # 68-landmark file; empty
 crop_cache_dir = ""            # face-crop and image-check cache; empty: <dataset_root>/../owdfa_crop_cache
 
 # ---------------------------------------------------------------- model
-backbone = "resnet50"          # any timm model name that yields a feature map
-pretrained = True              # ImageNet weights from the timm/HF cache or `pretrained_path`
+backbone = "resnet50"          # any timm model name that yields a feature map; a bare name means timm's default
+                               # tag (resnet50 -> resnet50.a1_in1k, hub repo timm/resnet50.a1_in1k); name a tag to pin one
+pretrained = True              # ImageNet weights from `pretrained_path`, else the HF cache, else a download
 pretrained_path = ""           # local weight file for the backbone (used when pretrained=true)
 frequency_attention = True     # DCT frequency attention on the feature map (the authors' FFE)
 dropout = 0.2                  # dropout on the pooled feature before the prototypes

@@ -180,7 +180,8 @@ def build_data(cfg, is_main: bool = True, barrier=None, train: bool = True) -> D
 
     root = check_dataset_root(cfg.dataset_root)
     if cfg.split_file:
-        split, published = split_from_file(cfg.split_file, str(root), cfg.protocol)
+        split, published = split_from_file(cfg.split_file, str(root), cfg.protocol,
+                                           SplitSpec.from_config(cfg).label_space())
         record = record_split(split, str(root), published.spec, source=cfg.split_file)
         if record.fingerprint != published.fingerprint:
             log.warning("split_file %s: %s since it was written (the data is not byte-identical)",

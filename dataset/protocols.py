@@ -1,23 +1,44 @@
-"""OWDFA-40 classes and the three open-world protocols (METHOD.md section 2).
+"""Class tables and open-world protocols (METHOD.md sections 1-2).
 
-The class table is the one place that knows the 41 classes; every other module
-asks it through the accessors below. A class index is the integer prefix of
-its folder name (``<index>_<Type>_<Method>``). Protocols differ only in which
-classes are *known* (labelled); all 41 classes are present in training.
+A class table is a CSV file, one row per class::
 
-Label space seen by the model: known classes first, 0..K_known-1, in ascending
-order of their original index, then novel classes K_known..C-1, also ascending.
+    index,code,family,method,known_in
+    0,REAL,Real,Real,1 2 3
+    1,S1,Swap,Deepfakes,1 2 3
+    2,S2,Swap,FaceSwap,
+
+``index`` is the integer prefix of the class's folders (``<index>_<Type>_<Method>``;
+several folders may share it), ``family`` the folder's Type (``Real`` marks a
+real class: it gets the real budget and the per-source cap), ``code`` a short
+display name (optional) and ``known_in`` the protocols in which the class is
+known (optional, space-separated numbers). The shipped table is OWDFA-40
+(dataset/owdfa40_classes.csv, 41 classes, protocols P1-P3); config keys
+``classes_file`` and ``known_classes`` select another table and known set.
+
+Label space seen by the model (a ``LabelSpace``): known classes first,
+0..K_known-1, in ascending order of their original index, then novel classes
+K_known..C-1, also ascending.
 """
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+OWDFA40_FILE = Path(__file__).resolve().with_name("owdfa40_classes.csv")
+_COLUMNS = ("index", "code", "family", "method", "known_in")
+
+
+class ClassTableError(ValueError):
+    """A class table, protocol or known-class list is unusable; the message names the fix."""
 
 
 @dataclass(frozen=True)
 class ForgeryClass:
     index: int   # original class index (folder prefix)
     code: str    # the paper's short code, e.g. "S1", "G12"
-    family: str  # Real, Swap, Reenact, Edit or Generate
+    family: str  # Real, Swap, Reenact, Edit or Generate (the folder's Type)
     method: str  # forgery method name
 
     @property
@@ -25,74 +46,162 @@ class ForgeryClass:
         """Canonical folder name, e.g. ``1_Swap_Deepfakes``."""
         return f"{self.index}_{self.family}_{self.method}"
 
+    @property
+    def is_real(self) -> bool:
+        return self.family.lower() == "real"
 
-def _family(family: str, prefix: str, entries: list[tuple[int, str]], first: int = 1):
-    return [ForgeryClass(idx, f"{prefix}{first + i}", family, name) for i, (idx, name) in enumerate(entries)]
+
+@dataclass(frozen=True)
+class ClassTable:
+    """The classes (ascending index) and the protocols defined on them."""
+    classes: tuple[ForgeryClass, ...]
+    protocols: dict[int, tuple[int, ...]]
+    source: str  # the file it was read from
+
+    @cached_property
+    def _by_index(self) -> dict[int, ForgeryClass]:
+        return {c.index: c for c in self.classes}
+
+    @property
+    def indices(self) -> tuple[int, ...]:
+        return tuple(c.index for c in self.classes)
+
+    @property
+    def name(self) -> str:
+        return "OWDFA-40" if Path(self.source) == OWDFA40_FILE else Path(self.source).name
+
+    def get(self, index: int) -> ForgeryClass:
+        try:
+            return self._by_index[index]
+        except KeyError:
+            raise KeyError(f"no class with index {index} in {self.name}; valid indices are "
+                           f"{_ranges(self.indices)}") from None
+
+    def protocol(self, protocol: int) -> LabelSpace:
+        if protocol not in self.protocols:
+            choices = sorted(self.protocols)
+            hint = (f"choose {', '.join(map(str, choices[:-1]))}{' or ' if len(choices) > 1 else ''}{choices[-1]}"
+                    if choices else f"{self.source} defines no protocols (no known_in column)")
+            raise ClassTableError(f"protocol={protocol!r} is not defined by the {self.name} class table; {hint}, "
+                                  f"or list the known classes with known_classes=0,1,3")
+        return LabelSpace(self, self.protocols[protocol], f"protocol {protocol}")
+
+    def known(self, known: tuple[int, ...]) -> LabelSpace:
+        unknown = sorted(set(known) - set(self.indices))
+        if unknown:
+            raise ClassTableError(f"known_classes={tuple(known)} lists {unknown}, which the {self.name} class table "
+                                  f"does not have (its indices: {_ranges(self.indices)})")
+        return LabelSpace(self, tuple(sorted(known)), "known " + ",".join(map(str, sorted(known))))
 
 
-CLASSES: tuple[ForgeryClass, ...] = tuple(sorted(
-    [ForgeryClass(0, "REAL", "Real", "Real")]
-    + _family("Swap", "S", [(1, "Deepfakes"), (2, "FaceSwap"), (3, "DeepFaceLab"), (4, "FaceShifter"),
-                            (5, "FSGAN"), (21, "BlendFace"), (22, "UniFace"), (23, "MobileSwap"),
-                            (24, "e4s"), (25, "FaceDancer")])
-    + _family("Reenact", "R", [(6, "Face2Face"), (7, "NeuralTextures"), (8, "FOMM"), (9, "ATVG-Net"),
-                               (10, "TalkingHead"), (26, "TPSMM"), (27, "LIA"), (28, "DaGAN"),
-                               (29, "SadTalker"), (30, "MCNet"), (31, "HyperReenact"), (40, "OneShot")])
-    + _family("Edit", "E", [(11, "MaskGAN"), (12, "StarGAN2"), (13, "SC-FEGAN"), (14, "FaceAPP"),
-                            (15, "StarGAN"), (38, "e4e")])
-    + _family("Generate", "G", [(16, "StyleGAN2"), (17, "StyleGAN"), (18, "PGGAN"), (19, "CycleGAN"),
-                                (20, "StyleGAN2-NIR"), (32, "StyleGAN-XL"), (33, "SD2.1"), (34, "RDDM"),
-                                (35, "PixArt"), (36, "DiT-XL"), (37, "SiT-XL"), (39, "StyleGAN3")]),
-    key=lambda c: c.index,
-))
+@dataclass(frozen=True)
+class LabelSpace:
+    """One open-world task: a class table and which of its classes are known."""
+    table: ClassTable
+    known: tuple[int, ...]  # original indices, ascending
+    name: str               # "protocol 1" or "known 0,3,8"
 
+    @property
+    def novel(self) -> tuple[int, ...]:
+        known = set(self.known)
+        return tuple(i for i in self.table.indices if i not in known)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.table.classes)
+
+    @property
+    def num_known(self) -> int:
+        return len(self.known)
+
+    @cached_property
+    def label_map(self) -> dict[int, int]:
+        """Original index -> model label: known classes first, then novel, each ascending."""
+        return {orig: new for new, orig in enumerate(self.known + self.novel)}
+
+    @property
+    def label_names(self) -> list[str]:
+        """Display name of each model label, e.g. ``"S1 Deepfakes"``."""
+        return [f"{c.code} {c.method}" for c in map(self.table.get, self.known + self.novel)]
+
+
+def _ranges(indices) -> str:
+    indices = sorted(indices)
+    return f"{indices[0]}..{indices[-1]}" if indices == list(range(indices[0], indices[-1] + 1)) else str(indices)
+
+
+def load_table(path: str | Path) -> ClassTable:
+    """Read a class table CSV (columns index, family, method; optional code, known_in)."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise ClassTableError(f"classes_file={str(path)!r} does not exist; give a CSV with columns "
+                              f"{','.join(_COLUMNS)} (see {OWDFA40_FILE.name}), or classes_file= for OWDFA-40")
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    missing = {"index", "family", "method"} - set(rows[0] if rows else ())
+    if missing:
+        raise ClassTableError(f"{path} lacks the column(s) {sorted(missing)}; its header must be "
+                              f"{','.join(_COLUMNS)} (code and known_in may be left empty)")
+    classes, protocols = [], {}
+    for line, row in enumerate(rows, start=2):
+        try:
+            index = int(row["index"])
+            known_in = [int(p) for p in (row.get("known_in") or "").split()]
+        except ValueError:
+            raise ClassTableError(f"{path} line {line}: index and known_in must be integers, got "
+                                  f"{row['index']!r} and {row.get('known_in')!r}") from None
+        family, method = (row["family"] or "").strip(), (row["method"] or "").strip()
+        if index < 0 or not family or not method:
+            raise ClassTableError(f"{path} line {line}: needs an index >= 0, a family and a method, got {row}")
+        classes.append(ForgeryClass(index, (row.get("code") or "").strip() or method, family, method))
+        for p in known_in:
+            protocols.setdefault(p, []).append(index)
+    indices = [c.index for c in classes]
+    if len(set(indices)) != len(indices) or len(classes) < 2:
+        raise ClassTableError(f"{path}: needs at least 2 classes with distinct indices, got {indices}")
+    return ClassTable(tuple(sorted(classes, key=lambda c: c.index)),
+                      {p: tuple(sorted(v)) for p, v in sorted(protocols.items())}, str(path))
+
+
+OWDFA40 = load_table(OWDFA40_FILE)
+CLASSES: tuple[ForgeryClass, ...] = OWDFA40.classes
 NUM_CLASSES = len(CLASSES)  # 41
 REAL_CLASS = 0
-
-PROTOCOLS: dict[int, tuple[int, ...]] = {
-    1: (0, 1, 3, 6, 8, 11, 14, 17, 19, 21, 23, 25, 27, 29, 31, 33, 35, 37, 39),
-    2: (0, 1, 3, 6, 8, 11, 14, 21, 23, 25, 27, 29, 31),
-    3: (0, 1, 3, 5, 6, 7, 8, 10, 11, 13, 14, 17, 18, 19, 20, 21, 23, 24, 25, 26, 27,
-        29, 31, 33, 35, 36, 37, 38, 39),
-}
-
-_BY_INDEX = {c.index: c for c in CLASSES}
-assert sorted(_BY_INDEX) == list(range(NUM_CLASSES)), "class indices must be 0..40"
+PROTOCOLS: dict[int, tuple[int, ...]] = OWDFA40.protocols
 
 
-def get_class(index: int) -> ForgeryClass:
+def label_space(cfg) -> LabelSpace:
+    """The task a config asks for: table ``classes_file`` (empty: OWDFA-40),
+    known set ``known_classes`` when given, else the table's ``protocol``."""
+    table = load_table(cfg["classes_file"]) if cfg["classes_file"] else OWDFA40
+    return table.known(tuple(cfg["known_classes"])) if cfg["known_classes"] else table.protocol(cfg["protocol"])
+
+
+def _space(protocol: int | LabelSpace) -> LabelSpace:
+    return protocol if isinstance(protocol, LabelSpace) else OWDFA40.protocol(protocol)
+
+
+# Accessors on an OWDFA-40 protocol number (or any LabelSpace).
+def get_class(index: int, table: ClassTable = OWDFA40) -> ForgeryClass:
     """The class with original index ``index``."""
-    try:
-        return _BY_INDEX[index]
-    except KeyError:
-        raise KeyError(f"no OWDFA-40 class with index {index}; valid indices are 0..{NUM_CLASSES - 1}") from None
+    return table.get(index)
 
 
-def check_protocol(protocol: int) -> int:
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"protocol={protocol!r} is not defined; choose one of {sorted(PROTOCOLS)} "
-                         "(e.g. protocol=1)")
-    return protocol
-
-
-def known_classes(protocol: int) -> tuple[int, ...]:
+def known_classes(protocol: int | LabelSpace) -> tuple[int, ...]:
     """Original indices of the labelled (known) classes, ascending."""
-    return tuple(sorted(PROTOCOLS[check_protocol(protocol)]))
+    return _space(protocol).known
 
 
-def novel_classes(protocol: int) -> tuple[int, ...]:
+def novel_classes(protocol: int | LabelSpace) -> tuple[int, ...]:
     """Original indices of the never-labelled (novel) classes, ascending."""
-    known = set(known_classes(protocol))
-    return tuple(c.index for c in CLASSES if c.index not in known)
+    return _space(protocol).novel
 
 
-def label_map(protocol: int) -> dict[int, int]:
+def label_map(protocol: int | LabelSpace) -> dict[int, int]:
     """Original index -> model label: known classes first, then novel, each ascending."""
-    order = known_classes(protocol) + novel_classes(protocol)
-    return {orig: new for new, orig in enumerate(order)}
+    return _space(protocol).label_map
 
 
-def label_names(protocol: int) -> list[str]:
+def label_names(protocol: int | LabelSpace) -> list[str]:
     """Display name of each model label, e.g. ``"S1 Deepfakes"``."""
-    inverse = {new: orig for orig, new in label_map(protocol).items()}
-    return [f"{get_class(inverse[i]).code} {get_class(inverse[i]).method}" for i in range(NUM_CLASSES)]
+    return _space(protocol).label_names

@@ -8,17 +8,18 @@ Order of draws (one generator, classes in ascending index):
   1. each real source folder (sorted by name): at most ``real_source_cap`` images;
   2. each class: at most its budget (real 20,000 if known, other known 2,000,
      novel 1,500); a class with fewer images keeps all and a warning says so;
+     "real" is every class of family Real in the class table (OWDFA-40: class 0);
   3. each class: shuffle, first ``floor(train_fraction * n)`` to train, rest to test;
   4. labelled set: ``floor(prop_train_labels * n)`` of the known-class train images.
 """
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from dataset.protocols import NUM_CLASSES, REAL_CLASS, get_class, known_classes, label_map
+from dataset.protocols import OWDFA40, ClassTable, LabelSpace, label_space
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +38,15 @@ class SplitSpec:
     budget_novel: int = 1500
     train_fraction: float = 0.8
     prop_train_labels: float = 0.75
+    classes_file: str = ""               # class table CSV; empty: OWDFA-40
+    known_classes: tuple[int, ...] = ()  # known set; empty: the table's `protocol`
 
     @classmethod
     def from_config(cls, cfg) -> SplitSpec:
         return cls(**{name: cfg[name] for name in cls.__dataclass_fields__})
+
+    def label_space(self) -> LabelSpace:
+        return label_space(asdict(self))
 
 
 @dataclass
@@ -55,10 +61,15 @@ class Split:
     test_paths: list[str]
     test_orig: np.ndarray
     notes: list[str] = field(default_factory=list)
+    space: LabelSpace | None = None  # None: OWDFA-40 protocol `protocol`
+
+    def __post_init__(self):
+        if self.space is None:
+            self.space = OWDFA40.protocol(self.protocol)
 
     @property
     def num_classes(self) -> int:
-        return NUM_CLASSES
+        return self.space.num_classes
 
     @property
     def num_novel_in_test(self) -> int:
@@ -68,11 +79,11 @@ class Split:
 
     @property
     def train_labels(self) -> np.ndarray:
-        return _remap(self.train_orig, self.protocol)
+        return _remap(self.train_orig, self.space)
 
     @property
     def test_labels(self) -> np.ndarray:
-        return _remap(self.test_orig, self.protocol)
+        return _remap(self.test_orig, self.space)
 
     def drop(self, bad_paths: set[str]) -> int:
         """Remove images found unreadable before training; returns how many went."""
@@ -86,17 +97,17 @@ class Split:
 
     def summary(self) -> str:
         """ASCII table: per class drawn / train labelled / train unlabelled / test."""
-        known = set(known_classes(self.protocol))
+        known = set(self.space.known)
         header = f"{'idx':>3} {'code':<5} {'method':<15} {'set':<5} {'train-L':>8} {'train-U':>8} {'test':>6}"
-        lines = [f"OWDFA-40 protocol {self.protocol}: {len(known)} known, "
-                 f"{NUM_CLASSES - len(known)} novel classes", header, "-" * len(header)]
+        lines = [f"{self.space.table.name} {self.space.name}: {len(known)} known, "
+                 f"{self.num_classes - len(known)} novel classes", header, "-" * len(header)]
         totals = np.zeros(3, dtype=int)
-        for c in range(NUM_CLASSES):
+        for c in self.space.table.indices:
             in_train = self.train_orig == c
             row = np.array([(in_train & self.labelled).sum(), (in_train & ~self.labelled).sum(),
                             (self.test_orig == c).sum()])
             totals += row
-            cls = get_class(c)
+            cls = self.space.table.get(c)
             lines.append(f"{c:>3} {cls.code:<5} {cls.method[:15]:<15} {'known' if c in known else 'novel':<5} "
                          f"{row[0]:>8} {row[1]:>8} {row[2]:>6}")
         lines += ["-" * len(header),
@@ -104,8 +115,8 @@ class Split:
         return "\n".join(lines + [f"note: {n}" for n in self.notes])
 
 
-def _remap(orig: np.ndarray, protocol: int) -> np.ndarray:
-    mapping = label_map(protocol)
+def _remap(orig: np.ndarray, space: LabelSpace) -> np.ndarray:
+    mapping = space.label_map
     return np.array([mapping[int(c)] for c in orig], dtype=np.int64)
 
 
@@ -116,16 +127,27 @@ def _draw(items: list[str], k: int, rng: np.random.Generator) -> list[str]:
     return [items[i] for i in rng.choice(len(items), size=k, replace=False)]
 
 
-def check_classes(scan: dict[int, list[tuple[str, list[str]]]], root: str) -> None:
-    """Every one of the 41 classes must have at least one image."""
-    missing = [c for c in range(NUM_CLASSES) if not any(files for _, files in scan.get(c, []))]
+def check_classes(scan: dict[int, list[tuple[str, list[str]]]], root: str, table: ClassTable = OWDFA40) -> None:
+    """Every class of the table must have at least one image."""
+    missing = [c for c in table.indices if not any(files for _, files in scan.get(c, []))]
     if missing:
-        names = ", ".join(f"{get_class(c).folder_name}" for c in missing[:5])
+        names = ", ".join(f"{table.get(c).folder_name}" for c in missing[:5])
         more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
-        raise DatasetError(
-            f"{len(missing)} of {NUM_CLASSES} classes have no images under {root} (missing: {names}{more}); "
-            f"every protocol uses all {NUM_CLASSES} classes. Download and extract OWDFA-40 with "
-            f"`python dataset/get_data.py --dataset_root DIR --extract` and set dataset_root=DIR/data")
+        fix = ("Download and extract OWDFA-40 with `python dataset/get_data.py --dataset_root DIR --extract` "
+               "and set dataset_root=DIR/data" if table is OWDFA40 else
+               f"Add their images or remove them from {table.source}")
+        raise DatasetError(f"{len(missing)} of {len(table.classes)} classes have no images under {root} "
+                           f"(missing: {names}{more}); every protocol uses all {len(table.classes)} classes. {fix}")
+
+
+def unmatched_folders(scan: dict[int, list[tuple[str, list[str]]]], space: LabelSpace) -> str | None:
+    """A note listing the folders whose index is not in the class table, with image counts."""
+    extra = [f"{name} ({len(files)} images)" for index, folders in scan.items() if index not in space.label_map
+             for name, files in folders]
+    if extra:
+        return (f"{len(extra)} folder(s) match no class of the {space.table.name} class table and are not used: "
+                f"{', '.join(extra)}; add their index to the table (classes_file=) to use them")
+    return None
 
 
 def make_split(scan: dict[int, list[tuple[str, list[str]]]], spec: SplitSpec, root: str = "") -> Split:
@@ -134,25 +156,26 @@ def make_split(scan: dict[int, list[tuple[str, list[str]]]], spec: SplitSpec, ro
     ``scan`` maps class index -> [(folder name, sorted image paths)], as
     ``dataset.folders.scan_dataset`` returns it.
     """
-    check_classes(scan, root)
+    space = spec.label_space()
+    check_classes(scan, root, space.table)
     rng = np.random.default_rng(spec.split_seed)
-    known = set(known_classes(spec.protocol))
-    notes = []
+    known, table = set(space.known), space.table
+    notes = [note] if (note := unmatched_folders(scan, space)) else []
     pools = {}
-    for c in range(NUM_CLASSES):
+    for c in table.indices:
         pool = []
         for _, files in sorted(scan[c]):
-            pool += _draw(sorted(files), spec.real_source_cap, rng) if c == REAL_CLASS else sorted(files)
+            pool += _draw(sorted(files), spec.real_source_cap, rng) if table.get(c).is_real else sorted(files)
         pools[c] = pool
     train_paths, train_orig, test_paths, test_orig = [], [], [], []
-    for c in range(NUM_CLASSES):
-        budget = spec.budget_real if (c == REAL_CLASS and c in known) else (
+    for c in table.indices:
+        budget = spec.budget_real if (table.get(c).is_real and c in known) else (
             spec.budget_known if c in known else spec.budget_novel)
         if len(pools[c]) < budget:
-            notes.append(f"class {c} ({get_class(c).code} {get_class(c).method}) has {len(pools[c])} images, "
+            notes.append(f"class {c} ({table.get(c).code} {table.get(c).method}) has {len(pools[c])} images, "
                          f"fewer than its budget {budget}: all are used")
         pools[c] = _draw(pools[c], budget, rng)
-    for c in range(NUM_CLASSES):
+    for c in table.indices:
         pool = [pools[c][i] for i in rng.permutation(len(pools[c]))]
         n_train = int(len(pool) * spec.train_fraction)
         train_paths += pool[:n_train]
@@ -167,4 +190,4 @@ def make_split(scan: dict[int, list[tuple[str, list[str]]]], spec: SplitSpec, ro
     for note in notes:
         log.warning(note)
     return Split(spec.protocol, len(known), train_paths, train_orig, labelled,
-                 test_paths, np.array(test_orig, dtype=np.int64), notes)
+                 test_paths, np.array(test_orig, dtype=np.int64), notes, space)

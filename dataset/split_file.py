@@ -33,7 +33,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from dataset.protocols import known_classes
+from dataset.protocols import OWDFA40, LabelSpace
 from dataset.split import DatasetError, Split
 
 FORMAT = 1
@@ -122,8 +122,11 @@ def read_split_json(path: str | Path) -> SplitRecord:
     return record
 
 
-def split_from_file(path: str | Path, root: str, protocol: int) -> tuple[Split, SplitRecord]:
-    """The Split of a split.json, on the images under ``root`` (each must exist)."""
+def split_from_file(path: str | Path, root: str, protocol: int,
+                    space: LabelSpace | None = None) -> tuple[Split, SplitRecord]:
+    """The Split of a split.json, on the images under ``root`` (each must exist);
+    ``space``: the class table and known set (default: OWDFA-40 ``protocol``)."""
+    space = space or OWDFA40.protocol(protocol)
     record = read_split_json(path)
     if record.protocol != protocol:
         raise DatasetError(f"split file {path} was drawn for protocol {record.protocol}, but protocol={protocol}; "
@@ -135,7 +138,11 @@ def split_from_file(path: str | Path, root: str, protocol: int) -> tuple[Split, 
                            f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}; restore them or use "
                            f"the dataset the split was made on")
     duplicates = len(paths) - len(set(paths))
-    known = set(known_classes(protocol))
+    known = set(space.known)
+    foreign = sorted({r.label for r in record.images} - set(space.label_map))
+    if foreign:
+        raise DatasetError(f"split file {path} has classes {foreign[:10]} that the {space.table.name} class table "
+                           f"lacks; pass the classes_file it was drawn with")
     wrongly_labelled = sum(r.role == ROLES[0] and r.label not in known for r in record.images)
     if duplicates or wrongly_labelled:
         raise DatasetError(f"split file {path} is inconsistent: {duplicates} repeated paths, "
@@ -145,7 +152,7 @@ def split_from_file(path: str | Path, root: str, protocol: int) -> tuple[Split, 
     labels = np.array([r.label for r in record.images], dtype=np.int64)
     split = Split(protocol, len(known), [paths[i] for i in train], labels[train],
                   np.array([record.images[i].role == ROLES[0] for i in train], dtype=bool),
-                  [paths[i] for i in test], labels[test], [f"split read from {path}"])
+                  [paths[i] for i in test], labels[test], [f"split read from {path}"], space)
     return split, record
 
 

@@ -1,8 +1,15 @@
-"""Exit 0 when this interpreter already has every pin of requirements.txt
-(local build tags such as +cu130 ignored), else 1 listing what differs."""
+"""Exit 0 when this interpreter satisfies requirements.txt, else 1 (``-v``: list what differs).
+
+A pin ``==X`` accepts X with any local build tag (torch 2.14.1+cu126 from another
+CUDA wheel index satisfies torch==2.14.1); a minimum ``>=X`` (test-only tools)
+accepts any later version.
+"""
 import sys
 from importlib import metadata
 from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.version import Version
 
 
 def unmet(requirements: Path) -> list[str]:
@@ -11,14 +18,14 @@ def unmet(requirements: Path) -> list[str]:
         line = line.split("#")[0].strip()
         if not line:
             continue
-        name, _, wanted = line.partition("==")
+        wanted = Requirement(line)
         try:
-            have = metadata.version(name.strip())
+            have = metadata.version(wanted.name)
         except metadata.PackageNotFoundError:
-            problems.append(f"{name} missing")
+            problems.append(f"{wanted.name} missing")
             continue
-        if wanted and have.split("+")[0] != wanted.strip():
-            problems.append(f"{name} {have} != {wanted}")
+        if not wanted.specifier.contains(Version(have), prereleases=True):
+            problems.append(f"{wanted.name} {have} does not satisfy {wanted.specifier}")
     return problems
 
 

@@ -1,5 +1,8 @@
-"""The class table and the three protocols of METHOD.md section 2."""
+"""The class table and the three protocols of METHOD.md section 2; custom class tables."""
+import pytest
+
 from dataset import protocols as P
+from utils.config import load_config
 
 
 def test_41_classes_with_codes():
@@ -29,3 +32,51 @@ def test_label_map_known_first_then_novel_ascending():
     assert [mapping[c] for c in novel] == list(range(13, 41))
     assert mapping[2] == 13 and mapping[4] == 14 and mapping[40] == 40
     assert sorted(mapping.values()) == list(range(41))
+
+
+def test_the_shipped_table_is_a_data_file():
+    table = P.load_table(P.OWDFA40_FILE)
+    assert table.classes == P.CLASSES and table.protocols == P.PROTOCOLS and table.name == "OWDFA-40"
+    assert [c.index for c in P.CLASSES if c.is_real] == [0]
+
+
+def test_unknown_protocol_is_one_line_naming_the_choices():
+    with pytest.raises(P.ClassTableError, match=r"protocol=4 .* choose 1, 2 or 3"):
+        P.label_space(load_config(None, ["protocol=4"]))
+
+
+CUSTOM = """index,code,family,method,known_in
+0,REAL,Real,Real,1
+3,A,Swap,Alpha,1
+5,,Edit,Beta,
+8,C,Generate,Gamma,1
+"""
+
+
+def test_custom_table_and_known_set(tmp_path):
+    path = tmp_path / "classes.csv"
+    path.write_text(CUSTOM)
+    space = P.label_space(load_config(None, [f"classes_file={path}", "known_classes=8,0"]))
+    assert (space.known, space.novel, space.num_classes) == ((0, 8), (3, 5), 4)
+    assert space.label_map == {0: 0, 8: 1, 3: 2, 5: 3}
+    assert space.label_names == ["REAL Real", "C Gamma", "A Alpha", "Beta Beta"]  # empty code: the method
+    protocol = P.label_space(load_config(None, [f"classes_file={path}", "protocol=1"]))
+    assert protocol.known == (0, 3, 8) and protocol.name == "protocol 1"
+    with pytest.raises(P.ClassTableError, match=r"\[4\], which the classes.csv class table does not have"):
+        P.label_space(load_config(None, [f"classes_file={path}", "known_classes=0,4"]))
+    with pytest.raises(P.ClassTableError, match="protocol=2 is not defined .* choose 1,"):
+        P.label_space(load_config(None, [f"classes_file={path}", "protocol=2"]))
+
+
+@pytest.mark.parametrize("text, words", [
+    ("idx,family,method\n0,Real,Real\n", "lacks the column(s) ['index']"),
+    ("index,family,method\nx,Real,Real\n1,Swap,A\n", "line 2: index and known_in must be integers"),
+    ("index,family,method\n0,Real,Real\n0,Swap,A\n", "distinct indices"),
+    ("index,family,method\n0,Real,\n1,Swap,A\n", "line 2: needs an index >= 0, a family and a method"),
+])
+def test_bad_table_is_one_line(tmp_path, text, words):
+    path = tmp_path / "bad.csv"
+    path.write_text(text)
+    with pytest.raises(P.ClassTableError) as err:
+        P.load_table(path)
+    assert words in str(err.value) and "\n" not in str(err.value)

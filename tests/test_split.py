@@ -104,3 +104,44 @@ def test_summary_table_totals(tree):
     last = [line.split() for line in text.splitlines() if line.split()[:1] == ["all"]][-1]
     assert list(map(int, last[-3:])) == [int(split.labelled.sum()), int((~split.labelled).sum()),
                                          len(split.test_paths)]
+
+
+def test_folders_matching_no_class_are_listed_with_counts(tmp_path):
+    root = make_tree(tmp_path / "data", {**standard_sizes(), "41_Swap_NewMethod": 9, "57_Edit_Other": 2})
+    split = make_split(scan_dataset(str(root)), SPEC)
+    note = next(n for n in split.notes if "match no class" in n)
+    assert "2 folder(s)" in note and "41_Swap_NewMethod (9 images)" in note and "57_Edit_Other (2 images)" in note
+    assert "classes_file=" in note and not any("NewMethod" in p for p in split.train_paths + split.test_paths)
+
+
+def test_custom_table_any_indices_and_its_real_class(tmp_path):
+    table = tmp_path / "classes.csv"
+    table.write_text("index,code,family,method\n2,R,Real,Camera\n5,A,Swap,A\n9,B,Edit,B\n")
+    root = make_tree(tmp_path / "data", {"2_Real_X": 30, "2_Real_Y": 25, "5_Swap_A": 25, "9_Edit_B": 25})
+    spec = SplitSpec(**{**SPEC.__dict__, "classes_file": str(table), "known_classes": (2, 9)})
+    split = make_split(scan_dataset(str(root)), spec)
+    assert counts(split, 2) == (32, 8)      # the Real family: per-source cap 20 + 20 -> 40, real budget 40
+    assert counts(split, 9) == (16, 4)      # known, budget 20
+    assert counts(split, 5) == (12, 3)      # novel, budget 15
+    assert split.num_known == 2 and split.num_classes == 3
+    assert set(split.test_labels[split.test_orig == 5]) == {2}, "novel after the known classes"
+    assert "classes.csv known 2,9: 2 known, 1 novel classes" in split.summary()
+
+
+def test_split_file_of_a_custom_table_keeps_its_label_space(tmp_path):
+    import json
+    from dataclasses import asdict
+
+    from dataset.split_file import record_split, split_from_file
+
+    table = tmp_path / "classes.csv"
+    table.write_text("index,code,family,method\n2,R,Real,Camera\n5,A,Swap,A\n45,B,Edit,B\n")
+    root = make_tree(tmp_path / "data", {"2_Real_X": 30, "5_Swap_A": 25, "45_Edit_B": 25})
+    spec = SplitSpec(**{**SPEC.__dict__, "classes_file": str(table), "known_classes": (2, 45)})
+    drawn = make_split(scan_dataset(str(root)), spec)
+    path = tmp_path / "split.json"
+    path.write_text(json.dumps(record_split(drawn, str(root), asdict(spec)).to_json()))
+    read, _ = split_from_file(path, str(root), spec.protocol, spec.label_space())
+    assert read.space == drawn.space and np.array_equal(read.test_labels, drawn.test_labels)
+    with pytest.raises(DatasetError, match=r"classes \[45\] that the OWDFA-40 class table lacks"):
+        split_from_file(path, str(root), 1)

@@ -1,11 +1,15 @@
 """End to end on the mini dataset: train.py writes a complete run, test.py
 reproduces the recorded numbers, unknown K prunes, bad input fails clearly."""
 import json
+import os
 import shutil
+import subprocess
+import sys
 
+import numpy as np
 import pytest
 import torch
-from conftest import TINY, run_cli
+from conftest import REPO, TINY, run_cli
 
 
 def read_metrics(run_dir):
@@ -15,9 +19,10 @@ def read_metrics(run_dir):
 def test_run_directory_is_complete(known_k_run):
     run_dir, result = known_k_run
     for name in ("config.json", "run.json", "split.json", "log.txt", "metrics.jsonl", "summary.json", "curves.png",
-                 "checkpoints/last.pt", "checkpoints/best.pt"):
+                 "confidence.png", "tsne.png", "test_outputs.npz", "checkpoints/last.pt", "checkpoints/best.pt"):
         assert (run_dir / name).is_file(), name
-    assert any((run_dir / "tb").iterdir()), "TensorBoard events"
+    events = b"".join(p.read_bytes() for p in (run_dir / "tb").iterdir())
+    assert b"_hparams_/session_start_info" in events and b"prune_coverage" in events, "config as hparams"
     records = read_metrics(run_dir)
     assert [r["epoch"] for r in records] == [0, 1]
     for key in ("epoch", "lr", "loss", "sup", "reg", "ccr", "gamma_novel", "valid_prototypes", "all_acc",
@@ -29,6 +34,36 @@ def test_run_directory_is_complete(known_k_run):
     assert config["epochs"] == 2 and config["run_dir"] == str(run_dir)
     assert "commit" in json.loads((run_dir / "run.json").read_text().splitlines()[0])
     assert "final (last epoch 1)" in result.stdout and "known" in result.stdout
+
+
+def test_report_remakes_the_plots_from_the_run_directory(known_k_run, tmp_path):
+    run_dir, _ = known_k_run
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("*.png", "checkpoints"))
+    result = run_cli("-m", "utils.report", str(copy))
+    assert result.returncode == 0, result.stderr
+    assert {p.name for p in copy.glob("*.png")} == {"curves.png", "confidence.png", "tsne.png"}
+    outputs = np.load(run_dir / "test_outputs.npz")
+    last = read_metrics(run_dir)[-1]
+    assert outputs["confidence"].mean() == pytest.approx(last["conf_all"])  # the last epoch's predictions
+    assert len(outputs["label"]) == last["num_test"]
+
+
+def test_device_cuda_without_a_gpu_is_one_line(mini_root, tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    result = run_cli("train.py", "configs/demo.py", f"dataset_root={mini_root}", f"run_dir={tmp_path / 'r'}",
+                     "device=cuda")
+    assert result.returncode == 2 and result.stderr.startswith("error: device='cuda'") and "device=cpu" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("env, words", [({"PROTOCOLS": "1 4"}, "unknown protocol '4'"),
+                                        ({"SEEDS": "2025 x"}, "seed 'x'")])
+def test_train_sh_bad_grid_is_one_line(env, words):
+    result = subprocess.run(["bash", "scripts/train.sh"], cwd=REPO, capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "PYTHON": sys.executable, **env})
+    assert result.returncode == 2 and words in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
 def test_best_checkpoint_reproduces_its_epoch(known_k_run):

@@ -26,14 +26,21 @@ class DistInfo:
 
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """auto -> cuda:<local rank> when CUDA is available, else cpu."""
+    """auto -> cuda:<local rank> when CUDA is available, else cpu. A GPU that is
+    not there is a ConfigError (one line), not a traceback."""
+    from utils.config import ConfigError
+
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise RuntimeError(f"device={name!r} but CUDA is not available here; use device=cpu or device=auto")
+            raise ConfigError(f"device={name!r} but this machine has no usable CUDA GPU (torch {torch.__version__}, "
+                              f"CUDA build {torch.version.cuda or 'none'}); use device=cpu or device=auto")
         if name == "cuda":
             name = f"cuda:{local_rank}"
+        if torch.device(name).index >= torch.cuda.device_count():
+            raise ConfigError(f"device={name!r} but only {torch.cuda.device_count()} GPU(s) are visible; "
+                              f"use cuda:0..cuda:{torch.cuda.device_count() - 1}")
     return torch.device(name)
 
 

@@ -48,15 +48,18 @@ def _collect(outputs_fn, model: torch.nn.Module, loader, device: torch.device, a
 
 
 def predict(predict_fn, model: torch.nn.Module, loader, device: torch.device, amp: bool = True,
-            channels_last: bool = False, progress: bool = False) -> dict:
+            channels_last: bool = False, features_fn=None, progress: bool = False) -> dict:
     """Over the whole set (all processes), sorted by index: arrays ``index``,
     ``label``, ``pred``, ``confidence`` (max softmax), ``top_index`` /
     ``top_prob`` [N, <=3] (best first; ``pred`` and ``confidence`` are their
-    first column); unreadable images dropped and listed in ``errors``."""
+    first column) and, with ``features_fn``, ``features`` [N, D];
+    unreadable images dropped and listed in ``errors``."""
     def outputs(images):
         logits = predict_fn(images).float()
         top_prob, top_index = logits.softmax(dim=1).topk(min(TOP_K, logits.shape[1]), dim=1)
-        return {"top_index": top_index, "top_prob": top_prob}
+        if features_fn is None:
+            return {"top_index": top_index, "top_prob": top_prob}
+        return {"top_index": top_index, "top_prob": top_prob, "features": features_fn(images).float()}
 
     out = _collect(outputs, model, loader, device, amp, channels_last, progress)
     if "top_index" not in out:

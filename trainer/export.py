@@ -30,9 +30,9 @@ def checkpoint_of(source: str | Path, which: str = "last") -> Path:
 
 def export_info(state: dict) -> dict:
     """What config.json holds, from a training checkpoint (plain JSON types)."""
-    from trainer.inference import class_table, prototype_names
+    from trainer.inference import class_table, prototype_names, space_of
 
-    classes = state.get("classes") or class_table(state["config"]["protocol"])
+    classes = state.get("classes") or class_table(space_of(state["config"]))
     state = {**state, "classes": classes}
     names = prototype_names(state)
     record = next((r for r in state.get("history") or [] if r.get("epoch") == state["epoch"]), {})

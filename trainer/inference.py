@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from dataset.image_io import is_image_file
-from dataset.protocols import REAL_CLASS, known_classes, label_map, label_names
+from dataset.protocols import REAL_CLASS, LabelSpace, known_classes, label_map, label_names, label_space
 from trainer.checkpoint import CheckpointError, load_checkpoint
 from trainer.hub import HUB_PREFIX
 
@@ -28,12 +28,18 @@ COLUMNS = ("path", "predicted", "confidence", "is_real", "top3", "error")
 TEST_COLUMNS = ("path", "true") + COLUMNS[1:]
 
 
-def class_table(protocol: int) -> list[dict]:
-    """Per model label: ``label``, original ``index``, display ``name``, ``known``, ``real``."""
+def class_table(protocol: int | LabelSpace) -> list[dict]:
+    """Per model label: ``label``, original ``index``, display ``name``, ``known``, ``real``
+    (``protocol``: an OWDFA-40 protocol number or any label space)."""
     known, names = set(known_classes(protocol)), label_names(protocol)
     return [{"label": label, "index": index, "name": names[label], "known": index in known,
              "real": index == REAL_CLASS}
             for index, label in sorted(label_map(protocol).items(), key=lambda item: item[1])]
+
+
+def space_of(config: dict) -> LabelSpace:
+    """The label space a run's saved config trained on (older configs lack the table keys)."""
+    return label_space({"classes_file": "", "known_classes": (), **config})
 
 
 def load_model_state(source: str, trust: bool = False) -> dict:
@@ -55,7 +61,7 @@ def load_model_state(source: str, trust: bool = False) -> dict:
         raise CheckpointError(f"{source} is a folder but neither an export (model.safetensors + config.json) nor "
                               f"a run directory (checkpoints/last.pt); pass one of those or a .pt checkpoint")
     state = load_checkpoint(path, trust=trust)
-    state.setdefault("classes", class_table(state["config"]["protocol"]))
+    state.setdefault("classes", class_table(space_of(state["config"])))
     return state
 
 

@@ -23,7 +23,7 @@ class Method(Protocol):
         (the trainer averages them on the device; no host sync per step)."""
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
-        """Embeddings [B, D] of images (eval mode), for ``train_features``."""
+        """Embeddings [B, D] of images (eval mode), for ``train_features`` and the run's t-SNE plot."""
 
     def on_epoch_end(self, epoch: int, reduce_sum: Callable[[torch.Tensor], torch.Tensor],
                      optimizer: torch.optim.Optimizer, train_features: Callable[[], tuple] | None = None) -> dict:

@@ -29,7 +29,7 @@ from dataset.transforms import device_views
 from trainer.checkpoint import save_atomic
 from trainer.device import autocast_for, compile_network, make_optimizer, to_layout, use_bf16
 from trainer.distributed import DistInfo, reduce_sum, unwrap
-from trainer.evaluation import evaluate, extract_features
+from trainer.evaluation import evaluate, extract_features, predict
 from utils.run_dir import MetricsLog, write_json
 from utils.seed import rng_state, set_rng_state
 
@@ -131,17 +131,21 @@ class Trainer:
         if self.dist.is_main:
             from torch.utils.tensorboard import SummaryWriter
             self.tb = SummaryWriter(str(self.run_path / "tb"), purge_step=self.global_step or None)
+            if self.global_step == 0:
+                write_hparams(self.tb, self.cfg)
         try:
             for epoch in range(self.start_epoch, self.cfg.epochs):
                 if not self.train_epoch(epoch, stop):
                     return self._stopped(stop.signum)
                 self.end_epoch(epoch)
+            outputs = predict(self.method.predict, self.method.model, self.eval_loader, self.device, self.bf16,
+                              self.cfg.channels_last, self.method.features)
         finally:
             if self.tb is not None:
                 self.tb.close()
             shutdown_workers(self.train_loader)
             shutdown_workers(self.eval_loader)
-        self.final_summary()
+        self.final_summary(outputs)
         return 0
 
     def train_epoch(self, epoch: int, stop: StopSignal) -> bool:
@@ -276,19 +280,36 @@ class Trainer:
                     position["epoch"], position["step"], self.run_path)
         return 128 + signum
 
-    def final_summary(self) -> None:
+    def final_summary(self, outputs: dict) -> None:
+        """summary.json, the last epoch's test outputs (test_outputs.npz) and every plot."""
         if not self.dist.is_main or not self.history:
             return
-        from utils.plotting import plot_run
+        from utils.report import make_report, save_test_outputs
 
         last = self.history[-1]
-        summary = {"last_epoch": last, "best_epoch": self.best, "run_dir": str(self.run_path)}
+        space = self.data.split.space
+        summary = {"last_epoch": last, "best_epoch": self.best, "run_dir": str(self.run_path),
+                   "num_known": space.num_known, "num_classes": space.num_classes, "task": space.name,
+                   "class_table": space.table.name}
         write_json(self.run_path / "summary.json", summary)
-        plot_run(self.history, self.run_path)
+        save_test_outputs(self.run_path, outputs["label"], outputs["pred"], outputs["confidence"],
+                          outputs["features"], space.label_names, self.cfg.seed)
+        log.info("plots: %s", ", ".join(make_report(self.run_path)))
         log.info("final (last epoch %d):\n%s", last["epoch"], format_table(last))
         if self.best:
             log.info("best epoch by test all_acc (selected on the test set, optimistic): epoch %d, all_acc %s",
                      self.best["epoch"], fmt(self.best["all_acc"]))
+
+
+def write_hparams(writer, cfg) -> None:
+    """The resolved config as TensorBoard hparams of this run (HPARAMS tab), with
+    the per-epoch test accuracies as its metrics."""
+    from torch.utils.tensorboard.summary import hparams
+
+    values = {k: v if isinstance(v, (bool, int, float, str)) else str(v) for k, v in cfg.items()}
+    metrics = {f"epoch/{key}": 0.0 for key in ("all_acc", "known_acc", "novel_acc", "nmi", "ari")}
+    for summary in hparams(values, metrics):
+        writer.file_writer.add_summary(summary)
 
 
 def fmt(value) -> str:

@@ -76,6 +76,13 @@ def coerce(key: str, value, default):
             return literal if isinstance(literal, str) else value
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return str(value)
+    elif kind is tuple:  # of integers: "0,1,3", "(0, 1, 3)", a JSON list, or one integer
+        if isinstance(value, str):
+            value = _literal(value) if value.strip() else ()
+        value = (value,) if isinstance(value, int) else value
+        if isinstance(value, (list, tuple)) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            return tuple(value)
+        raise ConfigError(f"{key}={value!r}: expected integers like 0,1,3")
     raise ConfigError(f"{key}={value!r}: expected a {kind.__name__} like the default {default!r}")
 
 
@@ -190,7 +197,9 @@ _AT_LEAST_ONE = (lambda v: v >= 1, "must be >= 1")
 _UNIT = _between(0.0, 1.0)
 
 RULES = {
-    "protocol": (lambda v: v in (1, 2, 3), "must be 1, 2 or 3 (the OWDFA-40 protocols)"),
+    "protocol": _AT_LEAST_ONE,  # defined by the class table: dataset.protocols.label_space checks it
+    "known_classes": (lambda v: len(set(v)) == len(v) and all(i >= 0 for i in v),
+                      "must list distinct class indices >= 0, e.g. known_classes=0,1,3"),
     "epochs": _AT_LEAST_ONE,
     "batch_size": _AT_LEAST_ONE,
     "test_batch_size": _AT_LEAST_ONE,

@@ -1,18 +1,31 @@
-"""Plots a run leaves in its directory: curves.png (losses, accuracies,
-novel threshold) and, with unknown K, k_estimate.png (estimated vs true
-number of novel classes per epoch); estimate_k.py's k_curve.png (the
-post-hoc estimator's score per K); test.py's confusion.png."""
+"""Plots a run leaves in its directory (pure: arrays and records in, PNG out).
+
+- curves.png: loss terms, test accuracies, novel threshold and confidences,
+  NMI / ARI with the learning rate;
+- k_estimate.png (when an estimate of K was logged): total number of classes
+  (known + estimated novel, as the paper reports it) per epoch, from the
+  starting number of prototypes;
+- confidence.png: max-softmax confidence of known vs novel test images (the
+  paper's confidence skew);
+- tsne.png: t-SNE of test features, coloured by true class, marker by known/novel;
+- estimate_k.py's k_curve.png: the post-hoc estimator's score per K;
+- test.py's confusion.png: the Hungarian-aligned confusion matrix.
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 LOSS_TERMS = ("loss", "sup", "reg", "ccr", "acr")
 ACCURACIES = ("all_acc", "known_acc", "novel_acc")
+# Estimators of the number of novel classes that may appear in metrics.jsonl, with their legend.
+K_ESTIMATES = (("k_novel_estimate", "DPP (valid prototypes)"), ("k_posthoc", "post-hoc estimate"))
 
 
 def _series(history: list[dict], key: str):
@@ -20,45 +33,107 @@ def _series(history: list[dict], key: str):
     return [p[0] for p in points], [p[1] for p in points]
 
 
-def plot_curves(history: list[dict], path: Path) -> None:
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    for key in LOSS_TERMS:
-        x, y = _series(history, key)
-        if x:
-            axes[0].plot(x, y, marker=".", label=key)
-    axes[0].set(title="training loss terms (epoch mean)", xlabel="epoch")
-    for key in ACCURACIES:
-        x, y = _series(history, key)
-        if x:
-            axes[1].plot(x, [100 * v for v in y], marker=".", label=key)
-    axes[1].set(title="test accuracy (%)", xlabel="epoch")
-    for key in ("gamma_novel", "conf_known", "conf_novel"):
-        x, y = _series(history, key)
-        if x:
-            axes[2].plot(x, y, marker=".", label=key)
-    axes[2].set(title="novel threshold and test confidence", xlabel="epoch")
-    for ax in axes:
-        ax.grid(alpha=0.3)
-        if ax.has_data():
-            ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def plot_k_estimate(history: list[dict], path: Path) -> None:
-    x, estimate = _series(history, "k_novel_estimate")
-    _, true = _series(history, "k_novel_true")
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.step(x, estimate, where="post", marker="o", label="estimated novel K (DPP)")
-    if true:
-        ax.axhline(true[-1], color="k", linestyle="--", label=f"true novel K = {true[-1]}")
-    ax.set(xlabel="epoch", ylabel="novel prototypes kept", title="Dynamic Prototype Pruning")
+def _finish(ax, title: str, xlabel: str = "epoch", integer_x: bool = True) -> None:
+    ax.set(title=title, xlabel=xlabel)
+    if integer_x:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
-    ax.legend()
+    if ax.has_data():
+        ax.legend(fontsize=8)
+
+
+def _save(fig, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_curves(history: list[dict], path: Path) -> None:
+    fig, axes = plt.subplots(1, 4, figsize=(20, 4))
+    panels = [(axes[0], LOSS_TERMS, 1, "training loss terms (epoch mean)"),
+              (axes[1], ACCURACIES, 100, "test accuracy (%)"),
+              (axes[2], ("gamma_novel", "conf_known", "conf_novel"), 1, "novel threshold and test confidence"),
+              (axes[3], ("nmi", "ari"), 100, "test NMI / ARI (%) and learning rate")]
+    for ax, keys, scale, title in panels:
+        for key in keys:
+            x, y = _series(history, key)
+            if x:
+                ax.plot(x, [scale * v for v in y], marker=".", label=key)
+        _finish(ax, title)
+    x, lr = _series(history, "lr")
+    if x:
+        twin = axes[3].twinx()
+        twin.step(x, lr, where="post", color="grey", linestyle=":", label="lr")
+        twin.set(yscale="log", ylabel="lr")
+        twin.legend(fontsize=8, loc="center right")
+    _save(fig, path)
+
+
+def has_k_estimate(history: list[dict]) -> bool:
+    return any(r.get(key) is not None for r in history for key, _ in K_ESTIMATES)
+
+
+def plot_k_estimate(history: list[dict], path: Path, num_known: int, start_total: int | None = None) -> dict:
+    """Total K = num_known + each estimate present, after each epoch (x = epochs done);
+    ``start_total`` (prototypes before any pruning) is drawn at x = 0 for DPP.
+    Returns the drawn series, key -> (x, y)."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    drawn = {}
+    for key, label in K_ESTIMATES:
+        epochs, values = _series(history, key)
+        if not epochs:
+            continue
+        x, y = [e + 1 for e in epochs], [num_known + v for v in values]
+        if key == "k_novel_estimate" and start_total is not None:
+            x, y = [0] + x, [start_total] + y
+        ax.step(x, y, where="post", marker="o", label=f"{label}: {y[-1]}")
+        drawn[key] = (x, y)
+    _, true = _series(history, "k_novel_true")
+    if true:
+        ax.axhline(num_known + true[-1], color="k", linestyle="--", label=f"true K = {num_known + true[-1]}")
+    ax.set_ylabel(f"classes in total (known {num_known} + novel)")
+    _finish(ax, "estimated number of classes", "epochs done")
+    _save(fig, path)
+    return drawn
+
+
+def plot_confidence(label: np.ndarray, confidence: np.ndarray, num_known: int, path: Path) -> float | None:
+    """Histograms of max-softmax confidence on known vs novel test images; returns
+    the gap of their means (known - novel), None when a subset is empty."""
+    known = label < num_known
+    fig, ax = plt.subplots(figsize=(6, 4))
+    bins = np.linspace(0, 1, 41)
+    means = {}
+    for name, rows, colour in (("known", known, "tab:blue"), ("novel", ~known, "tab:orange")):
+        if rows.any():
+            means[name] = float(confidence[rows].mean())
+            ax.hist(confidence[rows], bins=bins, alpha=0.6, color=colour, density=True,
+                    label=f"{name} ({rows.sum()} images, mean {100 * means[name]:.1f}%)")
+            ax.axvline(means[name], color=colour, linestyle="--")
+    gap = means["known"] - means["novel"] if len(means) == 2 else None
+    text = "gap n/a" if gap is None else f"gap {100 * gap:.1f} points"
+    ax.set_ylabel("density")
+    _finish(ax, f"test confidence, known vs novel: {text}", "max-softmax confidence", integer_x=False)
+    _save(fig, path)
+    return gap
+
+
+def plot_tsne(features: np.ndarray, label: np.ndarray, num_known: int, names: list[str], path: Path,
+              seed: int = 0) -> None:
+    """t-SNE (scikit-learn) of feature rows; colour = true class, circle = known, cross = novel."""
+    from sklearn.manifold import TSNE
+
+    points = TSNE(n_components=2, perplexity=min(30.0, (len(features) - 1) / 3), init="pca",
+                  random_state=seed).fit_transform(features.astype(np.float32))
+    fig, ax = plt.subplots(figsize=(9, 7))
+    colours = plt.get_cmap("tab20")
+    for i, c in enumerate(np.unique(label)):
+        rows = label == c
+        ax.scatter(points[rows, 0], points[rows, 1], s=10, color=colours(i % 20),
+                   marker="o" if c < num_known else "x", label=names[c] if c < len(names) else str(c))
+    ax.set(xticks=[], yticks=[], title=f"t-SNE of {len(features)} test features (o known, x novel)")
+    ax.legend(fontsize=6, ncol=2, loc="upper left", bbox_to_anchor=(1.01, 1), markerscale=1.5)
+    _save(fig, path)
 
 
 def plot_k_curve(estimate: dict, path: Path, true_novel: int | None = None) -> None:
@@ -75,15 +150,28 @@ def plot_k_curve(estimate: dict, path: Path, true_novel: int | None = None) -> N
     ax.set(xlabel="novel K", ylabel="score", title="post-hoc estimate of the number of novel classes")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
-def plot_run(history: list[dict], run_path: Path) -> None:
+def plot_run(history: list[dict], run_path: Path, num_known: int, start_total: int | None = None,
+             outputs: dict | None = None, seed: int = 0) -> list[str]:
+    """Every plot the data allows; returns the file names written. ``outputs``:
+    test arrays ``label``, ``confidence``, ``features``, ``feature_label`` and
+    ``names`` (see utils/report.py)."""
+    written = ["curves.png"]
     plot_curves(history, run_path / "curves.png")
-    if any("k_novel_estimate" in r for r in history):
-        plot_k_estimate(history, run_path / "k_estimate.png")
+    if has_k_estimate(history):
+        plot_k_estimate(history, run_path / "k_estimate.png", num_known, start_total)
+        written.append("k_estimate.png")
+    if outputs is not None and len(outputs["label"]):
+        plot_confidence(outputs["label"], outputs["confidence"], num_known, run_path / "confidence.png")
+        written.append("confidence.png")
+    if outputs is not None and len(outputs["features"]) >= 5:
+        plot_tsne(outputs["features"], outputs["feature_label"], num_known, list(outputs["names"]),
+                  run_path / "tsne.png", seed)
+        written.append("tsne.png")
+    return written
+
 
 
 def plot_confusion(matrix, row_names: list[str], column_names: list[str], num_known: int, path: Path) -> None:
@@ -103,6 +191,4 @@ def plot_confusion(matrix, row_names: list[str], column_names: list[str], num_kn
     ax.set(xlabel="predicted prototype (Hungarian-aligned)", ylabel="true class",
            title=f"confusion (share of each true class); known block: first {num_known}")
     fig.colorbar(image, ax=ax, fraction=0.03)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import sys
 import time
@@ -36,6 +35,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from utils.results import mean_std  # noqa: E402
 
 VARIANTS = {
     "base": ("(a) sup + reg", ["ccr_weight=0", "acr=false"]),
@@ -73,15 +75,6 @@ def train(code: Path, dataset: Path, run_dir: Path, protocol: int, seed: int, ov
         if done.returncode == 0 and (out / "k_curve.json").is_file():
             record["k_posthoc"] = json.loads((out / "k_curve.json").read_text()).get("k_novel")
     return record
-
-
-def mean_std(values: list[float | None], scale: float = 100.0, digits: int = 1) -> str:
-    values = [v for v in values if v is not None]
-    if not values:
-        return "n/a"
-    mean = statistics.mean(values) * scale
-    std = statistics.stdev(values) * scale if len(values) > 1 else 0.0
-    return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
 def table(results: dict[str, list[dict]]) -> str:
@@ -153,5 +146,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(REPO))
     sys.exit(main())

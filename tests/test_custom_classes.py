@@ -1,0 +1,65 @@
+"""A custom class table end to end: 7 classes with non-contiguous indices, 3 known,
+unknown K (DPP), test.py, plots; a folder the table lacks is warned about with its count."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+from conftest import TINY, run_cli
+
+# new index, code, family, method <- folder(s) of the mini dataset providing the images
+CLASSES = [(0, "REAL", "Real", "Camera", ["0_Real_CelebDF", "0_Real_FFHQ", "0_Real_FFpp"]),
+           (3, "A", "Swap", "Alpha", ["1_Swap_Deepfakes"]), (5, "B", "Swap", "Beta", ["2_Swap_FaceSwap"]),
+           (8, "C", "Reenact", "Gamma", ["6_Reenact_Face2Face"]), (9, "D", "Edit", "Delta", ["11_Edit_MaskGAN"]),
+           (12, "E", "Generate", "Eps", ["16_Generate_StyleGAN2"]), (20, "F", "Generate", "Zeta", ["32_Generate_StyleGAN-XL"])]
+KNOWN = (0, 3, 8)
+
+
+@pytest.fixture(scope="module")
+def custom_run(mini_root, tmp_path_factory):
+    base = tmp_path_factory.mktemp("custom")
+    root = base / "data"
+    for index, _, family, method, sources in CLASSES:
+        for n, source in enumerate(sources):
+            shutil.copytree(mini_root / source, root / f"{index}_{family}_{method}{n or ''}")
+    shutil.copytree(mini_root / "40_Reenact_OneShot", root / "41_Swap_NotInTable")
+    table = base / "my_classes.csv"
+    table.write_text("index,code,family,method\n" + "".join(f"{i},{c},{f},{m}\n" for i, c, f, m, _ in CLASSES))
+    run_dir = base / "run"
+    result = run_cli("train.py", "configs/demo.py", f"dataset_root={root}", f"run_dir={run_dir}", f"classes_file={table}",
+                     "known_classes=" + ",".join(map(str, KNOWN)), "unknown_k=true", "epochs=2", "pseudo_start=1",
+                     *TINY)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return run_dir, result
+
+
+def test_trains_with_its_own_label_space(custom_run):
+    run_dir, result = custom_run
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert records[-1]["k_novel_true"] == 4
+    assert all(r["k_novel_estimate"] == r["valid_prototypes"] - 3 for r in records)
+    assert records[0]["valid_prototypes"] <= 30  # 10 prototypes per known class, pruned
+    assert "my_classes.csv known 0,3,8: 3 known, 4 novel classes" in result.stdout
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert (summary["num_known"], summary["num_classes"]) == (3, 7)
+    outputs = np.load(run_dir / "test_outputs.npz")
+    assert list(outputs["names"]) == ["REAL Camera", "A Alpha", "C Gamma", "B Beta", "D Delta", "E Eps", "F Zeta"]
+    assert set(outputs["label"]) == set(range(7))
+    for name in ("curves.png", "k_estimate.png", "confidence.png", "tsne.png"):
+        assert (run_dir / name).is_file(), name
+
+
+def test_unmatched_folder_is_warned_with_its_count(custom_run):
+    _, result = custom_run
+    assert "41_Swap_NotInTable (12 images)" in result.stdout and "match no class" in result.stdout
+
+
+def test_test_py_reproduces_the_last_epoch(custom_run, tmp_path):
+    run_dir, _ = custom_run
+    out = tmp_path / "eval.json"
+    result = run_cli("test.py", "--ckpt", str(run_dir / "checkpoints" / "last.pt"), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    evaluated = json.loads(out.read_text())
+    recorded = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])
+    for key in ("all_acc", "known_acc", "novel_acc", "nmi", "ari", "k_novel_estimate", "k_novel_true"):
+        assert evaluated[key] == recorded[key], key
