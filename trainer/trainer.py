@@ -206,7 +206,7 @@ class Trainer:
         if nonfinite:
             bad = sorted(k for k, v in out.items() if not torch.isfinite(v).all())
             message = (f"non-finite loss at epoch {epoch}, step {step}: "
-                       + ", ".join(f"{k}={float(out[k])}" for k in bad))
+                       + ", ".join(f"{k}={float(out[k].detach())}" for k in bad))
             if self.cfg.nonfinite_loss == "stop":
                 kept = self.run_path / "checkpoints" / "last.pt"
                 raise NonFiniteLoss(f"{message}. The last good checkpoint {kept} is kept"
