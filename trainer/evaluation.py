@@ -87,9 +87,3 @@ def prediction_metrics(out: dict, num_known: int) -> dict:
     metrics["unreadable_test_images"] = out["unreadable"]
     metrics["cluster_assignment"] = cluster_assignment(out["label"], out["pred"])
     return metrics
-
-
-def evaluate(predict_fn, model, loader, num_known: int, device, amp: bool = True,
-             channels_last: bool = False) -> dict:
-    """``prediction_metrics`` over the loader."""
-    return prediction_metrics(predict(predict_fn, model, loader, device, amp, channels_last), num_known)

@@ -29,7 +29,7 @@ from dataset.transforms import device_views
 from trainer.checkpoint import save_atomic
 from trainer.device import autocast_for, compile_network, make_optimizer, to_layout, use_bf16
 from trainer.distributed import DistInfo, reduce_sum, unwrap
-from trainer.evaluation import evaluate, extract_features, predict
+from trainer.evaluation import extract_features, predict, prediction_metrics
 from utils.run_dir import MetricsLog, write_json
 from utils.seed import rng_state, set_rng_state
 
@@ -84,6 +84,7 @@ class Trainer:
         self.history: list[dict] = []
         self.best: dict | None = None
         self.cluster_assignment: list[dict] = []  # last evaluation's prototype -> class matching
+        self.final_outputs: dict = {}  # the last evaluation's test outputs
         self.global_step = 0
         self.position: dict | None = None   # inside an unfinished epoch: epoch, step, partial sums
         self.start_epoch = 0
@@ -138,8 +139,7 @@ class Trainer:
                 if not self.train_epoch(epoch, stop):
                     return self._stopped(stop.signum)
                 self.end_epoch(epoch)
-            outputs = predict(self.method.predict, self.method.model, self.eval_loader, self.device, self.bf16,
-                              self.cfg.channels_last, self.method.features)
+            outputs = self.final_outputs if "features" in self.final_outputs else self.evaluate(features=True)[1]
         finally:
             if self.tb is not None:
                 self.tb.close()
@@ -223,14 +223,17 @@ class Trainer:
 
     def end_epoch(self, epoch: int) -> None:
         lr = self.optimizer.param_groups[0]["lr"]
-        before = self.evaluate()
+        last = epoch == self.cfg.epochs - 1  # its test outputs (with features) feed the final plots
+        before, self.final_outputs = self.evaluate(features=last)
         epoch_logs = self.method.on_epoch_end(epoch, reduce_sum, self.optimizer, self.train_features)
         self.scheduler.step()
         # A method that may change the model at epoch end (pruning) is evaluated
         # before (what the authors' release reports, as pre_prune_*) and after
         # (the saved model; the main keys), so tables can compare like with like.
         changed = epoch_logs.pop("model_changed", None)
-        metrics = self.evaluate() if changed else before
+        metrics = before
+        if changed:
+            metrics, self.final_outputs = self.evaluate(features=last)
         if changed is not None:
             metrics = {**metrics, **{f"pre_prune_{k}": v for k, v in before.items() if k in PRE_PRUNE_KEYS}}
         self.cluster_assignment = metrics.pop("cluster_assignment")
@@ -269,9 +272,11 @@ class Trainer:
         finally:
             shutdown_workers(loader)
 
-    def evaluate(self) -> dict:
-        return evaluate(self.method.predict, self.method.model, self.eval_loader, self.data.split.num_known,
-                        self.device, self.bf16, self.cfg.channels_last)
+    def evaluate(self, features: bool = False) -> tuple[dict, dict]:
+        """Test metrics and ``predict``'s outputs (with BNNeck features when asked)."""
+        out = predict(self.method.predict, self.method.model, self.eval_loader, self.device, self.bf16,
+                      self.cfg.channels_last, self.method.features if features else None)
+        return prediction_metrics(out, self.data.split.num_known), out
 
     def _stopped(self, signum: int) -> int:
         position = self.position
