@@ -42,20 +42,18 @@ def parse_args(argv):
 def training_features(args):
     """(features [N, D], labels [N] with -1 unlabelled, split, device) of the checkpoint's training images."""
     from dataset.owdfa import build_data, eval_loader, train_eval_set
-    from models.cal import CAL
     from test import load_for_evaluation
-    from trainer.device import place_model, use_bf16
+    from trainer.device import use_bf16
     from trainer.distributed import resolve_device
     from trainer.evaluation import extract_features
+    from trainer.inference import restore_method
 
     cfg, state = load_for_evaluation(args)
     if args.batch_size is not None:
         cfg.test_batch_size = args.batch_size
     device = resolve_device(cfg.device)
     data = build_data(cfg, train=True)
-    method = CAL(cfg, data.split.num_known, data.split.num_classes)
-    method.net.load_state_dict(state["model"])
-    place_model(method.model, device, cfg.channels_last)
+    method = restore_method(cfg, state, device)
     loader = eval_loader(data, cfg, dataset=train_eval_set(data))
     features, labels = extract_features(method.net.features, method.model, loader, device,
                                         use_bf16(cfg.amp, cfg.image_size), cfg.channels_last)

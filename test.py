@@ -69,10 +69,10 @@ def load_for_evaluation(args):
 def evaluate_checkpoint(args) -> dict:
     from dataset.owdfa import build_data, eval_loader
     from dataset.split_file import verify_split
-    from models.cal import CAL
-    from trainer.device import place_model, use_bf16
+    from trainer.device import use_bf16
     from trainer.distributed import resolve_device
     from trainer.evaluation import predict, prediction_metrics
+    from trainer.inference import restore_method
     from utils.run_dir import setup_logging
 
     setup_logging(None)
@@ -83,9 +83,7 @@ def evaluate_checkpoint(args) -> dict:
                           args.allow_split_change)
     if change:
         print(f"warning: {change}; evaluating anyway (--allow_split_change)", file=sys.stderr)
-    method = CAL(cfg, data.split.num_known, data.split.num_classes)
-    method.net.load_state_dict(state["model"])
-    place_model(method.model, device, cfg.channels_last)
+    method = restore_method(cfg, state, device)
     out = predict(method.predict, method.model, eval_loader(data, cfg), device, use_bf16(cfg.amp, cfg.image_size),
                   cfg.channels_last)
     metrics = prediction_metrics(out, data.split.num_known)

@@ -42,6 +42,18 @@ def space_of(config: dict) -> LabelSpace:
     return label_space({"classes_file": "", "known_classes": (), **config})
 
 
+def restore_method(cfg, state: dict, device):
+    """CAL built from ``cfg`` with the weights (and valid prototype count) of
+    ``state``, placed on ``device`` for evaluation."""
+    from models.cal import CAL
+    from trainer.device import place_model
+
+    method = CAL(cfg, state["num_known"], state["num_classes"])
+    method.net.load_state_dict(state["model"])
+    place_model(method.model, device, cfg.channels_last)
+    return method
+
+
 def load_model_state(source: str, trust: bool = False) -> dict:
     """Checkpoint-like dict (config, model, num_known, num_classes, epoch,
     classes, cluster_assignment, split_fingerprint, ...) from any model source
@@ -118,17 +130,13 @@ class Attributor:
     @classmethod
     def load(cls, source: str, device: str | None = None, names_file: str | None = None,
              trust: bool = False) -> "Attributor":
-        from models.cal import CAL
-        from trainer.device import place_model
         from trainer.distributed import resolve_device
         from utils.config import defaults, merge
 
         state = load_model_state(source, trust)
         cfg = merge(merge(defaults(), state["config"], source), {"pretrained": False, "resume": ""}, "inference")
-        method = CAL(cfg, state["num_known"], state["num_classes"])
-        method.net.load_state_dict(state["model"])
         torch_device = resolve_device(device or "auto")
-        place_model(method.model, torch_device, cfg.channels_last)
+        method = restore_method(cfg, state, torch_device)
         names = prototype_names(state, read_names(names_file) if names_file else None)
         return cls(cfg, method, torch_device, names, real_prototypes(state))
 
