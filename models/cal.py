@@ -77,8 +77,9 @@ class CAL:
     def _accumulate(self, weak: torch.Tensor, strong: torch.Tensor) -> None:
         self.threshold.accumulate(weak, strong, self.num_known)
         if self.cfg.unknown_k:
-            counts = torch.bincount(weak.argmax(dim=1), minlength=self.usage.numel())
-            self.usage = self.usage.to(counts.device) + counts
+            # index_add_ rather than bincount, which syncs with the host on CUDA to size its output
+            self.usage = self.usage.to(weak.device).index_add_(
+                0, weak.argmax(dim=1), torch.ones(weak.shape[0], dtype=self.usage.dtype, device=weak.device))
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """BNNeck features [B, D] (for clustering and the post-hoc K estimate)."""

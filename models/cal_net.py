@@ -45,10 +45,19 @@ class PrototypeClassifier(nn.Module):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(num_prototypes, dim).normal_(0.0, init_std))
         self.register_buffer("valid", torch.tensor(num_prototypes, dtype=torch.long))
+        self._valid_seen: tuple | None = None  # (tensor identity, version) when _valid_count was read
+        self._valid_count = num_prototypes
 
     @property
+    @torch.compiler.disable  # reads tensor metadata and caches a Python int: eager only
     def num_valid(self) -> int:
-        return int(self.valid)
+        """The valid count as a Python int, read from the buffer only when the
+        buffer changed (pruning's fill_, load_state_dict's copy_, .to(): new
+        identity or in-place version), so a training step costs no host sync."""
+        seen = (id(self.valid), self.valid.data_ptr(), self.valid._version)
+        if seen != self._valid_seen:
+            self._valid_count, self._valid_seen = int(self.valid), seen
+        return self._valid_count
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return z @ self.weight[: self.num_valid].t()

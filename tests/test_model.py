@@ -1,5 +1,8 @@
 """CALNet and PrototypeClassifier (METHOD.md section 3), resnet18 at 32 px on CPU."""
+from unittest import mock
+
 import pytest
+
 import torch
 
 from models.cal_net import CALNet, PrototypeClassifier
@@ -64,6 +67,35 @@ def test_prototype_classifier_alone():
     # row 0: [1+2, 3-1] = [3, 2]; row 1: [2, 6]
     torch.testing.assert_close(head(z), torch.tensor([[3.0, 2.0], [2.0, 6.0]]))
     assert head.num_valid == 2
+
+
+def test_valid_count_read_from_the_buffer_only_when_it_changed():
+    """A forward reads the cached Python count (no host sync per step on CUDA); an
+    in-place change of the buffer (pruning's fill_, load_state_dict's copy_) or a
+    new buffer (.to()) is picked up at the next forward."""
+    head = PrototypeClassifier(dim=4, num_prototypes=5)
+    z = torch.randn(3, 4)
+    assert head(z).shape == (3, 5)
+    reads = []
+    real_int = torch.Tensor.__int__
+
+    def counting_int(tensor):
+        reads.append(tensor)
+        return real_int(tensor)
+
+    with mock.patch.object(torch.Tensor, "__int__", counting_int):
+        for _ in range(3):
+            assert head(z).shape == (3, 5)
+        assert reads == []
+        head.valid.fill_(2)
+        assert head(z).shape == (3, 2) and len(reads) == 1
+        assert head(z).shape == (3, 2) and len(reads) == 1
+        head.load_state_dict({"weight": head.weight.detach().clone(), "valid": torch.tensor(4)})
+        assert head(z).shape == (3, 4) and len(reads) == 2
+        head._apply(torch.Tensor.clone)  # what .to(device) does: every buffer becomes a new tensor
+        assert head.num_valid == 4 and len(reads) == 3
+        head.valid.fill_(3)
+        assert head(z).shape == (3, 3)
 
 
 def test_valid_saved_and_restored(images):
