@@ -33,7 +33,7 @@ def parse_args(argv):
     parser.add_argument("--num_workers", type=int, default=None, help="data-loader workers (default: the run's)")
     parser.add_argument("--max_rows", type=int, default=None,
                         help="cluster a seeded random subset of this many images (default: all)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the probe draw and the k-means restarts")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the probe draws and the k-means restarts")
     parser.add_argument("--trust_checkpoint", action="store_true",
                         help="load an old or foreign pickle checkpoint (it can run code: only from a trusted source)")
     return parser.parse_args(argv)
@@ -90,7 +90,7 @@ def main(argv) -> int:
         return 3
     plot_k_curve(record, out_dir / "k_curve.png", true_novel)
     print(f"{args.ckpt}: {len(labels)} training images ({record['num_labelled']} labelled), "
-          f"{split.num_known} known classes, probe classes {estimate.probe_classes}")
+          f"{split.num_known} known classes, probe classes per draw {estimate.probe_classes}")
     if estimate.message:
         print(f"note: {estimate.message}")
     print(f"estimated novel K: {estimate.k_novel} (true {true_novel}, error {record['k_novel_error']:+d}); "

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from sklearn.metrics import silhouette_samples
 
 from tests.conftest import TINY, run_cli
-from utils.k_estimation import cosine_silhouette, estimate_novel_k, semi_supervised_kmeans
+from utils.k_estimation import cosine_silhouette, estimate_novel_k, probe_f1, semi_supervised_kmeans
 
 
 def blobs(num_known: int, num_novel: int, seed: int, per_class: int = 100, dim: int = 32, noise: float = 0.1,
@@ -33,7 +33,35 @@ def test_recovers_novel_k_on_separated_blobs(seed):
     assert not result.degenerate, result.message
     assert result.k_novel == 7 and result.k_total == 12
     assert result.ks == list(range(5, 16))  # default k_max = 3 x K_known
-    assert len(result.scores) == len(result.probe_acc) == len(result.silhouette) == len(result.ks)
+    assert len(result.scores) == len(result.probe_f1) == len(result.silhouette) == len(result.ks)
+
+
+def test_probe_f1_by_hand():
+    """F1 = 2 |class & cluster| / (|class| + |cluster|), clusters counted with every row in them,
+    probe classes matched one to one by the largest total F1."""
+    labels = np.array([0, 0, 0, 1, 1, -1, -1, -1, 2, 2])    # probe classes 0 and 1; 2 is anchored
+    clusters = np.array([4, 4, 4, 5, 5, 5, 4, 6, 0, 0])
+    # class 0 (3 rows) -> cluster 4 (4 rows: its 3 and one novel row): 2*3/(3+4) = 6/7
+    # class 1 (2 rows) -> cluster 5 (3 rows): 2*2/(2+3) = 4/5
+    assert probe_f1(labels, clusters, np.array([0, 1])) == pytest.approx((6 / 7 + 4 / 5) / 2)
+    # a K too small: the last novel row joins class 1's cluster too (no cluster 6 left), precision falls
+    merged = np.array([4, 4, 4, 5, 5, 5, 4, 5, 0, 0])
+    assert probe_f1(labels, merged, np.array([0, 1])) == pytest.approx((6 / 7 + 2 * 2 / (2 + 4)) / 2)
+    # a K too large: class 0 split over two clusters, recall falls
+    split = np.array([4, 4, 7, 5, 5, 5, 4, 6, 0, 0])
+    assert probe_f1(labels, split, np.array([0, 1])) == pytest.approx((2 * 2 / (3 + 3) + 4 / 5) / 2)
+
+
+def test_restarts_run_together_and_the_lowest_inertia_wins():
+    """n_init restarts in one batch: the result is the best restart, so more restarts never raise the inertia,
+    and the reported inertia is the mean squared distance of every row to its centre."""
+    x, labels, _ = blobs(3, 4, seed=3, noise=0.3)
+    x = F.normalize(torch.from_numpy(x), dim=1)
+    labels = torch.from_numpy(labels)
+    inertias = [semi_supervised_kmeans(x, labels, 3, 7, n_init=n, seed=0)[2] for n in (1, 4, 16)]
+    assert inertias[0] >= inertias[1] >= inertias[2]
+    assignment, centres, inertia = semi_supervised_kmeans(x, labels, 3, 7, n_init=4, seed=0)
+    assert inertia == pytest.approx(float(((x - centres[assignment]) ** 2).sum(1).mean()), rel=1e-5)
 
 
 def test_labelled_rows_stay_in_their_class():

@@ -7,34 +7,41 @@ clustering did not see as labelled (the *probe*), and the best K wins.
 Scoring choice (DTC/CiPR style). A random share of the known classes (the
 probe, ``probe_fraction``) is treated as unlabelled during clustering, so the
 clustering has to *discover* them exactly like novel classes:
-    score(K) = w ACC_probe(K) + (1 - w) silhouette(K),   w = probe_weight = 0.5
-ACC_probe is the Hungarian clustering accuracy on the probe's labelled rows;
-it falls when probe classes split (K too large) or merge with each other (K
-too small). Holding out a share of labelled *images* instead (GCD) scores
-known classes whose centres stay anchored by the rest of their labels: its
-accuracy is flat for every K below the truth, so it cannot see an
-under-estimate, the failure this estimator exists to catch. ACC_probe is
-blind to a probe class merged with a novel one (only probe rows are scored)
-and to splits of novel classes; the silhouette of the unanchored rows sees
-both. Measured on Gaussian blobs (5 known + 7 novel, 100 rows each, 32-D,
-4 seeds, noise sigma per dimension): at sigma <= 0.2 the score finds 7 every
-time; at sigma 0.3-0.35 it finds 7 on 2 of 4 seeds and falls to 2-3 on the
-others, where the silhouette alone stays within 1 -- the probe term pulls
-towards small K when classes overlap. On weak features (mini dataset, 3
-epochs from scratch) both terms are nearly flat and the estimate is rough.
-Both terms are kept in the result so a different weight can be read off.
-With trained features the probe classes were seen with labels during
-training, so they are easier to cluster than real novel classes.
+    score(K) = w F1_probe(K) + (1 - w) silhouette(K),   w = probe_weight = 0.9
+averaged over ``probe_draws`` independent probe draws. F1_probe matches the
+probe classes one to one with clusters (Hungarian) and averages
+F1 = 2 |class & cluster| / (|class| + |cluster|) over the probe, where
+|cluster| counts every row in it: a K that is too small pours novel rows into
+the probe's clusters (precision falls), one that is too large splits probe
+classes (recall falls). The silhouette of the unanchored rows breaks the ties
+F1 leaves on clean data (two novel classes merged, or one split, do not touch
+the probe) and sees the novel classes' own splits and merges.
+
+Why not the alternatives. Holding out labelled *images* of known classes
+(GCD) scores classes whose centres stay anchored by their other labels: flat
+for every K below the truth, blind to the under-estimate this estimator
+exists to catch. The probe's accuracy alone (the first version here) scores
+only probe rows, so it never sees novel rows merged into a probe cluster; on
+trained features, where the probe classes (seen with labels in training) are
+the tightest clusters, it is highest at the smallest K: on the mini dataset's
+P1 demo checkpoint (19 known, 22 novel) it chose 0 and 2. F1 on the same
+features chose 15-30 over eight draws of the probe (within 20 % of 22 on half
+of them): the curve is a broad plateau there, and one draw of the probe moves
+the peak by +-8, hence the average over draws. Gaussian blobs (5 known + 7
+novel, 100 rows each, 32-D, noise sigma per dimension, 4 seeds): exact at
+sigma 0.1 (8 of 8 seeds), 7-8 at 0.2, 7-9 at 0.3, 7-10 at 0.35 (the probe
+accuracy fell to 2-3 there). Both terms are kept in the result.
 
 Geometry: rows are L2-normalised; k-means is Euclidean on the unit sphere;
 the silhouette uses the cosine distance 1 - x.y (half the squared Euclidean
 distance there), whose mean over a cluster is linear in the cluster's sum,
 so the exact silhouette costs O(N K D) instead of O(N^2 D).
 
-Cost per K: n_init x iterations x O(N K D) for the batched distances (torch,
-on the GPU when given). A full sweep is sum over K, about
-n_init * max_iter * N * D * (k_max^2 - K_known^2) / 2 multiply-adds;
-``max_rows`` subsamples the rows for the sweep.
+Cost per K: probe_draws x n_init x iterations x O(N K D) for the distances;
+the n_init restarts run as one matrix product per Lloyd step (torch, on the
+GPU when given). A full sweep is the sum over K, about
+probe_draws * n_init * max_iter * N * D * (k_max^2 - K_known^2) / 2
+multiply-adds; ``max_rows`` subsamples the rows for the sweep.
 """
 from __future__ import annotations
 
@@ -43,8 +50,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
-
-from utils.metrics import cluster_accuracy
+from scipy.optimize import linear_sum_assignment
 
 UNLABELLED = -1
 
@@ -56,10 +62,10 @@ class KEstimate:
     k_total: int | None = None
     k_novel: int | None = None
     ks: list[int] = field(default_factory=list)              # total K evaluated
-    scores: list[float] = field(default_factory=list)        # w probe_acc + (1 - w) silhouette per K
-    probe_acc: list[float] = field(default_factory=list)
-    silhouette: list[float] = field(default_factory=list)
-    probe_classes: list[int] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)        # w probe_f1 + (1 - w) silhouette per K
+    probe_f1: list[float] = field(default_factory=list)      # mean over the probe draws
+    silhouette: list[float] = field(default_factory=list)    # mean over the probe draws
+    probe_classes: list[list[int]] = field(default_factory=list)  # one list per draw
     rows_used: int = 0
     degenerate: bool = False
     message: str = ""
@@ -70,48 +76,54 @@ class KEstimate:
         return {k: v for k, v in asdict(self).items() if k != "centres"}
 
 
+def _sq_dist(x: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
+    """Squared Euclidean distances [N, R, M] of rows x [N, D] to R sets of centres [R, M, D]."""
+    r, m, d = centres.shape
+    flat = centres.reshape(r * m, d)
+    dist = (flat * flat).sum(1)[None, :] - 2 * x @ flat.t() + (x * x).sum(1, keepdim=True)
+    return dist.clamp_min(0).view(x.shape[0], r, m)
+
+
 def _assign(x: torch.Tensor, centres: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Nearest centre and squared Euclidean distance per row, in row batches."""
+    """Nearest centre of each set and its squared distance, both [R, N], in row batches."""
     nearest, dist = [], []
     for start in range(0, x.shape[0], batch_size):
-        value, index = _sq_dist(x[start:start + batch_size], centres).min(dim=1)
-        nearest.append(index)
-        dist.append(value)
-    return torch.cat(nearest), torch.cat(dist)
+        value, index = _sq_dist(x[start:start + batch_size], centres).min(dim=2)
+        nearest.append(index.t())
+        dist.append(value.t())
+    return torch.cat(nearest, dim=1), torch.cat(dist, dim=1)
 
 
-def _sq_dist(x: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
-    """Squared Euclidean distances [N, M] of rows to centres."""
-    d = (centres * centres).sum(1)[None, :] - 2 * x @ centres.t() + (x * x).sum(1, keepdim=True)
-    return d.clamp_min(0)
-
-
-def _kmeans_pp(x: torch.Tensor, fixed: torch.Tensor, k_new: int, generator: torch.Generator,
+def _kmeans_pp(x: torch.Tensor, fixed: torch.Tensor, k_new: int, restarts: int, generator: torch.Generator,
                batch_size: int) -> torch.Tensor:
     """Greedy k-means++ seeding (as in scikit-learn) of ``k_new`` centres from
-    the rows ``x``, with the ``fixed`` centres [M, D] (M may be 0) counting
-    as already chosen: each step draws 2 + log(k) candidates with probability
+    the rows ``x``, for ``restarts`` independent draws at once, with the
+    ``fixed`` centres [M, D] (M may be 0) counting as already chosen: each
+    step draws 2 + log(k) candidates per restart with probability
     proportional to the squared distance to the nearest chosen centre and
-    keeps the one that lowers the total most."""
+    keeps the one that lowers that restart's total most. Returns [R, k_new, D]."""
+    n, dim = x.shape
     if fixed.shape[0]:
-        _, d2 = _assign(x, fixed, batch_size)
+        d2 = _assign(x, fixed[None], batch_size)[1].expand(restarts, n).clone()
     else:
-        d2 = torch.full((x.shape[0],), float("inf"), device=x.device)
+        d2 = torch.full((restarts, n), float("inf"), device=x.device)
     trials = 2 + int(np.log(max(k_new + fixed.shape[0], 1)))
     chosen = []
     for _ in range(k_new):
-        if torch.isinf(d2).all() or d2.sum() <= 0:  # first centre, or every row already on a centre
-            index = torch.randint(x.shape[0], (1,), generator=generator)
-        else:
-            index = torch.multinomial((d2 / d2.sum()).cpu(), trials, replacement=True, generator=generator)
-        candidates = x[index.to(x.device)]
-        new_d2 = torch.cat([torch.minimum(d2[start:start + batch_size, None],
-                                          _sq_dist(x[start:start + batch_size], candidates))
-                            for start in range(0, x.shape[0], batch_size)])
-        best = int(new_d2.sum(0).argmin())
-        chosen.append(candidates[best:best + 1])
-        d2 = new_d2[:, best]
-    return torch.cat(chosen) if chosen else x.new_zeros(0, x.shape[1])
+        weights = d2.cpu()
+        uniform = torch.isinf(weights).any(dim=1, keepdim=True) | (weights.sum(1, keepdim=True) <= 0)
+        weights = torch.where(uniform, torch.ones_like(weights), weights)  # first centre, or all rows on a centre
+        index = torch.multinomial(weights / weights.sum(1, keepdim=True), trials, replacement=True,
+                                  generator=generator).to(x.device)                 # [R, trials]
+        candidates = x[index]                                                       # [R, trials, D]
+        new_d2 = torch.cat([torch.minimum(d2[:, start:start + batch_size, None],
+                                          _sq_dist(x[start:start + batch_size], candidates).transpose(0, 1))
+                            for start in range(0, n, batch_size)], dim=1)           # [R, N, trials]
+        best = new_d2.sum(1).argmin(dim=1)                                          # [R]
+        rows = torch.arange(restarts, device=x.device)
+        chosen.append(candidates[rows, best])
+        d2 = new_d2[rows, :, best]
+    return torch.stack(chosen, dim=1) if chosen else x.new_zeros(restarts, 0, dim)
 
 
 def semi_supervised_kmeans(x: torch.Tensor, labels: torch.Tensor, num_anchored: int, k: int, n_init: int = 10,
@@ -124,9 +136,10 @@ def semi_supervised_kmeans(x: torch.Tensor, labels: torch.Tensor, num_anchored: 
     other k - num_anchored centres are seeded by k-means++ on the free rows.
     Free rows go to the nearest of all k centres; every centre is the mean of
     its members (labelled and free, as in GCD's SS-k-means); an empty
-    cluster keeps its centre. Lloyd stops after ``max_iter`` steps or when at
-    most a ``tol`` share of free rows changed cluster. Best of ``n_init``
-    seeded restarts by inertia.
+    cluster keeps its centre. The ``n_init`` seeded restarts run together
+    (one matrix product per step for all of them); Lloyd stops after
+    ``max_iter`` steps or when in every restart at most a ``tol`` share of
+    free rows changed cluster. The restart of lowest inertia wins.
     Returns (assignment [N], centres [k, D], inertia = mean squared distance).
     """
     if not 0 <= num_anchored <= k:
@@ -140,30 +153,30 @@ def semi_supervised_kmeans(x: torch.Tensor, labels: torch.Tensor, num_anchored: 
         raise ValueError("every anchored class needs at least one labelled row")
     anchor_centres = anchor_sums / anchor_counts[:, None]
     generator = torch.Generator().manual_seed(seed)
-    best = None
-    for _ in range(n_init):
-        centres = torch.cat([anchor_centres, _kmeans_pp(x_free, anchor_centres, k - num_anchored, generator,
-                                                        batch_size)])
-        previous = None
-        for _ in range(max_iter):
-            nearest, d2 = _assign(x_free, centres, batch_size)
-            if previous is not None and (nearest != previous).float().mean() <= tol:
-                break
-            previous = nearest
-            sums = torch.zeros_like(centres).index_add_(0, nearest, x_free)
+    seeded = _kmeans_pp(x_free, anchor_centres, k - num_anchored, n_init, generator, batch_size)
+    centres = torch.cat([anchor_centres.expand(n_init, -1, -1), seeded], dim=1)   # [R, k, D]
+    previous = None
+    for _ in range(max_iter):
+        nearest, _ = _assign(x_free, centres, batch_size)                         # [R, n_free]
+        if previous is not None and ((nearest != previous).float().mean(1) <= tol).all():
+            break
+        previous = nearest
+        for r in range(n_init):
+            sums = torch.zeros_like(centres[r]).index_add_(0, nearest[r], x_free)
             sums[:num_anchored] += anchor_sums
-            counts = torch.bincount(nearest, minlength=k).to(x.dtype)
+            counts = torch.bincount(nearest[r], minlength=k).to(x.dtype)
             counts[:num_anchored] += anchor_counts
             filled = counts > 0
-            centres[filled] = sums[filled] / counts[filled, None]
-        nearest, d2 = _assign(x_free, centres, batch_size)
-        assignment = labels.clone()
-        assignment[free] = nearest
-        anchored_d2 = ((x[anchored] - centres[labels[anchored]]) ** 2).sum(1)
-        inertia = float((d2.sum() + anchored_d2.sum()) / x.shape[0])
-        if best is None or inertia < best[2]:
-            best = (assignment, centres, inertia)
-    return best
+            centres[r, filled] = sums[filled] / counts[filled, None]
+    nearest, d2 = _assign(x_free, centres, batch_size)
+    anchor_centres = centres[:, :num_anchored]  # sum of |x - c|^2 over labelled rows, from the class sums
+    anchored_d2 = (float((x[anchored] ** 2).sum()) - 2 * (anchor_sums[None] * anchor_centres).sum((1, 2))
+                   + (anchor_counts[None] * (anchor_centres ** 2).sum(2)).sum(1))
+    inertia = (d2.sum(1) + anchored_d2) / x.shape[0]
+    best = int(inertia.argmin())
+    assignment = labels.clone()
+    assignment[free] = nearest[best]
+    return assignment, centres[best], float(inertia[best])
 
 
 def cosine_silhouette(x: torch.Tensor, assignment: torch.Tensor, rows: torch.Tensor | None = None) -> float:
@@ -231,18 +244,32 @@ def _structure_message(x: torch.Tensor, labels: torch.Tensor) -> str:
     return ""
 
 
+def probe_f1(labels: np.ndarray, assignment: np.ndarray, probe: np.ndarray) -> float:
+    """Mean F1 of the probe classes against the clusters, matched one to one
+    (Hungarian, largest total F1). F1(c, j) = 2 |c & j| / (|c| + |j|) where
+    |j| counts every row of cluster j, so novel (or other) rows that a too
+    small K pours into a probe class's cluster cost precision, and a probe
+    class that a too large K splits costs recall."""
+    k = int(assignment.max()) + 1
+    sizes = np.bincount(assignment, minlength=k)
+    overlap = np.stack([np.bincount(assignment[labels == c], minlength=k) for c in probe]).astype(np.float64)
+    f1 = 2 * overlap / (overlap.sum(1, keepdims=True) + sizes[None, :])
+    rows, cols = linear_sum_assignment(-f1)
+    return float(f1[rows, cols].sum() / len(probe))
+
+
 def estimate_novel_k(features, labels, num_known: int, k_max: int | None = None, probe_fraction: float = 0.3,
-                     probe_weight: float = 0.5, n_init: int = 10, max_iter: int = 30, seed: int = 0,
-                     device: str | torch.device = "cpu", batch_size: int = 16384,
+                     probe_draws: int = 4, probe_weight: float = 0.9, n_init: int = 10, max_iter: int = 30,
+                     seed: int = 0, device: str | torch.device = "cpu", batch_size: int = 16384,
                      max_rows: int | None = None) -> KEstimate:
     """Sweep total K over [num_known, k_max] (default 3 x num_known) and pick the best.
 
     features [N, D] (normalised here), labels [N]: the known class 0..num_known-1
-    of a labelled row, -1 for an unlabelled one. Known classes are drawn as
-    the probe (at least one, ``probe_fraction`` of them) and clustered as
-    unlabelled; see the module docstring for the score. ``max_rows``
-    subsamples the rows (seeded) before the sweep. Degenerate input returns
-    ``degenerate=True`` with a message, never raises.
+    of a labelled row, -1 for an unlabelled one. ``probe_draws`` times, a
+    ``probe_fraction`` of the known classes (at least one) is drawn as the
+    probe and clustered as unlabelled; see the module docstring for the
+    score. ``max_rows`` subsamples the rows (seeded) before the sweep.
+    Degenerate input returns ``degenerate=True`` with a message, never raises.
     """
     k_max = 3 * num_known if k_max is None else int(k_max)
     result = KEstimate(num_known=num_known)
@@ -258,33 +285,29 @@ def estimate_novel_k(features, labels, num_known: int, k_max: int | None = None,
         result.degenerate, result.message = True, message
         return result
     x = F.normalize(x, dim=1).to(device)
-    num_probe = min(num_known, max(1, round(probe_fraction * num_known)))
-    probe = np.sort(rng.choice(num_known, num_probe, replace=False))
-    result.probe_classes = probe.tolist()
     message = _structure_message(x, torch.from_numpy(labels).to(device))
     if message:
         result.degenerate, result.message = True, message
         return result
 
-    visible = np.setdiff1d(np.arange(num_known), probe)
-    remap = np.full(num_known + 1, UNLABELLED)            # index -1 -> unlabelled
-    remap[visible] = np.arange(visible.size)
-    cluster_labels = torch.from_numpy(remap[labels]).to(device)
-    probe_rows = np.isin(labels, probe)
-    free_rows = torch.from_numpy(labels == UNLABELLED).to(device) | torch.from_numpy(probe_rows).to(device)
+    num_probe = min(num_known, max(1, round(probe_fraction * num_known)))
+    draws = [_ProbeDraw(np.sort(rng.choice(num_known, num_probe, replace=False)), labels, num_known, device)
+             for _ in range(probe_draws)]
+    result.probe_classes = [draw.probe.tolist() for draw in draws]
     num_unlabelled = int((labels == UNLABELLED).sum())
     k_top = min(k_max, num_known + num_unlabelled)  # at most one novel class per unlabelled row
     for k_total in range(num_known, k_top + 1):
-        k_clusters = k_total  # visible known + (probe + novel) free clusters = num_known + novel
-        assignment, _, _ = semi_supervised_kmeans(x, cluster_labels, visible.size, k_clusters, n_init, max_iter,
-                                                  seed, batch_size)
-        acc = cluster_accuracy(labels[probe_rows], assignment.cpu().numpy()[probe_rows])
-        sil = cosine_silhouette(x, assignment, free_rows)
-        sil = 0.0 if np.isnan(sil) else sil
+        f1, sil = [], []
+        for draw in draws:  # visible known clusters + (probe + novel) free ones = k_total
+            assignment, _, _ = semi_supervised_kmeans(x, draw.cluster_labels, draw.num_visible, k_total, n_init,
+                                                      max_iter, seed, batch_size)
+            f1.append(probe_f1(labels, assignment.cpu().numpy(), draw.probe))
+            value = cosine_silhouette(x, assignment, draw.free_rows)
+            sil.append(0.0 if np.isnan(value) else value)
         result.ks.append(k_total)
-        result.probe_acc.append(acc)
-        result.silhouette.append(sil)
-        result.scores.append(probe_weight * acc + (1 - probe_weight) * sil)
+        result.probe_f1.append(float(np.mean(f1)))
+        result.silhouette.append(float(np.mean(sil)))
+        result.scores.append(probe_weight * result.probe_f1[-1] + (1 - probe_weight) * result.silhouette[-1])
     best = int(np.argmax(result.scores))
     result.k_total = result.ks[best]
     result.k_novel = result.k_total - num_known
@@ -297,3 +320,18 @@ def estimate_novel_k(features, labels, num_known: int, k_max: int | None = None,
         result.message = (f"k_max lowered from {k_max} to {k_top}: only {num_unlabelled} unlabelled rows, "
                           f"at most one novel class each")
     return result
+
+
+class _ProbeDraw:
+    """One draw of probe classes: the labels the clustering sees (visible known
+    classes renumbered 0..V-1, probe and unlabelled rows -1) and the rows the
+    silhouette scores (the free ones)."""
+
+    def __init__(self, probe: np.ndarray, labels: np.ndarray, num_known: int, device):
+        self.probe = probe
+        visible = np.setdiff1d(np.arange(num_known), probe)
+        self.num_visible = visible.size
+        remap = np.full(num_known + 1, UNLABELLED)  # index -1 -> unlabelled
+        remap[visible] = np.arange(visible.size)
+        self.cluster_labels = torch.from_numpy(remap[labels]).to(device)
+        self.free_rows = torch.from_numpy((labels == UNLABELLED) | np.isin(labels, probe)).to(device)

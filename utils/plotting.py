@@ -137,11 +137,11 @@ def plot_tsne(features: np.ndarray, label: np.ndarray, num_known: int, names: li
 
 
 def plot_k_curve(estimate: dict, path: Path, true_novel: int | None = None) -> None:
-    """Score, probe accuracy and silhouette per novel K (utils/k_estimation.py),
+    """Score, probe F1 and silhouette per novel K (utils/k_estimation.py),
     the chosen K and, when known, the true one."""
     novel = [k - estimate["num_known"] for k in estimate["ks"]]
     fig, ax = plt.subplots(figsize=(7, 4))
-    for key, style in (("scores", "-o"), ("probe_acc", "--."), ("silhouette", ":.")):
+    for key, style in (("scores", "-o"), ("probe_f1", "--."), ("silhouette", ":.")):
         ax.plot(novel, estimate[key], style, label=key.replace("scores", "score"), markersize=4)
     if estimate.get("k_novel") is not None:
         ax.axvline(estimate["k_novel"], color="tab:red", label=f"chosen novel K = {estimate['k_novel']}")
