@@ -31,8 +31,8 @@ def parse_args(argv):
     parser.add_argument("--out", default=None, help="folder for k_curve.png and k_curve.json (default: the run's)")
     parser.add_argument("--dataset_root", default=None, help="dataset folder, if it moved since training")
     parser.add_argument("--num_workers", type=int, default=None, help="data-loader workers (default: the run's)")
-    parser.add_argument("--max_rows", type=int, default=None,
-                        help="cluster a seeded random subset of this many images (default: all)")
+    parser.add_argument("--max_rows", type=int, default=30000,
+                        help="cluster a seeded random subset of this many images (default 30000; 0: all)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the probe draws and the k-means restarts")
     parser.add_argument("--trust_checkpoint", action="store_true",
                         help="load an old or foreign pickle checkpoint (it can run code: only from a trusted source)")
@@ -76,7 +76,7 @@ def main(argv) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     estimate = estimate_novel_k(features, labels, split.num_known, args.k_max, seed=args.seed, device=device,
-                                max_rows=args.max_rows)
+                                max_rows=args.max_rows or None)
     true_novel = split.num_novel_in_test
     out_dir = Path(args.out) if args.out else Path(args.ckpt).resolve().parent.parent
     out_dir.mkdir(parents=True, exist_ok=True)

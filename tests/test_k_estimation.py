@@ -64,6 +64,16 @@ def test_restarts_run_together_and_the_lowest_inertia_wins():
     assert inertia == pytest.approx(float(((x - centres[assignment]) ** 2).sum(1).mean()), rel=1e-5)
 
 
+def test_wide_k_range_is_swept_coarse_then_fine_on_a_row_sample():
+    """With more K values than max_points, every step-th K first, then every K around the coarse
+    best: the blobs' 7 novel classes are still found, with far fewer clusterings; max_rows samples."""
+    x, labels, _ = blobs(5, 7, seed=0)
+    result = estimate_novel_k(x, labels, num_known=5, k_max=85, max_points=8, max_rows=1000)
+    assert result.k_novel == 7 and result.rows_used == 1000
+    assert result.ks == sorted(set(result.ks)) and set(range(5, 86, 10)) <= set(result.ks)  # the coarse grid
+    assert set(range(6, 15)) <= set(result.ks) and len(result.ks) < 30  # fine around the best (K 12 is in 5..15)
+
+
 def test_labelled_rows_stay_in_their_class():
     x, labels, y = blobs(3, 2, seed=0, noise=0.6)  # overlapping: free rows of all classes get mixed up
     x = F.normalize(torch.from_numpy(x), dim=1)

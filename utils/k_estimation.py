@@ -42,7 +42,10 @@ Cost per K: probe_draws x n_init x iterations x O(N K D) for the distances;
 the n_init restarts run as one matrix product per Lloyd step (torch, on the
 GPU when given). A full sweep is the sum over K, about
 probe_draws * n_init * max_iter * N * D * (k_max^2 - K_known^2) / 2
-multiply-adds; ``max_rows`` subsamples the rows for the sweep.
+multiply-adds. Two caps keep large sets in minutes: ``max_rows`` (30000)
+subsamples the rows, and a range of more than ``max_points`` (40) K values is
+swept every ceil(range / 40)-th K, then at every K within one step of the
+coarse best.
 """
 from __future__ import annotations
 
@@ -262,14 +265,16 @@ def probe_f1(labels: np.ndarray, assignment: np.ndarray, probe: np.ndarray) -> f
 def estimate_novel_k(features, labels, num_known: int, k_max: int | None = None, probe_fraction: float = 0.3,
                      probe_draws: int = 4, probe_weight: float = 0.9, n_init: int = 10, max_iter: int = 30,
                      seed: int = 0, device: str | torch.device = "cpu", batch_size: int = 16384,
-                     max_rows: int | None = None) -> KEstimate:
+                     max_rows: int | None = 30000, max_points: int = 40) -> KEstimate:
     """Sweep total K over [num_known, k_max] (default 3 x num_known) and pick the best.
 
     features [N, D] (normalised here), labels [N]: the known class 0..num_known-1
     of a labelled row, -1 for an unlabelled one. ``probe_draws`` times, a
     ``probe_fraction`` of the known classes (at least one) is drawn as the
     probe and clustered as unlabelled; see the module docstring for the
-    score. ``max_rows`` subsamples the rows (seeded) before the sweep.
+    score. ``max_rows`` subsamples the rows (seeded) before the sweep (None:
+    all). With more than ``max_points`` K values in the range, K is swept in
+    steps first and then at every K within a step of the coarse best.
     Degenerate input returns ``degenerate=True`` with a message, never raises.
     """
     k_max = 3 * num_known if k_max is None else int(k_max)
@@ -297,7 +302,9 @@ def estimate_novel_k(features, labels, num_known: int, k_max: int | None = None,
     result.probe_classes = [draw.probe.tolist() for draw in draws]
     num_unlabelled = int((labels == UNLABELLED).sum())
     k_top = min(k_max, num_known + num_unlabelled)  # at most one novel class per unlabelled row
-    for k_total in range(num_known, k_top + 1):
+    scored: dict[int, tuple[float, float]] = {}  # total K -> (probe F1, silhouette), means over the draws
+
+    def score(k_total: int) -> None:
         f1, sil = [], []
         for draw in draws:  # visible known clusters + (probe + novel) free ones = k_total
             assignment, _, _ = semi_supervised_kmeans(x, draw.cluster_labels, draw.num_visible, k_total, n_init,
@@ -305,10 +312,22 @@ def estimate_novel_k(features, labels, num_known: int, k_max: int | None = None,
             f1.append(probe_f1(labels, assignment.cpu().numpy(), draw.probe))
             value = cosine_silhouette(x, assignment, draw.free_rows)
             sil.append(0.0 if np.isnan(value) else value)
-        result.ks.append(k_total)
-        result.probe_f1.append(float(np.mean(f1)))
-        result.silhouette.append(float(np.mean(sil)))
-        result.scores.append(probe_weight * result.probe_f1[-1] + (1 - probe_weight) * result.silhouette[-1])
+        scored[k_total] = (float(np.mean(f1)), float(np.mean(sil)))
+
+    def total(k_total: int) -> float:
+        return probe_weight * scored[k_total][0] + (1 - probe_weight) * scored[k_total][1]
+
+    step = max(1, -(-(k_top - num_known) // max_points))  # coarse sweep of at most max_points + 1 K ...
+    for k_total in range(num_known, k_top + 1, step):
+        score(k_total)
+    coarse_best = max(scored, key=lambda k: (total(k), -k))
+    for k_total in range(max(num_known, coarse_best - step + 1), min(k_top, coarse_best + step - 1) + 1):
+        if k_total not in scored:  # ... then every K around its best
+            score(k_total)
+    result.ks = sorted(scored)
+    result.probe_f1 = [scored[k][0] for k in result.ks]
+    result.silhouette = [scored[k][1] for k in result.ks]
+    result.scores = [total(k) for k in result.ks]
     best = int(np.argmax(result.scores))
     result.k_total = result.ks[best]
     result.k_novel = result.k_total - num_known

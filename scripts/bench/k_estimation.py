@@ -31,7 +31,7 @@ def main() -> None:
     parser.add_argument("--noise", type=float, default=0.03, help="per-dimension noise around unit centres")
     parser.add_argument("--n_init", type=int, default=10)
     parser.add_argument("--probe_draws", type=int, default=4)
-    parser.add_argument("--max_rows", type=int, default=None)
+    parser.add_argument("--max_rows", type=int, default=30000, help="as estimate_k.py (0: all rows)")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
 
@@ -46,7 +46,7 @@ def main() -> None:
         torch.cuda.synchronize()
     start = time.perf_counter()
     result = estimate_novel_k(x, labels, args.num_known, n_init=args.n_init, probe_draws=args.probe_draws,
-                              device=args.device, max_rows=args.max_rows)
+                              device=args.device, max_rows=args.max_rows or None)
     if args.device.startswith("cuda"):
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
