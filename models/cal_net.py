@@ -45,7 +45,7 @@ class PrototypeClassifier(nn.Module):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(num_prototypes, dim).normal_(0.0, init_std))
         self.register_buffer("valid", torch.tensor(num_prototypes, dtype=torch.long))
-        self._valid_seen: tuple | None = None  # (tensor identity, version) when _valid_count was read
+        self._valid_seen: tuple | None = None  # the buffer's (identity, storage, version) at the last read
         self._valid_count = num_prototypes
 
     @property
