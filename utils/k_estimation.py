@@ -25,8 +25,8 @@ only probe rows, so it never sees novel rows merged into a probe cluster; on
 trained features, where the probe classes (seen with labels in training) are
 the tightest clusters, it is highest at the smallest K: on the mini dataset's
 P1 demo checkpoint (19 known, 22 novel) it chose 0 and 2. F1 with the
-defaults, seeds 0-3, chose 15, 26, 9, 22 there, and 3, 10, 11, 10 on the P3
-checkpoint (12 novel): the curve is a broad plateau on such weak features,
+defaults, seeds 0-3, chose 15, 26, 9, 22 there, and 5, 10, 8, 10 on the P3
+checkpoint (12 novel; 3, 10, 11, 10 sweeping every K): the curve is a broad plateau on such weak features,
 and one draw of the probe alone peaked anywhere from 16 to 42 on P1, hence
 the average over draws. Gaussian blobs (5 known + 7
 novel, 100 rows each, 32-D, noise sigma per dimension, 4 seeds): exact at
