@@ -173,9 +173,9 @@ def semi_supervised_kmeans(x: torch.Tensor, labels: torch.Tensor, num_anchored: 
             filled = counts > 0
             centres[r, filled] = sums[filled] / counts[filled, None]
     nearest, d2 = _assign(x_free, centres, batch_size)
-    anchor_centres = centres[:, :num_anchored]  # sum of |x - c|^2 over labelled rows, from the class sums
-    anchored_d2 = (float((x[anchored] ** 2).sum()) - 2 * (anchor_sums[None] * anchor_centres).sum((1, 2))
-                   + (anchor_counts[None] * (anchor_centres ** 2).sum(2)).sum(1))
+    final_anchors = centres[:, :num_anchored]  # sum of |x - c|^2 over labelled rows, from the class sums
+    anchored_d2 = (float((x[anchored] ** 2).sum()) - 2 * (anchor_sums[None] * final_anchors).sum((1, 2))
+                   + (anchor_counts[None] * (final_anchors ** 2).sum(2)).sum(1))
     inertia = (d2.sum(1) + anchored_d2) / x.shape[0]
     best = int(inertia.argmin())
     assignment = labels.clone()
