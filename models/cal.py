@@ -125,8 +125,8 @@ class CAL:
             return logs
         features, labels = train_features()
         capacity = prototypes.weight.shape[0]
-        estimate = estimate_novel_k(features, labels, self.num_known, min(3 * self.num_known, capacity),
-                                    seed=self.cfg.seed, device=prototypes.weight.device)
+        estimate = estimate_novel_k(features, labels, self.num_known, k_limit=capacity, seed=self.cfg.seed,
+                                    device=prototypes.weight.device)
         if estimate.degenerate or not estimate.k_novel:
             log.warning("epoch %d: no post-hoc estimate (%s); the prototypes stay as they are", epoch,
                         estimate.message or "no novel class found")

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from sklearn.metrics import silhouette_samples
 
 from tests.conftest import TINY, run_cli
-from utils.k_estimation import cosine_silhouette, estimate_novel_k, probe_f1, semi_supervised_kmeans
+from utils.k_estimation import cosine_silhouette, estimate_novel_k, probe_f1, probe_sets, semi_supervised_kmeans
 
 
 def blobs(num_known: int, num_novel: int, seed: int, per_class: int = 100, dim: int = 32, noise: float = 0.1,
@@ -52,6 +52,15 @@ def test_probe_f1_by_hand():
     assert probe_f1(labels, split, np.array([0, 1])) == pytest.approx((2 * 2 / (3 + 3) + 4 / 5) / 2)
 
 
+def test_probe_sets_are_folds_so_every_class_is_probed_equally_often():
+    sets = probe_sets(np.random.default_rng(0), num_known=13, num_probe=4, count=9)
+    assert len(sets) == 9 and all(len(s) == 4 and list(s) == sorted(s) for s in sets)
+    for fold in range(0, 9, 3):  # one permutation gives 3 disjoint folds of 4 (one class waits)
+        assert len(np.unique(np.concatenate(sets[fold:fold + 3]))) == 12
+    assert np.bincount(np.concatenate(sets)).max() <= 3  # once per permutation (free draws: up to 9 times)
+    assert all(len(s) == 5 for s in probe_sets(np.random.default_rng(0), 5, 5, 3))  # the whole set each time
+
+
 def test_restarts_run_together_and_the_lowest_inertia_wins():
     """n_init restarts in one batch: the result is the best restart, so more restarts never raise the inertia,
     and the reported inertia is the mean squared distance of every row to its centre."""
@@ -68,10 +77,20 @@ def test_wide_k_range_is_swept_coarse_then_fine_on_a_row_sample():
     """With more K values than max_points, every step-th K first, then every K around the coarse
     best: the blobs' 7 novel classes are still found, with far fewer clusterings; max_rows samples."""
     x, labels, _ = blobs(5, 7, seed=0)
-    result = estimate_novel_k(x, labels, num_known=5, k_max=85, max_points=8, max_rows=1000)
+    result = estimate_novel_k(x, labels, num_known=5, k_max=85, max_points=8, max_rows=1000, probe_draws=4)
     assert result.k_novel == 7 and result.rows_used == 1000
     assert result.ks == sorted(set(result.ks)) and set(range(5, 86, 10)) <= set(result.ks)  # the coarse grid
     assert set(range(6, 15)) <= set(result.ks) and len(result.ks) < 30  # fine around the best (K 12 is in 5..15)
+
+
+def test_default_range_grows_while_the_best_k_is_the_largest_tried():
+    """4 known + 10 novel: 14 in all lies beyond 3 x K_known = 12, so the range grows by 4 until the
+    curve turns; a given k_max is kept as it is, and k_limit caps the growth."""
+    x, labels, _ = blobs(4, 10, seed=0)
+    grown = estimate_novel_k(x, labels, num_known=4, probe_draws=4)
+    assert grown.k_novel == 10 and max(grown.ks) == 16
+    assert max(estimate_novel_k(x, labels, num_known=4, k_max=12, probe_draws=4).ks) == 12
+    assert max(estimate_novel_k(x, labels, num_known=4, k_limit=13, probe_draws=4).ks) == 13
 
 
 def test_labelled_rows_stay_in_their_class():

@@ -262,11 +262,31 @@ def probe_f1(labels: np.ndarray, assignment: np.ndarray, probe: np.ndarray) -> f
     return float(f1[rows, cols].sum() / len(probe))
 
 
+def probe_sets(rng: np.random.Generator, num_known: int, num_probe: int, count: int) -> list[np.ndarray]:
+    """``count`` sorted probe sets of ``num_probe`` known classes, cut as
+    disjoint folds from successive random permutations (leftover classes
+    wait for the next permutation): every class is probed about equally
+    often, so the average over draws does not hang on which classes a few
+    random draws happened to pick."""
+    sets: list[np.ndarray] = []
+    while len(sets) < count:
+        order = rng.permutation(num_known)
+        sets += [np.sort(order[start:start + num_probe])
+                 for start in range(0, num_known - num_probe + 1, num_probe)]
+    return sets[:count]
+
+
 def estimate_novel_k(features, labels, num_known: int, k_max: int | None = None, probe_fraction: float = 0.3,
-                     probe_draws: int = 4, probe_weight: float = 0.9, n_init: int = 10, max_iter: int = 30,
+                     probe_draws: int = 12, probe_weight: float = 0.9, n_init: int = 10, max_iter: int = 30,
                      seed: int = 0, device: str | torch.device = "cpu", batch_size: int = 16384,
-                     max_rows: int | None = 30000, max_points: int = 40) -> KEstimate:
-    """Sweep total K over [num_known, k_max] (default 3 x num_known) and pick the best.
+                     max_rows: int | None = 30000, max_points: int = 40, k_limit: int | None = None) -> KEstimate:
+    """Sweep total K over [num_known, k_max] and pick the best.
+
+    Without ``k_max`` the range starts at [num_known, 3 x num_known] and
+    grows by num_known while the best K is the largest tried, up to
+    ``k_limit`` (default 10 x num_known, the unknown-K prototype count): a
+    fixed 3 x K_known cannot reach OWDFA-40's P2 (13 known, 41 in all).
+    A given ``k_max`` is swept as it is.
 
     features [N, D] (normalised here), labels [N]: the known class 0..num_known-1
     of a labelled row, -1 for an unlabelled one. ``probe_draws`` times, a
@@ -277,7 +297,9 @@ def estimate_novel_k(features, labels, num_known: int, k_max: int | None = None,
     steps first and then at every K within a step of the coarse best.
     Degenerate input returns ``degenerate=True`` with a message, never raises.
     """
-    k_max = 3 * num_known if k_max is None else int(k_max)
+    grow = k_max is None
+    k_limit = 10 * num_known if k_limit is None else int(k_limit)
+    k_max = min(3 * num_known, k_limit) if grow else int(k_max)
     result = KEstimate(num_known=num_known)
     labels = np.asarray(labels, dtype=np.int64)
     x = torch.as_tensor(np.asarray(features), dtype=torch.float32)
@@ -297,8 +319,8 @@ def estimate_novel_k(features, labels, num_known: int, k_max: int | None = None,
         return result
 
     num_probe = min(num_known, max(1, round(probe_fraction * num_known)))
-    draws = [_ProbeDraw(np.sort(rng.choice(num_known, num_probe, replace=False)), labels, num_known, device)
-             for _ in range(probe_draws)]
+    draws = [_ProbeDraw(probe, labels, num_known, device)
+             for probe in probe_sets(rng, num_known, num_probe, probe_draws)]
     result.probe_classes = [draw.probe.tolist() for draw in draws]
     num_unlabelled = int((labels == UNLABELLED).sum())
     k_top = min(k_max, num_known + num_unlabelled)  # at most one novel class per unlabelled row
@@ -317,10 +339,18 @@ def estimate_novel_k(features, labels, num_known: int, k_max: int | None = None,
     def total(k_total: int) -> float:
         return probe_weight * scored[k_total][0] + (1 - probe_weight) * scored[k_total][1]
 
+    def best() -> int:
+        return max(scored, key=lambda k: (total(k), -k))
+
     step = max(1, -(-(k_top - num_known) // max_points))  # coarse sweep of at most max_points + 1 K ...
     for k_total in range(num_known, k_top + 1, step):
         score(k_total)
-    coarse_best = max(scored, key=lambda k: (total(k), -k))
+    k_room = min(k_limit, num_known + num_unlabelled) if grow else k_top
+    while best() == max(scored) and max(scored) + step <= k_room:  # the best is the largest tried: widen
+        k_start, k_top = max(scored) + step, min(k_room, k_top + num_known)
+        for k_total in range(k_start, k_top + 1, step):
+            score(k_total)
+    coarse_best = best()
     for k_total in range(max(num_known, coarse_best - step + 1), min(k_top, coarse_best + step - 1) + 1):
         if k_total not in scored:  # ... then every K around its best
             score(k_total)
@@ -328,8 +358,7 @@ def estimate_novel_k(features, labels, num_known: int, k_max: int | None = None,
     result.probe_f1 = [scored[k][0] for k in result.ks]
     result.silhouette = [scored[k][1] for k in result.ks]
     result.scores = [total(k) for k in result.ks]
-    best = int(np.argmax(result.scores))
-    result.k_total = result.ks[best]
+    result.k_total = result.ks[int(np.argmax(result.scores))]
     result.k_novel = result.k_total - num_known
     if result.k_novel > 0:  # the chosen K's novel clusters, now with every known class anchored
         all_known = torch.from_numpy(labels).to(device)

@@ -30,7 +30,7 @@ def main() -> None:
     parser.add_argument("--num_novel", type=int, default=20)
     parser.add_argument("--noise", type=float, default=0.03, help="per-dimension noise around unit centres")
     parser.add_argument("--n_init", type=int, default=10)
-    parser.add_argument("--probe_draws", type=int, default=4)
+    parser.add_argument("--probe_draws", type=int, default=12)
     parser.add_argument("--max_rows", type=int, default=30000, help="as estimate_k.py (0: all rows)")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
@@ -50,7 +50,7 @@ def main() -> None:
     if args.device.startswith("cuda"):
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
-    print(f"{args.rows} x {args.dim}, K {args.num_known}..{3 * args.num_known}, n_init {args.n_init}, "
+    print(f"{args.rows} x {args.dim}, K {args.num_known}..{max(result.ks)}, n_init {args.n_init}, "
           f"{args.probe_draws} probe draws, "
           f"{args.device} ({torch.get_num_threads()} threads): {seconds:.1f} s, {seconds / len(result.ks):.2f} s per K; "
           f"novel K {result.k_novel} (true {args.num_novel}){' ' + result.message if result.message else ''}")
