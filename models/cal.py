@@ -16,7 +16,7 @@ from losses.ccr import ccr_loss
 from losses.prior import prior_regularisation
 from losses.supervised import supervised_loss
 from models.cal_net import CALNet, full_precision
-from models.pruning import move_optimizer_rows, prune_prototypes, seed_novel_prototypes
+from models.pruning import centroid_logit_norm, move_optimizer_rows, prune_prototypes, seed_novel_prototypes
 from trainer.distributed import unwrap
 
 log = logging.getLogger(__name__)
@@ -116,7 +116,8 @@ class CAL:
     def _seed_from_estimate(self, epoch: int, train_features) -> dict:
         """``novel_k_source=posthoc``: at the end of epoch ``prune_start`` the
         post-hoc estimator (utils/k_estimation.py) sets the number of novel
-        prototypes and their vectors (its k-means centres); DPP does not run."""
+        prototypes and their vectors (its k-means centres, at the norm whose
+        logits match the known prototypes'); DPP does not run."""
         from utils.k_estimation import estimate_novel_k
 
         prototypes = self.net.prototypes
@@ -131,9 +132,12 @@ class CAL:
             log.warning("epoch %d: no post-hoc estimate (%s); the prototypes stay as they are", epoch,
                         estimate.message or "no novel class found")
             return logs
-        seed_novel_prototypes(prototypes.weight.data, prototypes.valid, self.num_known, estimate.centres)
-        log.info("epoch %d: post-hoc estimate %d novel classes; novel prototypes set to its cluster centres",
-                 epoch, estimate.k_novel)
+        weight = prototypes.weight.data
+        norm = centroid_logit_norm(weight[:self.num_known], torch.as_tensor(features).to(weight.device),
+                                   torch.as_tensor(labels).to(weight.device))
+        seed_novel_prototypes(weight, prototypes.valid, self.num_known, estimate.centres, norm)
+        log.info("epoch %d: post-hoc estimate %d novel classes; novel prototypes set to its cluster centres "
+                 "(norm %s)", epoch, estimate.k_novel, "of the known prototypes" if norm is None else f"{norm:.3f}")
         return {"k_novel_estimate": estimate.k_novel, "k_posthoc": estimate.k_novel, "model_changed": True}
 
     def state_dict(self) -> dict:

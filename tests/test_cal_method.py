@@ -1,8 +1,10 @@
 """The CAL method object: precision under autocast and DPP's optimiser-state rules."""
+import numpy as np
 import pytest
 import torch
 
 from models.cal import CAL
+from models.pruning import centroid_logit_norm
 from utils.config import defaults, merge
 
 
@@ -137,3 +139,7 @@ def test_posthoc_source_sets_the_novel_prototypes_at_prune_start():
     novel = torch.nn.functional.normalize(cal.net.prototypes.weight[2:5].detach(), dim=1)
     similarity = novel @ torch.nn.functional.normalize(centres[2:], dim=1).t()
     assert sorted(similarity.argmax(dim=1).tolist()) == [0, 1, 2] and similarity.max(dim=1).values.min() > 0.99
+    weight = cal.net.prototypes.weight.detach()
+    norm = centroid_logit_norm(weight[:2], features, labels)  # the known rows did not move
+    expected = weight[:2].norm(dim=1).mean() if norm is None else norm
+    np.testing.assert_allclose(weight[2:5].norm(dim=1).numpy(), float(expected), rtol=1e-5)

@@ -354,3 +354,26 @@ def test_seed_novel_prototypes_writes_scaled_centres_and_may_grow():
     np.testing.assert_allclose(weight[:2].numpy(), [[3, 0], [0, 5]])
     np.testing.assert_allclose(weight[2:4].numpy(), [[4, 0], [4 / np.sqrt(2), 4 / np.sqrt(2)]], atol=1e-6)
     assert torch.count_nonzero(weight[4:]) == 0
+
+
+def test_centroid_logit_norm_matches_the_learned_prototypes_mean_logit():
+    """Class 0 rows (1, 0), (0.6, 0.8): unit centroid (0.8, 0.4)/|.| = (0.894, 0.447), mean z.c = 0.894;
+    class 1 row (0, 1): centroid (0, 1), z.c = 1. Prototypes w0 = (2, 0), w1 = (0, 1): z.w = 2, 1.2, 1.
+    Mean learned logit 4.2 / 3 = 1.4 over mean centroid logit (0.894 * 2 + 1) / 3 = 0.929."""
+    from models.pruning import centroid_logit_norm
+
+    features = torch.tensor([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0], [5.0, 5.0]])
+    labels = torch.tensor([0, 0, 1, -1])  # the unlabelled row is ignored
+    known = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
+    centroid_dot = 2 * 0.8 / np.sqrt(0.8)  # (1, 0).c + (0.6, 0.8).c with c = (0.8, 0.4) / sqrt(0.8)
+    expected = (4.2 / 3) / ((centroid_dot + 1) / 3)
+    np.testing.assert_allclose(centroid_logit_norm(known, features, labels), expected, rtol=1e-5)
+    assert centroid_logit_norm(-known, features, labels) is None  # no positive logit: no signal
+
+
+def test_seed_novel_prototypes_takes_a_given_norm():
+    from models.pruning import seed_novel_prototypes
+
+    weight = torch.tensor([[3.0, 0.0], [0.0, 5.0], [9.0, 9.0]])
+    seed_novel_prototypes(weight, torch.tensor(3), 2, torch.tensor([[0.0, 2.0]]), norm=0.5)
+    np.testing.assert_allclose(weight[2].numpy(), [0.0, 0.5])
