@@ -151,7 +151,7 @@ def move_optimizer_rows(optimizer: torch.optim.Optimizer, param: torch.Tensor, n
 
 
 @torch.no_grad()
-def centroid_logit_norm(known_weight: torch.Tensor, features: torch.Tensor, labels: torch.Tensor) -> float:
+def centroid_logit_norm(known_weight: torch.Tensor, features: torch.Tensor, labels: torch.Tensor) -> float | None:
     """Norm that gives a class-centroid direction the same mean logit on its
     class's labelled rows as the learned known prototypes give theirs:
     mean z.w_y / mean z.c_y over labelled rows (labels >= 0), c_y the unit
