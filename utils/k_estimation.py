@@ -366,7 +366,7 @@ def estimate_novel_k(features, labels, num_known: int, k_max: int | None = None,
     result.probe_f1 = [scored[k][0] for k in result.ks]
     result.silhouette = [scored[k][1] for k in result.ks]
     result.scores = [total(k) for k in result.ks]
-    result.k_total = result.ks[int(np.argmax(result.scores))]
+    result.k_total = best()
     result.k_novel = result.k_total - num_known
     if result.k_novel > 0:  # the chosen K's novel clusters, now with every known class anchored
         all_known = torch.from_numpy(labels).to(device)
