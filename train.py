@@ -226,7 +226,7 @@ def build_method(cfg, data, state: dict | None, device, dist):
     method = CAL(cfg, data.split.num_known, data.split.num_classes)
     if state is not None:
         method.net.load_state_dict(state["model"])
-    place_model(method.model, device, cfg.channels_last)
+    place_model(method.model, device, cfg.channels_last, cfg.cudnn_benchmark)
     if dist.enabled:
         torch.manual_seed(cfg.seed + dist.rank)  # distinct dropout masks per process
         if cfg.sync_batchnorm:

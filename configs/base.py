@@ -86,6 +86,10 @@ lr_gamma = 0.05                # StepLR: decay factor
 # bf16 trains ResNet-50 @ 256 41 % faster, ResNet-18 @ 64 29 % slower; trainer/device.py use_bf16).
 # CUDA only (CPU always runs fp32). true/false (older configs) mean bf16/fp32.
 amp = "auto"                   # autocast precision: auto, bf16 or fp32 (see above)
+# cudnn_benchmark: cuDNN times its convolution algorithms on the first batch of each shape and keeps
+# the fastest (CUDA only). Results stay within floating-point noise of the default algorithms, but runs
+# on a GPU are not bitwise repeatable either way.
+cudnn_benchmark = True         # let cuDNN pick its fastest convolution algorithms (CUDA)
 compile = False                # torch.compile the network (CUDA; compile time is paid in the first steps)
 # gpu_augment: loader workers ship the face crop resized to image_size*256/224 plus the drawn view
 # parameters; the weak/strong views are made batched on the device. Same random choices from the same

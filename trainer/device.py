@@ -32,7 +32,13 @@ def autocast_for(device: torch.device, bf16: bool):
     return contextlib.nullcontext()
 
 
-def place_model(model: torch.nn.Module, device: torch.device, channels_last: bool) -> torch.nn.Module:
+def place_model(model: torch.nn.Module, device: torch.device, channels_last: bool,
+                cudnn_benchmark: bool = True) -> torch.nn.Module:
+    """``model`` on ``device`` in the chosen memory layout. On CUDA, ``cudnn_benchmark``
+    lets cuDNN time its algorithms for each new input shape and keep the fastest
+    (a process-wide setting; training and evaluation shapes are fixed per run)."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = cudnn_benchmark
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)

@@ -50,7 +50,7 @@ def restore_method(cfg, state: dict, device):
 
     method = CAL(cfg, state["num_known"], state["num_classes"])
     method.net.load_state_dict(state["model"])
-    place_model(method.model, device, cfg.channels_last)
+    place_model(method.model, device, cfg.channels_last, cfg.cudnn_benchmark)
     return method
 
 

@@ -40,11 +40,15 @@ def main(argv=None) -> None:
     parser.add_argument("--batch", type=int, default=4, help="images per call (a step's 2B views)")
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA)")
     parser.add_argument("--channels_last", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--cudnn_benchmark", action=argparse.BooleanOptionalAction, default=True,
+                        help="cuDNN's autotuning, as configs/base.py cudnn_benchmark (CUDA)")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--top", type=int, default=12)
     args = parser.parse_args(argv)
 
     device = torch.device(args.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = args.cudnn_benchmark
     attention = FrequencyAttention().to(device)
     generator = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (args.batch, 3, args.size, args.size), generator=generator).float()
@@ -61,7 +65,8 @@ def main(argv=None) -> None:
         sync()
     per_call = (time.perf_counter() - started) / args.steps * 1e3
     print(f"frequency attention, {args.batch} x {args.size} px, {device}, "
-          f"{'bf16' if args.bf16 else 'fp32'}, channels_last {args.channels_last}: {per_call:.2f} ms per "
+          f"{'bf16' if args.bf16 else 'fp32'}, channels_last {args.channels_last}"
+          f"{f', cudnn_benchmark {args.cudnn_benchmark}' if device.type == 'cuda' else ''}: {per_call:.2f} ms per "
           f"forward + backward (under the profiler)")
     key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
     print(prof.key_averages().table(sort_by=key, row_limit=args.top))

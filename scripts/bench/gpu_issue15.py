@@ -9,13 +9,15 @@ measurement code:
 
 - step: training step of CAL (both views of a batch of 128, channels_last,
   losses, backward, Adam, one finiteness sync) as images/s counting both views,
-  for bf16 / fp32, with and without the frequency attention (attention share =
+  for bf16 / fp32, with and without the frequency attention
+  and cuDNN's autotuning (attention share =
   1 - t(without) / t(with)); host syncs per step counted with CUDA's sync
   debug mode; after: fused Adam, and ``compile`` (compile time printed apart);
 - check: the CUDA fast path of the attention against float64 references;
-- e2e: a training epoch from 256 px JPEGs (no face crop, 12 workers, pinned
-  memory) timed after a warm-up epoch, against the step-only rate of the same
-  process; after: gpu_augment off and on.
+- e2e: a training epoch (4 draws per image) from 256 px JPEGs (no face crop,
+  15 workers, pinned memory) timed after a warm-up epoch, against the step-only
+  rate of the same process, and the wait for its first batch; gpu_augment off
+  and on.
 
 Every case has a timeout and a failure does not stop the others; results go
 to stdout and, with ``--out``, to ``issue15_results.md`` / ``.jsonl``.
@@ -41,7 +43,7 @@ def _tree_config(overrides: list[str]):
     return load_config(None, overrides)
 
 
-def _build(backbone: str, size: int, attention: bool, device, compile_net: bool):
+def _build(backbone: str, size: int, attention: bool, device, compile_net: bool, cudnn_benchmark: bool):
     import torch
 
     from models.cal import CAL
@@ -60,6 +62,7 @@ def _build(backbone: str, size: int, attention: bool, device, compile_net: bool)
     if compile_net:
         from trainer.device import compile_network
         method.model = compile_network(method.model)
+    torch.backends.cudnn.benchmark = cudnn_benchmark  # after place_model, which sets it in the new tree
     return method, optimizer
 
 
@@ -129,7 +132,8 @@ def case_step(args) -> None:
     for variant in args.variants:
         precision, attention = variant.split(":")
         started = time.perf_counter()
-        method, optimizer = _build(args.backbone, args.size, attention == "att", device, args.compile)
+        method, optimizer = _build(args.backbone, args.size, attention == "att", device, args.compile,
+                                   args.cudnn_benchmark)
         batch = _fixed_batch(args.batch, args.size, device)
         step = _make_step(method, optimizer, lambda: batch, device, precision == "bf16")
         first = time.perf_counter()
@@ -141,6 +145,7 @@ def case_step(args) -> None:
         rates = _rate(step, device, 2 * args.batch, args.steps, args.repeats)
         record = {"case": "step", "tree": args.label, "model": f"{args.backbone}@{args.size}", "batch": args.batch,
                   "precision": precision, "attention": attention == "att", "compile": args.compile,
+                  "cudnn_benchmark": args.cudnn_benchmark,
                   "images_per_s": statistics.median(rates), "rates": [round(r, 1) for r in rates],
                   "first_step_s": round(first_step_s, 2), "syncs_per_step": _count_syncs(step, device),
                   "fused_adam": bool(optimizer.param_groups[0].get("fused")),
@@ -214,9 +219,11 @@ def case_e2e(args) -> None:
     labelled = np.arange(n) % 2 == 0
     extra = {"device_views": True} if args.gpu_augment else {}
     dataset = TrainSet(paths, labels, labelled, ImageReader(), args.size, 0, **extra)
-    sampler = EpochDrawSampler(np.ones(n), args.batch, 0, num_draws=n)
+    # an epoch of 4 draws per image: at one draw per image (24 steps) the first batch's wait, which a
+    # training epoch pays once (OWDFA-40 P1 draws ~71k samples per epoch), was ~15 % of the epoch
+    sampler = EpochDrawSampler(np.ones(n), args.batch, 0, num_draws=4 * n)
     loader = DataLoader(dataset, batch_sampler=sampler, **_worker_options(args.workers, device.type == "cuda"))
-    method, optimizer = _build(args.backbone, args.size, True, device, False)
+    method, optimizer = _build(args.backbone, args.size, True, device, False, args.cudnn_benchmark)
     bf16 = args.size >= 128
 
     def prepare(batch):
@@ -231,19 +238,21 @@ def case_e2e(args) -> None:
     current = {}
     step = _make_step(method, optimizer, lambda: current["batch"], device, bf16)
 
-    def epoch(index: int) -> tuple[float, int]:
+    def epoch(index: int) -> tuple[float, int, float]:
         sampler.set_epoch(index)
         _sync(device)
-        start, steps = time.perf_counter(), 0
+        start, steps, first_batch_s = time.perf_counter(), 0, 0.0
         for batch in loader:
+            if not steps:
+                first_batch_s = time.perf_counter() - start
             current["batch"] = prepare(batch)
             step()
             steps += 1
         _sync(device)
-        return time.perf_counter() - start, steps
+        return time.perf_counter() - start, steps, first_batch_s
 
-    warm_s, _ = epoch(0)  # workers start, page cache, cuDNN autotuning
-    seconds, steps = epoch(1)
+    warm_s, _, _ = epoch(0)  # workers start, page cache, cuDNN autotuning
+    seconds, steps, first_batch_s = epoch(1)
     fixed = prepare(next(iter(loader)))
     current["batch"] = fixed
     step_only = _rate(step, device, 2 * args.batch, 10, 2)
@@ -252,7 +261,7 @@ def case_e2e(args) -> None:
                       "images_in_epoch": steps * args.batch, "e2e_images_per_s": round(e2e, 1),
                       "step_only_images_per_s": round(statistics.median(step_only), 1),
                       "ratio": round(e2e / statistics.median(step_only), 3), "warm_epoch_s": round(warm_s, 1),
-                      "timed_epoch_s": round(seconds, 2)}), flush=True)
+                      "timed_epoch_s": round(seconds, 2), "first_batch_s": round(first_batch_s, 2)}), flush=True)
 
 
 # ---------------------------------------------------------------- orchestration
@@ -273,7 +282,9 @@ def run_case(tree: Path, label: str, args: list[str], timeout: float) -> tuple[l
 
 
 def plan(before: Path | None, smoke: bool, device: str, jpegs: Path) -> list[tuple]:
-    """(tree, label, case args, timeout) in order of importance."""
+    """(tree, label, case args, timeout) in order of importance. The new tree runs with cuDNN's
+    autotuning (its default, ``cudnn_benchmark``) and once without it, so the gain splits into
+    the autotuning and the code; the old tree never set it."""
     common = ["--device", device]
     if smoke:
         r50, r18, batch = ("resnet18", 64), ("resnet18", 32), "4"
@@ -281,43 +292,49 @@ def plan(before: Path | None, smoke: bool, device: str, jpegs: Path) -> list[tup
     else:
         r50, r18, batch = ("resnet50", 256), ("resnet18", 64), "128"
         timing = ["--steps", "8", "--repeats", "3", "--warmup", "2"]
-    trees = [(AFTER, "after")] + ([(before, "before")] if before else [])
-    cases = [(AFTER, "after", ["--kind", "check", *common], 90)]
-    for (backbone, size), variants, timeout in ((r50, ["bf16:att", "bf16:noatt", "fp32:att"], 120),
-                                                (r18, ["bf16:att", "fp32:att", "fp32:noatt"], 90)):
-        for tree, label in trees:
-            cases.append((tree, label, ["--kind", "step", "--backbone", backbone, "--size", str(size),
-                                        "--batch", batch, "--variants", *variants, *timing, *common], timeout))
-        if (backbone, size) == r50:  # compile right after its eager numbers: the last run's budget never reached it
-            cases.append((AFTER, "after", ["--kind", "step", "--backbone", backbone, "--size", str(size),
-                                           "--batch", batch, "--variants", "bf16:att", "--compile", *timing,
-                                           *common], 240))
+
+    def step(tree, label, model, variants, timeout, *flags):
+        return (tree, label, ["--kind", "step", "--backbone", model[0], "--size", str(model[1]), "--batch", batch,
+                              "--variants", *variants, *flags, *timing, *common], timeout)
+
+    bench = ["--cudnn_benchmark"]
+    cases = [(AFTER, "after", ["--kind", "check", *common], 60),
+             step(AFTER, "after", r50, ["bf16:att", "bf16:noatt", "fp32:att"], 120, *bench)]
+    if before:
+        cases.append(step(before, "before", r50, ["bf16:att", "bf16:noatt", "fp32:att"], 120))
+    cases += [step(AFTER, "after", r50, ["bf16:att", "bf16:noatt"], 90),
+              step(AFTER, "after", r50, ["bf16:att"], 150, "--compile", *bench)]
     e2e = ["--kind", "e2e", "--backbone", r50[0], "--size", str(r50[1]), "--batch", batch,
-           "--workers", "2" if smoke else "12", "--images", str(jpegs), *common]
-    cases.append((AFTER, "after", e2e, 150))
-    cases.append((AFTER, "after", [*e2e, "--gpu_augment"], 150))
-    if before and os.environ.get("ISSUE15_BEFORE_E2E") == "1":
-        cases.append((before, "before", e2e, 150))
+           "--workers", "2" if smoke else "15", "--images", str(jpegs), *bench, *common]
+    cases += [(AFTER, "after", e2e, 120), (AFTER, "after", [*e2e, "--gpu_augment"], 120),
+              step(AFTER, "after", r18, ["bf16:att", "fp32:att", "fp32:noatt"], 90, *bench)]
+    if before:
+        cases.append(step(before, "before", r18, ["bf16:att", "fp32:att", "fp32:noatt"], 90))
     return cases
 
 
 def format_results(records: list[dict]) -> str:
     steps = [r for r in records if r["case"] == "step"]
-    rate = {(r["tree"], r["model"], r["precision"], r["attention"], r["compile"]): r["images_per_s"] for r in steps}
-    lines = ["| tree | model | precision | compile | train img/s (both views) | attention share | first step s "
-             "| host syncs/step | fused Adam |", "|---|---|---|---|---:|---:|---:|---:|---|"]
+    def setting(r):
+        return r["tree"], r["model"], r["precision"], r["compile"], r.get("cudnn_benchmark", False)
+
+    rate = {(*setting(r), r["attention"]): r["images_per_s"] for r in steps}
+    lines = ["| tree | model | precision | compile | cuDNN autotune | train img/s (both views) | attention share "
+             "| first step s | host syncs/step | fused Adam |", "|---|---|---|---|---|---:|---:|---:|---:|---|"]
     for r in steps:
         if not r["attention"]:
             continue
-        without = rate.get((r["tree"], r["model"], r["precision"], False, r["compile"]))
+        without = rate.get((*setting(r), False))
         share = f"{100 * (1 - r['images_per_s'] / without):.1f} %" if without else "-"
-        lines.append(f"| {r['tree']} | {r['model']} | {r['precision']} | {r['compile']} | {r['images_per_s']:.0f} "
+        lines.append(f"| {r['tree']} | {r['model']} | {r['precision']} | {r['compile']} "
+                     f"| {r.get('cudnn_benchmark', False)} | {r['images_per_s']:.0f} "
                      f"{r['rates']} | {share} | {r['first_step_s']} | {r['syncs_per_step']} | {r['fused_adam']} |")
     for r in records:
         if r["case"] == "e2e":
             lines.append(f"\ne2e ({r['tree']}, gpu_augment={r['gpu_augment']}, {r['workers']} workers, "
                          f"{r['images_in_epoch']} samples): {r['e2e_images_per_s']} img/s vs step-only "
-                         f"{r['step_only_images_per_s']} img/s = {100 * r['ratio']:.1f} %")
+                         f"{r['step_only_images_per_s']} img/s = {100 * r['ratio']:.1f} % (first batch "
+                         f"{r['first_batch_s']} s)")
         elif r["case"] == "check":
             lines.append(f"\nattention CUDA path: dct2 relative error vs scipy {r['dct_rel_error_vs_scipy']:.2e}; "
                          f"mask (bf16 autocast) max |error| vs fp32 CPU {r['mask_max_abs_error_vs_fp32_cpu']:.2e}")
@@ -341,7 +358,7 @@ def main(argv=None) -> int:
     parser.add_argument("--images", help=argparse.SUPPRESS)
     for name in ("size", "batch", "steps", "repeats", "warmup", "workers"):
         parser.add_argument(f"--{name}", type=int, default=0, help=argparse.SUPPRESS)
-    for name in ("compile", "gpu_augment"):
+    for name in ("compile", "gpu_augment", "cudnn_benchmark"):
         parser.add_argument(f"--{name}", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.case:
