@@ -17,7 +17,7 @@ from losses.prior import prior_regularisation
 from losses.supervised import supervised_loss
 from models.cal_net import CALNet, full_precision
 from models.pruning import centroid_logit_norm, move_optimizer_rows, prune_prototypes, seed_novel_prototypes
-from trainer.distributed import unwrap
+from models.wrappers import unwrap
 
 log = logging.getLogger(__name__)
 

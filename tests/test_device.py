@@ -1,10 +1,10 @@
-"""Execution choices: the amp rule, autocast, compile wrapping and the optimiser."""
+"""Execution choices: the amp rule, autocast, placement, compile wrapping and the optimiser."""
 import pytest
 import torch
 
 from models.cal_net import CALNet
-from trainer.device import AUTO_BF16_MIN_SIZE, autocast_for, compile_network, make_optimizer, use_bf16
-from trainer.distributed import unwrap
+from models.wrappers import unwrap
+from trainer.device import AUTO_BF16_MIN_SIZE, autocast_for, compile_network, make_optimizer, place_model, use_bf16
 from utils.config import ConfigError, defaults, load_config, merge
 
 
@@ -47,3 +47,20 @@ def test_optimizer_is_adam_with_l2_and_fused_only_on_cuda():
     opt = make_optimizer(params, lr=0.1, weight_decay=0.01)
     assert isinstance(opt, torch.optim.Adam) and not opt.param_groups[0]["fused"]
     assert opt.param_groups[0]["weight_decay"] == 0.01 and opt.param_groups[0]["lr"] == 0.1
+
+
+def test_place_model_sets_cudnn_autotuning_only_for_cuda(monkeypatch):
+    """cudnn_benchmark is process-wide: a CPU run must leave it alone, a CUDA placement sets it
+    (the CUDA move itself is stubbed, so this runs without a GPU)."""
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    net = torch.nn.Conv2d(3, 4, 3)
+    place_model(net, torch.device("cpu"), channels_last=True, cudnn_benchmark=True)
+    assert torch.backends.cudnn.benchmark is False
+    assert net.weight.is_contiguous(memory_format=torch.channels_last)
+    moved = []
+    monkeypatch.setattr(net, "to", lambda *args, **kwargs: moved.append((args, kwargs)) or net)
+    place_model(net, torch.device("cuda"), channels_last=False, cudnn_benchmark=True)
+    assert torch.backends.cudnn.benchmark is True and moved == [((torch.device("cuda"),), {})]
+    place_model(net, torch.device("cuda"), channels_last=False, cudnn_benchmark=False)
+    assert torch.backends.cudnn.benchmark is False
+    assert defaults().cudnn_benchmark is True

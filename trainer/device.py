@@ -50,7 +50,7 @@ def to_layout(images: torch.Tensor, channels_last: bool) -> torch.Tensor:
 
 
 def compile_network(model: torch.nn.Module) -> torch.nn.Module:
-    """torch.compile'd ``model``; it shares the parameters, and ``unwrap`` (trainer/distributed.py)
+    """torch.compile'd ``model``; it shares the parameters, and ``unwrap`` (models/wrappers.py)
     returns the bare network, so checkpoints never carry the ``_orig_mod.`` prefix."""
     return torch.compile(model)
 

@@ -57,17 +57,6 @@ def init_distributed(device: torch.device) -> DistInfo:
     return info
 
 
-def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    """The bare network inside DistributedDataParallel and torch.compile wrappers."""
-    while True:
-        if hasattr(model, "_orig_mod"):  # torch.compile's OptimizedModule
-            model = model._orig_mod
-        elif hasattr(model, "module"):
-            model = model.module
-        else:
-            return model
-
-
 def reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
     """Sum of ``tensor`` over processes (a copy; the input is untouched)."""
     if not (dist.is_available() and dist.is_initialized()):

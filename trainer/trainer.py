@@ -26,9 +26,10 @@ import torch
 
 from dataset.owdfa import Data, eval_loader, shutdown_workers, train_eval_set, train_loader
 from dataset.transforms import device_views
+from models.wrappers import unwrap
 from trainer.checkpoint import save_atomic
 from trainer.device import autocast_for, compile_network, make_optimizer, to_layout, use_bf16
-from trainer.distributed import DistInfo, reduce_sum, unwrap
+from trainer.distributed import DistInfo, reduce_sum
 from trainer.evaluation import extract_features, predict, prediction_metrics
 from utils.run_dir import MetricsLog, write_json
 from utils.seed import rng_state, set_rng_state
