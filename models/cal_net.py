@@ -29,12 +29,11 @@ def full_precision(tensor: torch.Tensor):
     return torch.autocast(device_type=tensor.device.type, enabled=False)
 
 
-def normalise_input(x: torch.Tensor) -> torch.Tensor:
-    """uint8 [B,3,H,W] -> float (x / 255 - mean) / std; float input passes unchanged."""
+def normalise_input(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """uint8 [B,3,H,W] -> float (x - mean) / std with ``mean``/``std`` [1,3,1,1] in uint8 units
+    (ImageNet's times 255); float input passes unchanged."""
     if x.dtype != torch.uint8:
         return x
-    mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1) * 255
-    std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1) * 255
     return (x.float() - mean) / std
 
 
@@ -76,10 +75,15 @@ class CALNet(nn.Module):
         self.neck.bias.requires_grad_(False)  # BNNeck: shift-free feature
         self.dropout = nn.Dropout(dropout)
         self.prototypes = PrototypeClassifier(dim, num_prototypes, init_std)
+        # ImageNet mean/std in uint8 units as buffers that move with the network but stay out of
+        # checkpoints: built per forward from Python floats, they were two host-to-device copies, each a
+        # host sync on CUDA, in every step
+        self.register_buffer("input_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * 255, persistent=False)
+        self.register_buffer("input_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) * 255, persistent=False)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled, normalised feature z [B, D] (before dropout)."""
-        x = normalise_input(x)
+        x = normalise_input(x, self.input_mean, self.input_std)
         fmap = self.backbone.forward_features(x)
         if self.attention is not None:
             fmap = fmap * self.attention(x, fmap.shape[-2:]).to(fmap.dtype)
