@@ -96,6 +96,9 @@ def main(argv) -> int:
         print(f"note: {estimate.message}")
     print(f"estimated novel K: {estimate.k_novel} (true {true_novel}, error {record['k_novel_error']:+d}); "
           f"total K {estimate.k_total}")
+    low, high = estimate.near_best()
+    print(f"novel K scoring within 0.01 of the best: {low}-{high}" + (" (a flat curve: these features do not pin "
+                                                                      "K down)" if high - low > 2 else ""))
     print(f"curve written to {out_dir / 'k_curve.png'} and {out_dir / 'k_curve.json'}")
     return 0
 

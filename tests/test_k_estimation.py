@@ -36,6 +36,16 @@ def test_recovers_novel_k_on_separated_blobs(seed):
     assert len(result.scores) == len(result.probe_f1) == len(result.silhouette) == len(result.ks)
 
 
+def test_near_best_is_the_novel_k_range_within_the_tolerance():
+    """Scores by hand: best 0.80 at total K 7 (2 novel); 0.795 at K 9 is within 0.01, 0.78 is not."""
+    from utils.k_estimation import KEstimate
+
+    estimate = KEstimate(num_known=5, ks=[5, 6, 7, 8, 9, 10], scores=[0.5, 0.78, 0.80, 0.79, 0.795, 0.7])
+    assert estimate.near_best() == (2, 4)
+    assert estimate.near_best(0.03) == (1, 4)
+    assert KEstimate(num_known=5).near_best() is None
+
+
 def test_probe_f1_by_hand():
     """F1 = 2 |class & cluster| / (|class| + |cluster|), clusters counted with every row in them,
     probe classes matched one to one by the largest total F1."""
@@ -172,7 +182,9 @@ def test_cli_prints_the_estimate_and_writes_the_curve(monkeypatch, tmp_path, cap
     split = SimpleNamespace(num_known=5, num_novel_in_test=7)
     monkeypatch.setattr(estimate_k, "training_features", lambda args: (x, labels, split, torch.device("cpu")))
     assert estimate_k.main(["--ckpt", "run/checkpoints/last.pt", "--out", str(tmp_path)]) == 0
-    assert "estimated novel K: 7 (true 7, error +0); total K 12" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "estimated novel K: 7 (true 7, error +0); total K 12" in out
+    assert "novel K scoring within 0.01 of the best: 7-7\n" in out  # separated blobs: a sharp peak
     record = json.loads((tmp_path / "k_curve.json").read_text())
     assert record["k_novel"] == 7 and record["k_novel_error"] == 0 and record["ks"] == list(range(5, 16))
     assert (tmp_path / "k_curve.png").stat().st_size > 0

@@ -87,6 +87,15 @@ class KEstimate:
         """Plain numbers (for JSON): everything but the centres."""
         return {k: v for k, v in asdict(self).items() if k != "centres"}
 
+    def near_best(self, tolerance: float = 0.01) -> tuple[int, int] | None:
+        """Smallest and largest novel K scoring within ``tolerance`` of the best score:
+        how flat the curve is around the choice (None before any K was scored)."""
+        if not self.scores:
+            return None
+        top = max(self.scores)
+        near = [k - self.num_known for k, score in zip(self.ks, self.scores) if score >= top - tolerance]
+        return min(near), max(near)
+
 
 def _sq_dist(x: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
     """Squared Euclidean distances [N, R, M] of rows x [N, D] to R sets of centres [R, M, D]."""

@@ -1,6 +1,6 @@
 """Before/after numbers of issue 15 on one GPU, each case in its own process.
 
-    python scripts/bench/gpu_issue15.py --before .before --out results_dir   # about 4 minutes on an H100
+    python scripts/bench/gpu_issue15.py --before .before --out results_dir   # about 5 minutes on an H200
     python scripts/bench/gpu_issue15.py --smoke                               # CPU check of the harness
 
 "before" is a checkout of the old tree (``--before``), "after" this tree. A
@@ -346,7 +346,7 @@ def main(argv=None) -> int:
     parser.add_argument("--before", default=os.environ.get("BEFORE", ".before"), help="old tree ('' to skip)")
     parser.add_argument("--out", default=os.environ.get("OUT", ""), help="folder for the results files")
     parser.add_argument("--smoke", action="store_true", help="tiny CPU run of every case (checks the harness)")
-    parser.add_argument("--budget_s", type=float, default=float(os.environ.get("ISSUE15_BUDGET_S", "300")),
+    parser.add_argument("--budget_s", type=float, default=float(os.environ.get("ISSUE15_BUDGET_S", "360")),
                         help="skip the cases still waiting after this many seconds")
     parser.add_argument("--case", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--tree", help=argparse.SUPPRESS)

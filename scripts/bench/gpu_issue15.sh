@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Issue 15 before/after on one GPU (about 4 minutes on an H100; every case in its own process
-# with a timeout, the cases still waiting after ISSUE15_BUDGET_S=300 s are skipped):
+# Issue 15 before/after on one GPU (about 5 minutes on an H200; every case in its own process
+# with a timeout, the cases still waiting after ISSUE15_BUDGET_S=360 s are skipped):
 #   bash scripts/bench/gpu_issue15.sh [BEFORE_TREE]     # default .before (a checkout of 5133af9)
 # Results: stdout, and $OUT/issue15_results.{md,jsonl} when OUT is set.
 set -uo pipefail
