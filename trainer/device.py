@@ -36,7 +36,7 @@ def place_model(model: torch.nn.Module, device: torch.device, channels_last: boo
                 cudnn_benchmark: bool = True) -> torch.nn.Module:
     """``model`` on ``device`` in the chosen memory layout. On CUDA, ``cudnn_benchmark``
     lets cuDNN time its algorithms for each new input shape and keep the fastest
-    (a process-wide setting; training and evaluation shapes are fixed per run)."""
+    (a process-wide setting; it pays off because the training batches repeat one shape)."""
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = cudnn_benchmark
     model.to(device)

@@ -15,8 +15,8 @@ Variants (configs/base.py switches on top of configs/demo.py):
   DPP settings beyond the paper (unknown K): dpp_move (Adam moments move with the rows),
   dpp_members (joined anchors keep their members' norm), dpp_late (first prune after
   epoch 5), dpp_late_bounded (from epoch 3, at most half the novel prototypes per epoch),
-  posthoc (the post-hoc estimator sets the novel prototypes at the end of epoch 4; its many
-  small kernels make many such runs sharing one GPU slow: use --parallel 2 or 3 for it).
+  posthoc (the post-hoc estimator sets the novel prototypes at the end of epoch 4; nine such
+  runs sharing one GPU were slow, likely its many small kernels: use --parallel 2 or 3 for it).
 Every run of a protocol uses the same split (split_seed fixed); seeds vary the
 training (initialisation, sampling, augmentation, dropout). The table reports
 mean ± std over seeds of the last epoch's test metrics, the mean test
