@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from sklearn.metrics import silhouette_samples
 
 from tests.conftest import TINY, run_cli
-from utils.k_estimation import cosine_silhouette, estimate_novel_k, probe_f1, probe_sets, semi_supervised_kmeans
+from utils.k_estimation import (KEstimate, cosine_silhouette, estimate_novel_k, probe_f1, probe_sets,
+                                semi_supervised_kmeans)
 
 
 def blobs(num_known: int, num_novel: int, seed: int, per_class: int = 100, dim: int = 32, noise: float = 0.1,
@@ -38,8 +39,6 @@ def test_recovers_novel_k_on_separated_blobs(seed):
 
 def test_near_best_is_the_novel_k_range_within_the_tolerance():
     """Scores by hand: best 0.80 at total K 7 (2 novel); 0.795 at K 9 is within 0.01, 0.78 is not."""
-    from utils.k_estimation import KEstimate
-
     estimate = KEstimate(num_known=5, ks=[5, 6, 7, 8, 9, 10], scores=[0.5, 0.78, 0.80, 0.79, 0.795, 0.7])
     assert estimate.near_best() == (2, 4)
     assert estimate.near_best(0.03) == (1, 4)

@@ -211,7 +211,7 @@ def test_a_training_step_reads_nothing_back_to_the_host():
     batch = {"weak": torch.randint(0, 256, (6, 3, 32, 32), generator=g, dtype=torch.uint8),
              "strong": torch.randint(0, 256, (6, 3, 32, 32), generator=g, dtype=torch.uint8),
              "label": torch.tensor([0, 1, 2, -1, -1, -1])}
-    for step in range(2):
+    for _ in range(2):  # the second step is the one checked
         spy = _HostReads()
         with spy:
             out = method.training_step(batch, epoch=5)
