@@ -31,11 +31,20 @@ def test_autocast_for_takes_the_resolved_flag_only():
         assert not torch.is_autocast_enabled("cpu")
 
 
+def test_compile_applies_on_cuda_only():
+    """compile=true (the default) leaves a CPU run eager; on CUDA the network is wrapped
+    (torch.compile is lazy: nothing is compiled before the first forward)."""
+    net = CALNet("resnet18", 5)
+    assert compile_network(net, torch.device("cpu")) is net
+    assert unwrap(compile_network(net, torch.device("cuda"))) is net
+    assert compile_network(net, torch.device("cuda")) is not net
+
+
 def test_compiled_network_saves_bare_state_dict_keys():
     """unwrap() sees through torch.compile (and DDP), so checkpoints never carry `_orig_mod.`
     and load into an uncompiled network (exact resume with compile=true)."""
     net = CALNet("resnet18", 5)
-    compiled = compile_network(net)
+    compiled = compile_network(net, torch.device("cuda"))
     assert any(k.startswith("_orig_mod.") for k in compiled.state_dict())
     assert unwrap(compiled) is net
     assert list(unwrap(compiled).state_dict()) == list(CALNet("resnet18", 5).state_dict())

@@ -76,7 +76,7 @@ class Trainer:
         self.optimizer = make_optimizer(method.parameters(), cfg.lr, cfg.weight_decay)
         self.bf16 = use_bf16(cfg.amp, cfg.image_size)
         if cfg.compile:
-            method.model = compile_network(method.model)
+            method.model = compile_network(method.model, device)
         self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
         pin = device.type == "cuda"
         self.train_loader = train_loader(data, cfg, dist.rank, dist.world_size, pin)

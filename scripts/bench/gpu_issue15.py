@@ -61,7 +61,7 @@ def _build(backbone: str, size: int, attention: bool, device, compile_net: bool,
         optimizer = torch.optim.Adam(method.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     if compile_net:
         from trainer.device import compile_network
-        method.model = compile_network(method.model)
+        method.model = compile_network(method.model, device)
     torch.backends.cudnn.benchmark = cudnn_benchmark  # after place_model, which sets it in the new tree
     return method, optimizer
 
