@@ -152,13 +152,13 @@ def device_views(source: torch.Tensor, params: torch.Tensor, size: int) -> tuple
     strong = torch.where(flip_s.bool()[:, None, None, None], flipped, x)
     strong = torch.where(cropped.bool()[:, None, None, None], _crop_resize(strong, box), strong)
     b, c, b_first = (params[:, i][:, None, None, None] for i in (8, 9, 10))
-    grey = torch.tensor([0.2989, 0.587, 0.114], device=x.device).view(1, 3, 1, 1)
 
     def brightness(t):
         return (t * b).clamp(0, 255)
 
-    def contrast(t):
-        mean = (t * grey).sum(dim=1, keepdim=True).mean(dim=(2, 3), keepdim=True)
+    def contrast(t):  # luma weights as Python floats: a device tensor built per batch is a host-to-device copy
+        luma = 0.2989 * t[:, 0:1] + 0.587 * t[:, 1:2] + 0.114 * t[:, 2:3]
+        mean = luma.mean(dim=(2, 3), keepdim=True)
         return (c * t + (1 - c) * mean).clamp(0, 255)
     jittered_image = torch.where(b_first.bool(), contrast(brightness(strong)), brightness(contrast(strong)))
     strong = torch.where(jittered.bool()[:, None, None, None], jittered_image, strong)

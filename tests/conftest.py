@@ -19,6 +19,30 @@ TINY = ["image_size=32", "backbone=resnet18", "pretrained=false", "num_workers=0
         "test_batch_size=128", "budget_real=24", "budget_known=12", "budget_novel=12", "device=cpu"]
 
 
+HOST_READS = {"_local_scalar_dense", "nonzero", "masked_select", "lift_fresh", "lift_fresh_copy"}
+
+
+@pytest.fixture
+def host_reads():
+    """A context manager class whose instances record, in ``seen``, the ops that read
+    device data on the host or build tensors from host data: on CUDA each is a host
+    sync (the CPU waits for the GPU). Checked on the CPU, where the same ops run."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class HostReads(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.seen = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            name = func.__name__.split(".")[0]
+            if name in HOST_READS:
+                self.seen.append(name)
+            return func(*args, **(kwargs or {}))
+
+    return HostReads
+
+
 @pytest.fixture(scope="session")
 def mini_root(tmp_path_factory) -> Path:
     """A mini OWDFA-40 tree: 12 images per forgery class at 32 px."""

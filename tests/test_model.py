@@ -177,25 +177,7 @@ def test_dropout_and_frequency_attention_options(images):
         torch.testing.assert_close(net(images), net(images), rtol=0, atol=0)
 
 
-HOST_READS = {"_local_scalar_dense", "nonzero", "masked_select", "lift_fresh", "lift_fresh_copy"}
-
-
-class _HostReads(torch.utils._python_dispatch.TorchDispatchMode):
-    """Records the ops that read device data on the host or build tensors from host data:
-    on CUDA each is a host sync (the CPU waits for the GPU)."""
-
-    def __init__(self):
-        super().__init__()
-        self.seen = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        name = func.__name__.split(".")[0]
-        if name in HOST_READS:
-            self.seen.append(name)
-        return func(*args, **(kwargs or {}))
-
-
-def test_a_training_step_reads_nothing_back_to_the_host():
+def test_a_training_step_reads_nothing_back_to_the_host(host_reads):
     """After the first step (which reads the valid count once), forward, the four losses, DPP's
     usage count, backward and fused Adam run without a host read: the trainer's finiteness flag
     stays the one sync per step on CUDA. uint8 views, as the loader ships them."""
@@ -212,7 +194,7 @@ def test_a_training_step_reads_nothing_back_to_the_host():
              "strong": torch.randint(0, 256, (6, 3, 32, 32), generator=g, dtype=torch.uint8),
              "label": torch.tensor([0, 1, 2, -1, -1, -1])}
     for _ in range(2):  # the second step is the one checked
-        spy = _HostReads()
+        spy = host_reads()
         with spy:
             out = method.training_step(batch, epoch=5)
             optimizer.zero_grad(set_to_none=True)

@@ -88,6 +88,21 @@ def test_device_views_batch_equals_per_sample_and_repeats_exactly():
         assert (one[1][0].float() - strong[i].float()).abs().max() <= 1
 
 
+def test_device_views_read_nothing_back_to_the_host(host_reads):
+    """gpu_augment's views run once per training step: no host read or host-built tensor in them
+    (a per-batch torch.tensor(..., device=cuda) is a host-to-device copy, a sync on CUDA)."""
+    views = TrainViews(32)
+    items = [views.source(_smooth_image(50, i), np.random.default_rng([5, 2, i])) for i in range(4)]
+    sources, params = torch.stack([s for s, _ in items]), torch.stack([p for _, p in items])
+    spy = host_reads()
+    with spy:
+        device_views(sources, params, 32)
+    assert spy.seen == []
+    with spy:
+        torch.tensor([0.5])  # the spy sees a host-built tensor when there is one
+    assert spy.seen
+
+
 def test_training_with_gpu_augment_runs(mini_root, tmp_path):
     """gpu_augment=true end to end (TINY, one epoch): the loader ships sources, the trainer makes the views."""
     import json
