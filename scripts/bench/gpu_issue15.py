@@ -224,7 +224,7 @@ def case_e2e(args) -> None:
     # an OWDFA-40 P1 epoch has 556 steps
     sampler = EpochDrawSampler(np.ones(n), args.batch, 0, num_draws=4 * n)
     loader = DataLoader(dataset, batch_sampler=sampler, **_worker_options(args.workers, device.type == "cuda"))
-    method, optimizer = _build(args.backbone, args.size, True, device, False, args.cudnn_benchmark)
+    method, optimizer = _build(args.backbone, args.size, True, device, args.compile, args.cudnn_benchmark)
     bf16 = args.size >= 128
 
     def prepare(batch):
@@ -258,7 +258,8 @@ def case_e2e(args) -> None:
     current["batch"] = fixed
     step_only = _rate(step, device, 2 * args.batch, 10, 2)
     e2e = 2 * args.batch * steps / seconds
-    print(json.dumps({"case": "e2e", "tree": args.label, "gpu_augment": args.gpu_augment, "workers": args.workers,
+    print(json.dumps({"case": "e2e", "tree": args.label, "gpu_augment": args.gpu_augment, "compile": args.compile,
+                      "workers": args.workers,
                       "images_in_epoch": steps * args.batch, "e2e_images_per_s": round(e2e, 1),
                       "step_only_images_per_s": round(statistics.median(step_only), 1),
                       "ratio": round(e2e / statistics.median(step_only), 3), "warm_epoch_s": round(warm_s, 1),
@@ -308,6 +309,7 @@ def plan(before: Path | None, smoke: bool, device: str, jpegs: Path) -> list[tup
     e2e = ["--kind", "e2e", "--backbone", r50[0], "--size", str(r50[1]), "--batch", batch,
            "--workers", "2" if smoke else "15", "--images", str(jpegs), *bench, *common]
     cases += [(AFTER, "after", e2e, 120), (AFTER, "after", [*e2e, "--gpu_augment"], 120),
+              (AFTER, "after", [*e2e, "--compile"], 240),
               step(AFTER, "after", r18, ["bf16:att", "fp32:att", "fp32:noatt"], 90, *bench)]
     if before:
         cases.append(step(before, "before", r18, ["bf16:att", "fp32:att", "fp32:noatt"], 90))
@@ -333,7 +335,8 @@ def format_results(records: list[dict]) -> str:
                      f"{r['rates']} | {share} | {r['first_step_s']} | {r['syncs_per_step']} | {r['fused_adam']} |")
     for r in records:
         if r["case"] == "e2e":
-            lines.append(f"\ne2e ({r['tree']}, gpu_augment={r['gpu_augment']}, {r['workers']} workers, "
+            lines.append(f"\ne2e ({r['tree']}, gpu_augment={r['gpu_augment']}, compile={r.get('compile', False)}, "
+                         f"{r['workers']} workers, "
                          f"{r['images_in_epoch']} samples): {r['e2e_images_per_s']} img/s vs step-only "
                          f"{r['step_only_images_per_s']} img/s = {100 * r['ratio']:.1f} % (first batch "
                          f"{r['first_batch_s']} s)")
