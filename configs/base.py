@@ -91,8 +91,8 @@ amp = "auto"                   # autocast precision: auto, bf16 or fp32 (see abo
 # on a GPU are not bitwise repeatable either way.
 cudnn_benchmark = True         # let cuDNN pick its fastest convolution algorithms (CUDA)
 # compile: torch.compile the network on CUDA (ignored on CPU). ResNet-50 @ 256 bf16 on an H100: 2,514 ->
-# 3,294 img/s (+31 %); the first step compiles for about a minute, evaluation once more, a DPP prune
-# (new prototype count) once more. A whole run with a mid-epoch stop and resume was checked on an H100.
+# 3,294 img/s (+31 %); the first step compiles for about a minute, evaluation once more. Checked on an
+# H100: a whole run with DPP (the prototype count changed twice), a mid-epoch stop and resume.
 compile = True                 # torch.compile the network (CUDA); false: eager
 # gpu_augment: loader workers ship the face crop resized to image_size*256/224 plus the drawn view
 # parameters; the weak/strong views are made batched on the device. Same random choices from the same
