@@ -16,8 +16,9 @@ measurement code:
 - check: the CUDA fast path of the attention against float64 references;
 - e2e: a training epoch (4 draws per image) from 256 px JPEGs (no face crop,
   15 workers, pinned memory) timed after a warm-up epoch, against the step-only
-  rate of the same process, and the wait for its first batch; gpu_augment off
-  and on.
+  rate of the same process, and the wait for its first batch; eager with
+  gpu_augment off and on, then compiled (its warm-up epoch compiles: raise
+  ``--budget_s`` to reach it after the other cases).
 
 Every case has a timeout and a failure does not stop the others; results go
 to stdout and, with ``--out``, to ``issue15_results.md`` / ``.jsonl``.
