@@ -92,7 +92,9 @@ def evaluate_checkpoint(args) -> dict:
 
         save_test_report(args.save_predictions, out, data.split, state)
     valid = method.net.prototypes.num_valid
+    space = data.split.space  # "OWDFA-40 protocol 1", or a custom table's "my_classes.csv known 0,3,8"
     metrics.update(checkpoint=str(args.ckpt), epoch=state["epoch"], protocol=cfg.protocol,
+                   label_space=f"{space.table.name} {space.name}",
                    valid_prototypes=valid, selected_on_test_set=bool(state.get("selected_on_test_set")))
     if cfg.unknown_k:
         metrics["k_novel_estimate"] = valid - data.split.num_known
@@ -115,7 +117,7 @@ def main(argv) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     note = " (best epoch, selected on the test set)" if metrics["selected_on_test_set"] else ""
-    print(f"{args.ckpt}: epoch {metrics['epoch']}{note}, protocol {metrics['protocol']}, "
+    print(f"{args.ckpt}: epoch {metrics['epoch']}{note}, {metrics['label_space']}, "
           f"{metrics['num_test']} test images, {metrics['valid_prototypes']} valid prototypes")
     print(format_table(metrics))
     if args.save_predictions:

@@ -59,6 +59,7 @@ def test_test_py_reproduces_the_last_epoch(custom_run, tmp_path):
     out = tmp_path / "eval.json"
     result = run_cli("test.py", "--ckpt", str(run_dir / "checkpoints" / "last.pt"), "--out", str(out))
     assert result.returncode == 0, result.stderr
+    assert "my_classes.csv known 0,3,8," in result.stdout  # not the unused default protocol
     evaluated = json.loads(out.read_text())
     recorded = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])
     for key in ("all_acc", "known_acc", "novel_acc", "nmi", "ari", "k_novel_estimate", "k_novel_true"):
