@@ -92,9 +92,8 @@ def evaluate_checkpoint(args) -> dict:
 
         save_test_report(args.save_predictions, out, data.split, state)
     valid = method.net.prototypes.num_valid
-    space = data.split.space  # "OWDFA-40 protocol 1", or a custom table's "my_classes.csv known 0,3,8"
     metrics.update(checkpoint=str(args.ckpt), epoch=state["epoch"], protocol=cfg.protocol,
-                   label_space=f"{space.table.name} {space.name}",
+                   label_space=data.split.space.title,
                    valid_prototypes=valid, selected_on_test_set=bool(state.get("selected_on_test_set")))
     if cfg.unknown_k:
         metrics["k_novel_estimate"] = valid - data.split.num_known

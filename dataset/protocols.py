@@ -102,6 +102,11 @@ class LabelSpace:
     name: str               # "protocol 1" or "known 0,3,8"
 
     @property
+    def title(self) -> str:
+        """Table and known classes, e.g. ``"OWDFA-40 protocol 1"`` or ``"my_classes.csv known 0,3,8"``."""
+        return f"{self.table.name} {self.name}"
+
+    @property
     def novel(self) -> tuple[int, ...]:
         known = set(self.known)
         return tuple(i for i in self.table.indices if i not in known)

@@ -99,7 +99,7 @@ class Split:
         """ASCII table: per class drawn / train labelled / train unlabelled / test."""
         known = set(self.space.known)
         header = f"{'idx':>3} {'code':<5} {'method':<15} {'set':<5} {'train-L':>8} {'train-U':>8} {'test':>6}"
-        lines = [f"{self.space.table.name} {self.space.name}: {len(known)} known, "
+        lines = [f"{self.space.title}: {len(known)} known, "
                  f"{self.num_classes - len(known)} novel classes", header, "-" * len(header)]
         totals = np.zeros(3, dtype=int)
         for c in self.space.table.indices:

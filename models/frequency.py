@@ -147,17 +147,13 @@ class FrequencyAttention(nn.Module):
         self.pool = pool
         self.dct = DCT2()
 
-    def gate(self, spectrum: torch.Tensor) -> torch.Tensor:
-        """a = sigmoid(conv2(relu(conv1(X)))) [B,1,H,W] from the scaled spectrum X [B,C,H,W]."""
-        return torch.sigmoid(self.conv2(F.relu(self.conv1(spectrum))))
-
     def forward(self, image: torch.Tensor, feature_size: tuple[int, int]) -> torch.Tensor:
         """image [B,C,H,W] -> attention mask [B,1,h,w] (float32) for a feature map of size (h, w)."""
         image = image.float()
         with torch.autocast(device_type=image.device.type, enabled=False):
             coefficients = self.dct.orthonormal(image)
             spectrum = coefficients * self.dct.basis(*image.shape[-2:], image.device, image.dtype)[2]
-        gate = self.gate(spectrum)
+        gate = torch.sigmoid(self.conv2(F.relu(self.conv1(spectrum))))
         with torch.autocast(device_type=image.device.type, enabled=False):
             gated = coefficients.mean(dim=1, keepdim=True) * gate.float()
             mask = torch.sigmoid(self.dct.orthonormal_inverse(gated))
