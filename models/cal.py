@@ -136,8 +136,9 @@ class CAL:
         norm = centroid_logit_norm(weight[:self.num_known], torch.as_tensor(features).to(weight.device),
                                    torch.as_tensor(labels).to(weight.device))
         seed_novel_prototypes(weight, prototypes.valid, self.num_known, estimate.centres, norm)
-        log.info("epoch %d: post-hoc estimate %d novel classes (within 0.01 of the best score: %d-%d); novel "
-                 "prototypes set to its cluster centres (norm %s)", epoch, estimate.k_novel, *estimate.near_best(),
+        log.info("epoch %d: post-hoc estimate %d novel classes (best mean score at %d; within 0.01 of it: %d-%d); "
+                 "novel prototypes set to its cluster centres (norm %s)", epoch, estimate.k_novel,
+                 estimate.k_best_score, *estimate.near_best(),
                  "of the known prototypes" if norm is None else f"{norm:.3f}")
         return {"k_novel_estimate": estimate.k_novel, "k_posthoc": estimate.k_novel, "model_changed": True}
 

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from sklearn.metrics import silhouette_samples
 
 from tests.conftest import TINY, run_cli
-from utils.k_estimation import (KEstimate, cosine_silhouette, estimate_novel_k, probe_f1, probe_sets,
+from utils.k_estimation import (KEstimate, choose_k, cosine_silhouette, estimate_novel_k, probe_f1, probe_sets,
                                 semi_supervised_kmeans)
 
 
@@ -43,6 +43,23 @@ def test_near_best_is_the_novel_k_range_within_the_tolerance():
     assert estimate.near_best() == (2, 4)
     assert estimate.near_best(0.03) == (1, 4)
     assert KEstimate(num_known=5).near_best() is None
+
+
+def test_choose_k_takes_the_largest_k_within_one_paired_standard_error_by_hand():
+    """Best mean 0.80 at K 6. K 7: gaps to K 6 per draw 0.02, -0.02, 0.04, 0.00, mean 0.01, std
+    sqrt(20e-4 / 3) = 0.0258, SE 0.0129 >= 0.01: within. K 8 trails K 6 by 0.005 on every draw: its SE is 0,
+    so the same small gap is real (paired draws), and K 9 trails by 0.1."""
+    ks = [5, 6, 7, 8, 9]
+    scores = np.array([[0.50, 0.50, 0.50, 0.50],
+                       [0.80, 0.70, 0.90, 0.80],
+                       [0.78, 0.72, 0.86, 0.80],
+                       [0.795, 0.695, 0.895, 0.795],
+                       [0.70, 0.60, 0.80, 0.70]])
+    assert choose_k(ks, scores) == 7
+    assert choose_k(ks, scores, within_se=0) == 6          # the argmax
+    assert choose_k(ks, scores, within_se=0.5) == 6        # 0.01 > 0.5 x 0.0129
+    assert choose_k(ks, scores[:, :1]) == 6                # one draw: no standard error, the argmax
+    assert choose_k([5, 6], [[0.8, 0.7], [0.8, 0.7]], within_se=0) == 6  # an exact tie: the larger K
 
 
 def test_probe_f1_by_hand():

@@ -77,6 +77,9 @@ class KEstimate:
     scores: list[float] = field(default_factory=list)        # w probe_f1 + (1 - w) silhouette per K
     probe_f1: list[float] = field(default_factory=list)      # mean over the probe draws
     silhouette: list[float] = field(default_factory=list)    # mean over the probe draws
+    draw_scores: list[list[float]] = field(default_factory=list)  # per K, the score of each probe draw
+    tie_floor: list[float] = field(default_factory=list)     # per K, the lowest mean score tied with the best
+    k_best_score: int | None = None                           # novel K of the best mean score (k_novel: choose_k)
     probe_classes: list[list[int]] = field(default_factory=list)  # one list per draw
     rows_used: int = 0
     degenerate: bool = False
@@ -293,10 +296,38 @@ def probe_sets(rng: np.random.Generator, num_known: int, num_probe: int, count: 
     return sets[:count]
 
 
+def tie_floor(draw_scores: np.ndarray, within_se: float = 1.0) -> np.ndarray:
+    """Per K, the lowest mean score that still counts as tied with the best:
+    best mean - ``within_se`` x the standard error of the gap to the best.
+    draw_scores [K values, draws]: the same probe draws score every K, so the
+    gap is taken draw by draw (paired) and its standard error is
+    std(gap) / sqrt(draws). One draw: no standard error, the floor is the best."""
+    draw_scores = np.asarray(draw_scores, dtype=np.float64)
+    means = draw_scores.mean(axis=1)
+    best = int(np.argmax(means))
+    draws = draw_scores.shape[1]
+    if draws < 2:
+        return np.full(len(means), means[best])
+    gaps = draw_scores[best][None, :] - draw_scores
+    return means[best] - within_se * gaps.std(axis=1, ddof=1) / np.sqrt(draws)
+
+
+def choose_k(ks: list[int], draw_scores: np.ndarray, within_se: float = 1.0) -> int:
+    """The largest K whose mean score is tied with the best (``tie_floor``): a
+    one-standard-error rule, turned towards the larger K because counting too
+    few novel classes costs more than too many (too few forces several
+    methods into one cluster; too many leaves some prototypes half-used).
+    ``within_se=0`` or one draw: the argmax (of exact ties, the larger K)."""
+    means = np.asarray(draw_scores, dtype=np.float64).mean(axis=1)
+    floor = tie_floor(draw_scores, within_se)
+    return max(k for k, mean, low in zip(ks, means, floor) if mean >= low)
+
+
 def estimate_novel_k(features, labels, num_known: int, k_max: int | None = None, probe_fraction: float = 0.3,
                      probe_draws: int = 12, probe_weight: float = 0.9, n_init: int = 10, max_iter: int = 30,
                      seed: int = 0, device: str | torch.device = "cpu", batch_size: int = 16384,
-                     max_rows: int | None = 30000, max_points: int = 40, k_limit: int | None = None) -> KEstimate:
+                     max_rows: int | None = 30000, max_points: int = 40, k_limit: int | None = None,
+                     within_se: float = 1.0) -> KEstimate:
     """Sweep total K over [num_known, k_max] and pick the best.
 
     Without ``k_max`` the range starts at [num_known, 3 x num_known] and
@@ -309,7 +340,8 @@ def estimate_novel_k(features, labels, num_known: int, k_max: int | None = None,
     of a labelled row, -1 for an unlabelled one. ``probe_draws`` times, a
     ``probe_fraction`` of the known classes (at least one) is drawn as the
     probe and clustered as unlabelled; see the module docstring for the
-    score. ``max_rows`` subsamples the rows (seeded) before the sweep (None:
+    score and ``choose_k`` for the choice (``within_se``; 0 is the argmax of
+    the mean score). ``max_rows`` subsamples the rows (seeded) before the sweep (None:
     all). With more than ``max_points`` K values in the range, K is swept in
     steps first and then at every K within a step of the coarse best.
     Degenerate input returns ``degenerate=True`` with a message, never raises.
@@ -341,7 +373,7 @@ def estimate_novel_k(features, labels, num_known: int, k_max: int | None = None,
     result.probe_classes = [draw.probe.tolist() for draw in draws]
     num_unlabelled = int((labels == UNLABELLED).sum())
     k_top = min(k_max, num_known + num_unlabelled)  # at most one novel class per unlabelled row
-    scored: dict[int, tuple[float, float]] = {}  # total K -> (probe F1, silhouette), means over the draws
+    scored: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # total K -> (probe F1, silhouette) of each draw
 
     def score(k_total: int) -> None:
         f1, sil = [], []
@@ -351,30 +383,37 @@ def estimate_novel_k(features, labels, num_known: int, k_max: int | None = None,
             f1.append(probe_f1(labels, assignment.cpu().numpy(), draw.probe))
             value = cosine_silhouette(x, assignment, draw.free_rows)
             sil.append(0.0 if np.isnan(value) else value)
-        scored[k_total] = (float(np.mean(f1)), float(np.mean(sil)))
+        scored[k_total] = (np.array(f1), np.array(sil))
 
-    def total(k_total: int) -> float:
+    def per_draw(k_total: int) -> np.ndarray:
         return probe_weight * scored[k_total][0] + (1 - probe_weight) * scored[k_total][1]
 
+    def total(k_total: int) -> float:
+        return float(per_draw(k_total).mean())
+
     def best() -> int:
-        return max(scored, key=lambda k: (total(k), -k))
+        ks = sorted(scored)
+        return choose_k(ks, np.stack([per_draw(k) for k in ks]), within_se)
 
     step = max(1, -(-(k_top - num_known) // max_points))  # coarse sweep of at most max_points + 1 K ...
     for k_total in range(num_known, k_top + 1, step):
         score(k_total)
     k_room = min(k_limit, num_known + num_unlabelled) if grow else k_top
-    while best() == max(scored) and max(scored) + step <= k_room:  # the best is the largest tried: widen
+    while best() == max(scored) and max(scored) + step <= k_room:  # the choice is the largest tried: widen
         k_start, k_top = max(scored) + step, min(k_room, k_top + num_known)
         for k_total in range(k_start, k_top + 1, step):
             score(k_total)
-    coarse_best = best()
-    for k_total in range(max(num_known, coarse_best - step + 1), min(k_top, coarse_best + step - 1) + 1):
-        if k_total not in scored:  # ... then every K around its best
+    coarse = best()
+    for k_total in range(max(num_known, coarse - step + 1), min(k_top, coarse + step - 1) + 1):
+        if k_total not in scored:  # ... then every K around its choice
             score(k_total)
     result.ks = sorted(scored)
-    result.probe_f1 = [scored[k][0] for k in result.ks]
-    result.silhouette = [scored[k][1] for k in result.ks]
+    result.probe_f1 = [float(scored[k][0].mean()) for k in result.ks]
+    result.silhouette = [float(scored[k][1].mean()) for k in result.ks]
     result.scores = [total(k) for k in result.ks]
+    result.draw_scores = [per_draw(k).tolist() for k in result.ks]
+    result.tie_floor = tie_floor(result.draw_scores, within_se).tolist()
+    result.k_best_score = max(scored, key=lambda k: (total(k), -k)) - num_known
     result.k_total = best()
     result.k_novel = result.k_total - num_known
     if result.k_novel > 0:  # the chosen K's novel clusters, now with every known class anchored
