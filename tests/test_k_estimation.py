@@ -12,7 +12,7 @@ from sklearn.metrics import silhouette_samples
 
 from tests.conftest import TINY, run_cli
 from utils.k_estimation import (KEstimate, choose_k, cosine_silhouette, estimate_novel_k, probe_f1, probe_sets,
-                                semi_supervised_kmeans)
+                                semi_supervised_kmeans, tie_floor)
 
 
 def blobs(num_known: int, num_novel: int, seed: int, per_class: int = 100, dim: int = 32, noise: float = 0.1,
@@ -45,20 +45,24 @@ def test_near_best_is_the_novel_k_range_within_the_tolerance():
     assert KEstimate(num_known=5).near_best() is None
 
 
-def test_choose_k_takes_the_largest_k_within_one_paired_standard_error_by_hand():
+def test_choose_k_walks_up_from_the_best_while_within_one_paired_standard_error_by_hand():
     """Best mean 0.80 at K 6. K 7: gaps to K 6 per draw 0.02, -0.02, 0.04, 0.00, mean 0.01, std
-    sqrt(20e-4 / 3) = 0.0258, SE 0.0129 >= 0.01: within. K 8 trails K 6 by 0.005 on every draw: its SE is 0,
-    so the same small gap is real (paired draws), and K 9 trails by 0.1."""
+    sqrt(20e-4 / 3) = 0.0258, SE 0.0129 >= 0.01: tied. K 8 trails K 6 by 0.005 on every draw: its SE is 0,
+    so the same small gap is real (paired draws) and the walk stops there; K 9 ties again by noise but lies
+    beyond the dip."""
     ks = [5, 6, 7, 8, 9]
     scores = np.array([[0.50, 0.50, 0.50, 0.50],
                        [0.80, 0.70, 0.90, 0.80],
                        [0.78, 0.72, 0.86, 0.80],
                        [0.795, 0.695, 0.895, 0.795],
-                       [0.70, 0.60, 0.80, 0.70]])
+                       [0.81, 0.65, 0.90, 0.80]])
+    floor = tie_floor(scores)
+    assert floor[2] == pytest.approx(0.80 - np.sqrt(20e-4 / 3) / 2)
+    assert list(scores.mean(1) >= floor) == [False, True, True, False, True]
     assert choose_k(ks, scores) == 7
     assert choose_k(ks, scores, within_se=0) == 6          # the argmax
     assert choose_k(ks, scores, within_se=0.5) == 6        # 0.01 > 0.5 x 0.0129
-    assert choose_k(ks, scores[:, :1]) == 6                # one draw: no standard error, the argmax
+    assert choose_k(ks, scores[:, 2:3]) == 6               # one draw: no standard error, the argmax
     assert choose_k([5, 6], [[0.8, 0.7], [0.8, 0.7]], within_se=0) == 6  # an exact tie: the larger K
 
 

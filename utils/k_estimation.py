@@ -313,14 +313,20 @@ def tie_floor(draw_scores: np.ndarray, within_se: float = 1.0) -> np.ndarray:
 
 
 def choose_k(ks: list[int], draw_scores: np.ndarray, within_se: float = 1.0) -> int:
-    """The largest K whose mean score is tied with the best (``tie_floor``): a
-    one-standard-error rule, turned towards the larger K because counting too
+    """From the best mean score, walk up ``ks`` (ascending) while each next K
+    is tied with the best (``tie_floor``) and return the last one: a
+    one-standard-error rule turned towards the larger K, because counting too
     few novel classes costs more than too many (too few forces several
-    methods into one cluster; too many leaves some prototypes half-used).
-    ``within_se=0`` or one draw: the argmax (of exact ties, the larger K)."""
+    methods into one cluster; too many leaves some prototypes half-used). The
+    walk stops at the first K clearly below the best: a second hump further
+    up that ties by chance is not the same plateau. ``within_se=0`` or one
+    draw: the argmax (of an exact tie next to it, the larger K)."""
     means = np.asarray(draw_scores, dtype=np.float64).mean(axis=1)
-    floor = tie_floor(draw_scores, within_se)
-    return max(k for k, mean, low in zip(ks, means, floor) if mean >= low)
+    tied = means >= tie_floor(draw_scores, within_se)
+    chosen = int(np.argmax(means))
+    while chosen + 1 < len(ks) and tied[chosen + 1]:
+        chosen += 1
+    return ks[chosen]
 
 
 def estimate_novel_k(features, labels, num_known: int, k_max: int | None = None, probe_fraction: float = 0.3,
