@@ -95,8 +95,8 @@ def main(argv) -> int:
     if estimate.message:
         print(f"note: {estimate.message}")
     print(f"estimated novel K: {estimate.k_novel} (true {true_novel}, error {record['k_novel_error']:+d}); "
-          f"total K {estimate.k_total}; the best mean score is at {estimate.k_best_score}, the estimate is the "
-          f"largest novel K within one standard error of it")
+          f"total K {estimate.k_total}; the best mean score is at {estimate.k_best_score}; the estimate is the "
+          f"last K above it still tied with it (within one standard error)")
     low, high = estimate.near_best()
     print(f"novel K scoring within 0.01 of the best: {low}-{high}" + (" (a flat curve: these features do not pin "
                                                                       "K down)" if high - low > 2 else ""))

@@ -207,6 +207,9 @@ def test_cli_prints_the_estimate_and_writes_the_curve(monkeypatch, tmp_path, cap
     assert "novel K scoring within 0.01 of the best: 7-7\n" in out  # separated blobs: a sharp peak
     record = json.loads((tmp_path / "k_curve.json").read_text())
     assert record["k_novel"] == 7 and record["k_novel_error"] == 0 and record["ks"] == list(range(5, 16))
+    assert record["k_best_score"] == 7 and len(record["tie_floor"]) == 11
+    assert np.array(record["draw_scores"]).shape == (11, 12)  # every draw's score, to recompute any rule
+    assert np.allclose(np.mean(record["draw_scores"], axis=1), record["scores"])
     assert (tmp_path / "k_curve.png").stat().st_size > 0
 
 

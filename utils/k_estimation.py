@@ -2,7 +2,8 @@
 
 Semi-supervised k-means (labelled rows fixed to their class) is run for every
 total K in [K_known, k_max]; each K is scored on known classes that the
-clustering did not see as labelled (the *probe*), and the best K wins.
+clustering did not see as labelled (the *probe*); the largest K tied with
+the best score wins (``choose_k``).
 
 Scoring choice (DTC/CiPR style). A random share of the known classes (the
 probe, ``probe_fraction``) is treated as unlabelled during clustering, so the
@@ -34,11 +35,21 @@ draws, 65 % (P1) and 97 % (P3) land within 20 % of the truth, against 40 %
 and 68 % for 4 draws. Folds rather than free draws probe every class about
 equally often. Gaussian blobs (5 known + 7 novel, 100 rows each, 32-D,
 noise sigma per dimension, 4 seeds, 4 draws): exact at sigma 0.1 (8 of 8
-seeds), 7-8 at 0.2, 7-9 at 0.3, 7-10 at 0.35. Both terms are kept in the
-result.
+seeds), 7-8 at 0.2, 7-9 at 0.3, 7-10 at 0.35 (argmax rule). Both terms
+are kept in the result, and every draw's score.
+
+Choice. On such a plateau the argmax of the mean score lands anywhere (P3,
+12 novel: 9, 11, 7 on three seeds' epoch-4 checkpoints). ``choose_k`` walks
+up from it while the next K stays within one standard error of the best
+(the gap taken draw by draw, paired) and stops at the first K clearly below:
+the one-standard-error rule, turned towards the larger K because
+under-counting costs more. On the mini dataset's nine epoch-4 checkpoints
+(P1, P2, P3 x 3 seeds; 22, 28, 12 novel) the seed means move from 20.3,
+24.3, 9.0 (argmax) to 22.3, 24.3, 10.0. The largest tied K anywhere (no
+walk) jumped to a second hump at 38 novel on two of them (P1, P2).
 
 Range. Without a given ``k_max`` the sweep starts at [K_known, 3 K_known]
-and grows by K_known while its best K is the largest tried: on OWDFA-40's
+and grows by K_known while its chosen K is the largest tried: on OWDFA-40's
 P2 (13 known, 28 novel) the truth lies beyond 3 x 13.
 
 Geometry: rows are L2-normalised; k-means is Euclidean on the unit sphere;
@@ -53,7 +64,7 @@ probe_draws * n_init * max_iter * N * D * (k_max^2 - K_known^2) / 2
 multiply-adds. Two caps keep large sets in minutes: ``max_rows`` (30000)
 subsamples the rows, and a range of more than ``max_points`` (40) K values is
 swept every ceil(range / 40)-th K, then at every K within one step of the
-coarse best.
+coarse choice.
 """
 from __future__ import annotations
 
@@ -334,10 +345,10 @@ def estimate_novel_k(features, labels, num_known: int, k_max: int | None = None,
                      seed: int = 0, device: str | torch.device = "cpu", batch_size: int = 16384,
                      max_rows: int | None = 30000, max_points: int = 40, k_limit: int | None = None,
                      within_se: float = 1.0) -> KEstimate:
-    """Sweep total K over [num_known, k_max] and pick the best.
+    """Sweep total K over [num_known, k_max] and choose one (``choose_k``).
 
     Without ``k_max`` the range starts at [num_known, 3 x num_known] and
-    grows by num_known while the best K is the largest tried, up to
+    grows by num_known while the chosen K is the largest tried, up to
     ``k_limit`` (default 10 x num_known, the unknown-K prototype count): a
     fixed 3 x K_known cannot reach OWDFA-40's P2 (13 known, 41 in all).
     A given ``k_max`` is swept as it is.
@@ -349,7 +360,7 @@ def estimate_novel_k(features, labels, num_known: int, k_max: int | None = None,
     score and ``choose_k`` for the choice (``within_se``; 0 is the argmax of
     the mean score). ``max_rows`` subsamples the rows (seeded) before the sweep (None:
     all). With more than ``max_points`` K values in the range, K is swept in
-    steps first and then at every K within a step of the coarse best.
+    steps first and then at every K within a step of the coarse choice.
     Degenerate input returns ``degenerate=True`` with a message, never raises.
     """
     grow = k_max is None
@@ -397,7 +408,7 @@ def estimate_novel_k(features, labels, num_known: int, k_max: int | None = None,
     def total(k_total: int) -> float:
         return float(per_draw(k_total).mean())
 
-    def best() -> int:
+    def chosen() -> int:
         ks = sorted(scored)
         return choose_k(ks, np.stack([per_draw(k) for k in ks]), within_se)
 
@@ -405,11 +416,11 @@ def estimate_novel_k(features, labels, num_known: int, k_max: int | None = None,
     for k_total in range(num_known, k_top + 1, step):
         score(k_total)
     k_room = min(k_limit, num_known + num_unlabelled) if grow else k_top
-    while best() == max(scored) and max(scored) + step <= k_room:  # the choice is the largest tried: widen
+    while chosen() == max(scored) and max(scored) + step <= k_room:  # the choice is the largest tried: widen
         k_start, k_top = max(scored) + step, min(k_room, k_top + num_known)
         for k_total in range(k_start, k_top + 1, step):
             score(k_total)
-    coarse = best()
+    coarse = chosen()
     for k_total in range(max(num_known, coarse - step + 1), min(k_top, coarse + step - 1) + 1):
         if k_total not in scored:  # ... then every K around its choice
             score(k_total)
@@ -420,7 +431,7 @@ def estimate_novel_k(features, labels, num_known: int, k_max: int | None = None,
     result.draw_scores = [per_draw(k).tolist() for k in result.ks]
     result.tie_floor = tie_floor(result.draw_scores, within_se).tolist()
     result.k_best_score = max(scored, key=lambda k: (total(k), -k)) - num_known
-    result.k_total = best()
+    result.k_total = chosen()
     result.k_novel = result.k_total - num_known
     if result.k_novel > 0:  # the chosen K's novel clusters, now with every known class anchored
         all_known = torch.from_numpy(labels).to(device)
