@@ -2,8 +2,8 @@
 
 Semi-supervised k-means (labelled rows fixed to their class) is run for every
 total K in [K_known, k_max]; each K is scored on known classes that the
-clustering did not see as labelled (the *probe*); the largest K tied with
-the best score wins (``choose_k``).
+clustering did not see as labelled (the *probe*); walking up from the best
+score, the last K still tied with it wins (``choose_k``).
 
 Scoring choice (DTC/CiPR style). A random share of the known classes (the
 probe, ``probe_fraction``) is treated as unlabelled during clustering, so the
@@ -430,7 +430,7 @@ def estimate_novel_k(features, labels, num_known: int, k_max: int | None = None,
     result.scores = [total(k) for k in result.ks]
     result.draw_scores = [per_draw(k).tolist() for k in result.ks]
     result.tie_floor = tie_floor(result.draw_scores, within_se).tolist()
-    result.k_best_score = max(scored, key=lambda k: (total(k), -k)) - num_known
+    result.k_best_score = result.ks[int(np.argmax(result.scores))] - num_known
     result.k_total = chosen()
     result.k_novel = result.k_total - num_known
     if result.k_novel > 0:  # the chosen K's novel clusters, now with every known class anchored
