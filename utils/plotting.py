@@ -139,14 +139,14 @@ def plot_tsne(features: np.ndarray, label: np.ndarray, num_known: int, names: li
 def plot_k_curve(estimate: dict, path: Path, true_novel: int | None = None) -> None:
     """Score, probe F1 and silhouette per novel K (utils/k_estimation.py), the
     floor a score must reach to tie with the best, the best and the chosen K
-    (the largest tied one) and, when known, the true one."""
+    (the last tied K walking up from the best) and, when known, the true one."""
     novel = [k - estimate["num_known"] for k in estimate["ks"]]
     fig, ax = plt.subplots(figsize=(7, 4))
     for key, style in (("scores", "-o"), ("probe_f1", "--."), ("silhouette", ":.")):
         ax.plot(novel, estimate[key], style, label=key.replace("scores", "score"), markersize=4)
     if estimate.get("tie_floor"):
         ax.plot(novel, estimate["tie_floor"], color="tab:gray", linewidth=1,
-                label="tied with the best (one paired standard error)")
+                label="tie floor (best - one paired standard error)")
     if estimate.get("k_best_score") is not None and estimate["k_best_score"] != estimate.get("k_novel"):
         ax.axvline(estimate["k_best_score"], color="tab:orange", linestyle=":",
                    label=f"best mean score at {estimate['k_best_score']}")
