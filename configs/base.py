@@ -47,6 +47,10 @@ backbone = "resnet50"          # any timm model name that yields a feature map; 
 pretrained = True              # ImageNet weights from `pretrained_path`, else the HF cache, else a download
 pretrained_path = ""           # local weight file for the backbone (used when pretrained=true)
 frequency_attention = True     # DCT frequency attention on the feature map (the authors' FFE)
+# fused_gate: the attention's gate (two 3x3 convolutions at full resolution) as one Triton kernel on CUDA
+# (models/gate_kernel.py; ignored on CPU). Same parameters, TF32 instead of bf16 products. Off until
+# timed on a GPU: checked against the convolutions in Triton's interpreter and compiled for sm_80/sm_90.
+fused_gate = False             # one fused Triton kernel for the attention gate (CUDA)
 dropout = 0.2                  # dropout on the pooled feature before the prototypes
 prototype_init_std = 0.001     # std of the normal init of the prototype matrix
 unknown_k = False              # true: 10 prototypes per known class + Dynamic Prototype Pruning

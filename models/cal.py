@@ -31,7 +31,8 @@ class CAL:
     def __init__(self, cfg, num_known: int, num_classes: int):
         self.cfg, self.num_known, self.num_classes = cfg, num_known, num_classes
         self.model = CALNet(cfg.backbone, num_prototypes(cfg, num_known, num_classes), cfg.pretrained,
-                            cfg.pretrained_path, cfg.frequency_attention, cfg.dropout, cfg.prototype_init_std)
+                            cfg.pretrained_path, cfg.frequency_attention, cfg.dropout, cfg.prototype_init_std,
+                            cfg.fused_gate)
         self.threshold = NovelThreshold(cfg.gamma, 0.0, cfg.acr_asymmetric)
         self.usage = torch.zeros(self.net.prototypes.num_valid, dtype=torch.long)
 

@@ -64,11 +64,12 @@ class PrototypeClassifier(nn.Module):
 
 class CALNet(nn.Module):
     def __init__(self, backbone: str, num_prototypes: int, pretrained: bool = False, pretrained_path: str = "",
-                 frequency_attention: bool = True, dropout: float = 0.2, init_std: float = 0.001):
+                 frequency_attention: bool = True, dropout: float = 0.2, init_std: float = 0.001,
+                 fused_gate: bool = False):
         super().__init__()
         self.backbone = create_backbone(backbone, pretrained, pretrained_path)
         dim = self.backbone.num_features
-        self.attention = FrequencyAttention() if frequency_attention else None
+        self.attention = FrequencyAttention(fused_gate=fused_gate) if frequency_attention else None
         self.neck = nn.BatchNorm1d(dim)
         nn.init.ones_(self.neck.weight)
         nn.init.zeros_(self.neck.bias)

@@ -16,6 +16,7 @@ factors s (the DC term reaches 4HW) are a single elementwise scale.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import math
 
 import torch
@@ -138,14 +139,32 @@ class FrequencyAttention(nn.Module):
     one inverse product per image instead of one per channel, with the scale
     folded away. The transforms and the mask are float32; the two gate
     convolutions follow autocast (bf16 on CUDA training), like the backbone.
+    With ``fused_gate`` the gate runs on CUDA as one Triton kernel
+    (models/gate_kernel.py: TF32 products, no full-resolution intermediate);
+    elsewhere the two convolutions run as above. Same parameters either way.
     """
 
-    def __init__(self, channels: int = 3, hidden: int = 16, pool: int = 8):
+    def __init__(self, channels: int = 3, hidden: int = 16, pool: int = 8, fused_gate: bool = False):
         super().__init__()
         self.conv1 = nn.Conv2d(channels, hidden, 3, padding=1)
         self.conv2 = nn.Conv2d(hidden, 1, 3, padding=1)
         self.pool = pool
         self.dct = DCT2()
+        self.fused_gate = fused_gate
+        if fused_gate:
+            try:  # Triton: fail here, not at the first CUDA step
+                importlib.import_module("models.gate_kernel")
+            except ImportError as err:
+                raise ImportError(f"fused_gate=true needs Triton ({err}); it comes with torch's CUDA wheels "
+                                  "on Linux (pip install triton), or set fused_gate=false") from err
+
+    def gate(self, spectrum: torch.Tensor) -> torch.Tensor:
+        """sigmoid(conv2(relu(conv1(spectrum)))) [B,1,H,W]: fused on CUDA with ``fused_gate``."""
+        if self.fused_gate:
+            from models.gate_kernel import fused_gate, runs_on
+            if runs_on(spectrum.device):
+                return fused_gate(spectrum, self.conv1, self.conv2)
+        return torch.sigmoid(self.conv2(F.relu(self.conv1(spectrum))))
 
     def forward(self, image: torch.Tensor, feature_size: tuple[int, int]) -> torch.Tensor:
         """image [B,C,H,W] -> attention mask [B,1,h,w] (float32) for a feature map of size (h, w)."""
@@ -153,7 +172,7 @@ class FrequencyAttention(nn.Module):
         with torch.autocast(device_type=image.device.type, enabled=False):
             coefficients = self.dct.orthonormal(image)
             spectrum = coefficients * self.dct.basis(*image.shape[-2:], image.device, image.dtype)[2]
-        gate = torch.sigmoid(self.conv2(F.relu(self.conv1(spectrum))))
+        gate = self.gate(spectrum)
         with torch.autocast(device_type=image.device.type, enabled=False):
             gated = coefficients.mean(dim=1, keepdim=True) * gate.float()
             mask = torch.sigmoid(self.dct.orthonormal_inverse(gated))

@@ -13,7 +13,10 @@ measurement code:
   and cuDNN's autotuning (attention share =
   1 - t(without) / t(with)); host syncs per step counted with CUDA's sync
   debug mode; after: fused Adam, and ``compile`` (compile time printed apart);
-- check: the CUDA fast path of the attention against float64 references;
+- check: the CUDA fast path of the attention against float64 references, and
+  with ``fused_gate`` (the Triton gate kernel) against the fp32 CPU mask;
+- gate: the attention alone (forward + backward, 256 images, bf16 autocast),
+  the two convolutions against the fused gate at several launch settings;
 - e2e: a training epoch (4 draws per image) from 256 px JPEGs (no face crop,
   15 workers, pinned memory) timed after a warm-up epoch, against the step-only
   rate of the same process, and the wait for its first batch; eager with
@@ -22,6 +25,8 @@ measurement code:
 
 Every case has a timeout and a failure does not stop the others; results go
 to stdout and, with ``--out``, to ``issue15_results.md`` / ``.jsonl``.
+``--cases fused_gate`` runs only the fused gate's cases (about 3 minutes):
+check, gate, and the ResNet-50 step with and without it, eager and compiled.
 """
 from __future__ import annotations
 
@@ -44,14 +49,16 @@ def _tree_config(overrides: list[str]):
     return load_config(None, overrides)
 
 
-def _build(backbone: str, size: int, attention: bool, device, compile_net: bool, cudnn_benchmark: bool):
+def _build(backbone: str, size: int, attention: bool, device, compile_net: bool, cudnn_benchmark: bool,
+           fused_gate: bool = False):
     import torch
 
     from models.cal import CAL
     from trainer.device import place_model
 
     cfg = _tree_config([f"backbone={backbone}", "pretrained=false", f"image_size={size}",
-                        f"frequency_attention={attention}", "pseudo_start=0", "epochs=10"])
+                        f"frequency_attention={attention}", "pseudo_start=0", "epochs=10",
+                        *(["fused_gate=true"] if fused_gate else [])])
     torch.manual_seed(0)
     method = CAL(cfg, num_known=19, num_classes=41)
     place_model(method.model, device, True)
@@ -134,7 +141,7 @@ def case_step(args) -> None:
         precision, attention = variant.split(":")
         started = time.perf_counter()
         method, optimizer = _build(args.backbone, args.size, attention == "att", device, args.compile,
-                                   args.cudnn_benchmark)
+                                   args.cudnn_benchmark, args.fused_gate)
         batch = _fixed_batch(args.batch, args.size, device)
         step = _make_step(method, optimizer, lambda: batch, device, precision == "bf16")
         first = time.perf_counter()
@@ -146,7 +153,7 @@ def case_step(args) -> None:
         rates = _rate(step, device, 2 * args.batch, args.steps, args.repeats)
         record = {"case": "step", "tree": args.label, "model": f"{args.backbone}@{args.size}", "batch": args.batch,
                   "precision": precision, "attention": attention == "att", "compile": args.compile,
-                  "cudnn_benchmark": args.cudnn_benchmark,
+                  "cudnn_benchmark": args.cudnn_benchmark, "fused_gate": args.fused_gate,
                   "images_per_s": statistics.median(rates), "rates": [round(r, 1) for r in rates],
                   "first_step_s": round(first_step_s, 2), "syncs_per_step": _count_syncs(step, device),
                   "fused_adam": bool(optimizer.param_groups[0].get("fused")),
@@ -158,7 +165,7 @@ def case_step(args) -> None:
 
 
 def case_check(args) -> None:
-    """The attention's CUDA path (TF32 transforms, bf16 gate convs) against float64."""
+    """The attention's CUDA path (TF32 transforms, bf16 gate convs or the fused gate) against float64."""
     import numpy as np
     import scipy.fft
     import torch
@@ -177,9 +184,51 @@ def case_check(args) -> None:
         attn.to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             mask = attn(x.to(device), (8, 8)).double().cpu()
+            attn.fused_gate = True  # the same weights through the Triton kernel
+            fused = attn(x.to(device), (8, 8)).double().cpu()
     print(json.dumps({"case": "check", "tree": args.label,
                       "dct_rel_error_vs_scipy": float(np.linalg.norm(fast - expected) / np.linalg.norm(expected)),
-                      "mask_max_abs_error_vs_fp32_cpu": float((mask - reference).abs().max())}), flush=True)
+                      "mask_max_abs_error_vs_fp32_cpu": float((mask - reference).abs().max()),
+                      "fused_mask_max_abs_error_vs_fp32_cpu": float((fused - reference).abs().max())}), flush=True)
+
+
+def case_gate(args) -> None:
+    """The attention alone, forward + backward of 2 x batch images under bf16 autocast: the two
+    convolutions, then the fused gate at several launch settings (gate_kernel.BLOCK and LAUNCH)."""
+    import torch
+
+    from models import gate_kernel
+    from models.frequency import FrequencyAttention
+    device = torch.device(args.device)
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (2 * args.batch, 3, args.size, args.size), generator=g).float()
+    images = ((images / 255 - 0.45) / 0.225).to(device).contiguous(memory_format=torch.channels_last)
+    attention = FrequencyAttention().to(device)
+
+    def call():
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            mask = attention(images, (8, 8))
+        mask.sum().backward()
+
+    settings = [("convolutions", None, None)] + [
+        ("fused", block, {"num_warps": warps, "num_stages": stages})
+        for block in (64, 128) for warps in (4, 8) for stages in (1, 3)]
+    for name, block, launch in settings:
+        attention.fused_gate = block is not None
+        if block is not None:
+            gate_kernel.BLOCK, gate_kernel.LAUNCH = block, launch
+        try:
+            for _ in range(2):  # compile, cuDNN's choice
+                call()
+            rates = _rate(call, device, 1, args.steps, args.repeats)  # calls per second
+        except Exception as err:  # a setting the card cannot run (resources): recorded, not fatal
+            print(json.dumps({"case": "gate", "gate": name, "block": block, "launch": launch,
+                              "error": str(err)[:300]}), flush=True)
+            continue
+        print(json.dumps({"case": "gate", "gate": name, "block": block, "launch": launch,
+                          "kernel_ran": block is not None and gate_kernel.runs_on(device),
+                          "images": 2 * args.batch, "size": args.size,
+                          "ms_per_call": round(1e3 / statistics.median(rates), 2)}), flush=True)
 
 
 def _jpeg_worker(job):
@@ -284,10 +333,11 @@ def run_case(tree: Path, label: str, args: list[str], timeout: float) -> tuple[l
     return records, error
 
 
-def plan(before: Path | None, smoke: bool, device: str, jpegs: Path) -> list[tuple]:
+def plan(before: Path | None, smoke: bool, device: str, jpegs: Path, only: str = "") -> list[tuple]:
     """(tree, label, case args, timeout) in order of importance. The new tree runs with cuDNN's
     autotuning (its default, ``cudnn_benchmark``) and once without it, so the gain splits into
-    the autotuning and the code; the old tree never set it."""
+    the autotuning and the code; the old tree never set it. ``only="fused_gate"``: the fused
+    gate's cases alone."""
     common = ["--device", device]
     if smoke:
         r50, r18, batch = ("resnet18", 64), ("resnet18", 32), "4"
@@ -301,6 +351,13 @@ def plan(before: Path | None, smoke: bool, device: str, jpegs: Path) -> list[tup
                               "--variants", *variants, *flags, *timing, *common], timeout)
 
     bench = ["--cudnn_benchmark"]
+    if only == "fused_gate":
+        return [(AFTER, "after", ["--kind", "check", *common], 60),
+                (AFTER, "after", ["--kind", "gate", "--size", str(r50[1]), "--batch", batch, *timing, *common], 120),
+                step(AFTER, "after", r50, ["bf16:att", "bf16:noatt"], 90, *bench),
+                step(AFTER, "after", r50, ["bf16:att"], 90, "--fused_gate", *bench),
+                step(AFTER, "after", r50, ["bf16:att", "bf16:noatt"], 150, "--compile", *bench),
+                step(AFTER, "after", r50, ["bf16:att"], 150, "--compile", "--fused_gate", *bench)]
     cases = [(AFTER, "after", ["--kind", "check", *common], 60),
              step(AFTER, "after", r50, ["bf16:att", "bf16:noatt", "fp32:att"], 120, *bench)]
     if before:
@@ -323,16 +380,18 @@ def format_results(records: list[dict]) -> str:
     def setting(r):
         return r["tree"], r["model"], r["precision"], r["compile"], r.get("cudnn_benchmark", False)
 
+    # the share compares with the same setting without attention (the gate kernel plays no part there)
     rate = {(*setting(r), r["attention"]): r["images_per_s"] for r in steps}
-    lines = ["| tree | model | precision | compile | cuDNN autotune | train img/s (both views) | attention share "
-             "| first step s | host syncs/step | fused Adam |", "|---|---|---|---|---|---:|---:|---:|---:|---|"]
+    lines = ["| tree | model | precision | compile | cuDNN autotune | fused gate | train img/s (both views) "
+             "| attention share | first step s | host syncs/step | fused Adam |",
+             "|---|---|---|---|---|---|---:|---:|---:|---:|---|"]
     for r in steps:
         if not r["attention"]:
             continue
         without = rate.get((*setting(r), False))
         share = f"{100 * (1 - r['images_per_s'] / without):.1f} %" if without else "-"
         lines.append(f"| {r['tree']} | {r['model']} | {r['precision']} | {r['compile']} "
-                     f"| {r.get('cudnn_benchmark', False)} | {r['images_per_s']:.0f} "
+                     f"| {r.get('cudnn_benchmark', False)} | {r.get('fused_gate', False)} | {r['images_per_s']:.0f} "
                      f"{r['rates']} | {share} | {r['first_step_s']} | {r['syncs_per_step']} | {r['fused_adam']} |")
     for r in records:
         if r["case"] == "e2e":
@@ -343,7 +402,13 @@ def format_results(records: list[dict]) -> str:
                          f"{r['first_batch_s']} s)")
         elif r["case"] == "check":
             lines.append(f"\nattention CUDA path: dct2 relative error vs scipy {r['dct_rel_error_vs_scipy']:.2e}; "
-                         f"mask (bf16 autocast) max |error| vs fp32 CPU {r['mask_max_abs_error_vs_fp32_cpu']:.2e}")
+                         f"mask (bf16 autocast) max |error| vs fp32 CPU {r['mask_max_abs_error_vs_fp32_cpu']:.2e}; "
+                         f"fused gate {r.get('fused_mask_max_abs_error_vs_fp32_cpu', float('nan')):.2e}")
+        elif r["case"] == "gate":
+            ran = "" if r["gate"] == "convolutions" or r.get("kernel_ran", True) else ", kernel not run here"
+            lines.append(f"\nattention alone, gate {r['gate']} (block {r['block']}, {r['launch']}{ran}): "
+                         + (f"{r['ms_per_call']} ms per forward + backward of {r['images']} x {r['size']} px"
+                            if "ms_per_call" in r else f"failed: {r['error']}"))
     return "\n".join(lines)
 
 
@@ -352,6 +417,8 @@ def main(argv=None) -> int:
     parser.add_argument("--before", default=os.environ.get("BEFORE", ".before"), help="old tree ('' to skip)")
     parser.add_argument("--out", default=os.environ.get("OUT", ""), help="folder for the results files")
     parser.add_argument("--smoke", action="store_true", help="tiny CPU run of every case (checks the harness)")
+    parser.add_argument("--cases", default="", choices=["", "fused_gate"],
+                        help="fused_gate: only the fused gate's cases")
     parser.add_argument("--budget_s", type=float, default=float(os.environ.get("ISSUE15_BUDGET_S", "360")),
                         help="skip the cases still waiting after this many seconds")
     parser.add_argument("--case", action="store_true", help=argparse.SUPPRESS)
@@ -364,12 +431,12 @@ def main(argv=None) -> int:
     parser.add_argument("--images", help=argparse.SUPPRESS)
     for name in ("size", "batch", "steps", "repeats", "warmup", "workers"):
         parser.add_argument(f"--{name}", type=int, default=0, help=argparse.SUPPRESS)
-    for name in ("compile", "gpu_augment", "cudnn_benchmark"):
+    for name in ("compile", "gpu_augment", "cudnn_benchmark", "fused_gate"):
         parser.add_argument(f"--{name}", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.case:
         sys.path.insert(0, args.tree)
-        {"step": case_step, "check": case_check, "e2e": case_e2e}[args.kind](args)
+        {"step": case_step, "check": case_check, "gate": case_gate, "e2e": case_e2e}[args.kind](args)
         return 0
 
     started = time.time()
@@ -379,11 +446,11 @@ def main(argv=None) -> int:
         print(f"no old tree at {before}: before cases skipped", flush=True)
         before = None
     jpegs = Path(os.environ.get("TMPDIR", "/tmp")) / "issue15_jpegs"
-    if not list(jpegs.glob("*.jpg")):
+    if not args.cases and not list(jpegs.glob("*.jpg")):
         made = make_jpegs(jpegs, 64 if args.smoke else 3072)
         print(f"made {len(made)} JPEGs in {time.time() - started:.1f} s", flush=True)
     records, errors = [], []
-    for tree, label, case_args, timeout in plan(before, args.smoke, device, jpegs):
+    for tree, label, case_args, timeout in plan(before, args.smoke, device, jpegs, args.cases):
         name = f"{label} {' '.join(case_args)}"
         left = args.budget_s - (time.time() - started)
         if left < 20:

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Issue 15 before/after on one GPU (about 5 minutes on an H200; every case in its own process
 # with a timeout, the cases still waiting after ISSUE15_BUDGET_S=360 s are skipped):
-#   bash scripts/bench/gpu_issue15.sh [BEFORE_TREE]     # default .before (a checkout of 5133af9)
+#   bash scripts/bench/gpu_issue15.sh [BEFORE_TREE] [--cases fused_gate]   # default .before (a checkout of 5133af9)
 # Results: stdout, and $OUT/issue15_results.{md,jsonl} when OUT is set.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 PY="${PYTHON:-python3}"
 export PYTHONUNBUFFERED=1
 nvidia-smi -L 2>/dev/null
-exec "$PY" scripts/bench/gpu_issue15.py --before "${1:-${BEFORE:-.before}}" ${OUT:+--out "$OUT"}
+exec "$PY" scripts/bench/gpu_issue15.py --before "${1:-${BEFORE:-.before}}" ${OUT:+--out "$OUT"} "${@:2}"
