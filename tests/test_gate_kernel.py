@@ -25,6 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 INTERPRETED = r"""
 import json, torch, torch.nn as nn, torch.nn.functional as F
 from models.frequency import FrequencyAttention
+from models import gate_kernel
 from models.gate_kernel import fused_gate
 
 def relative(a, b):
@@ -32,8 +33,13 @@ def relative(a, b):
 
 torch.manual_seed(0)
 report = {"gate": []}
-# odd sizes: blocks cross rows and the last block is partial; (3, 33, 40) spans two backward programs
-for batch, height, width in [(2, 7, 13), (1, 16, 16), (3, 33, 40)]:
+# odd sizes: images smaller than a tile, partial tiles at the bottom and right, and (3, 33, 40)
+# in 3 x 3 forward tiles and two backward programs of 16 tiles; then other tiles, as the benchmark's
+defaults = gate_kernel.FORWARD, gate_kernel.BACKWARD
+tiles = [defaults] * 3 + [
+    ({**gate_kernel.FORWARD, "TILE_H": 8, "TILE_W": 32}, {**gate_kernel.BACKWARD, "TILE_H": 16, "TILE_W": 16})]
+for (batch, height, width), (forward, backward) in zip([(2, 7, 13), (1, 16, 16), (3, 33, 40), (2, 21, 45)], tiles):
+    gate_kernel.FORWARD, gate_kernel.BACKWARD = forward, backward
     first, second = nn.Conv2d(3, 16, 3, padding=1), nn.Conv2d(16, 1, 3, padding=1)
     # spectrum-like magnitudes: a large DC term, small high frequencies
     spectrum = torch.randn(batch, 3, height, width) * 4
@@ -44,8 +50,12 @@ for batch, height, width in [(2, 7, 13), (1, 16, 16), (3, 33, 40)]:
     fused_grads = torch.autograd.grad((fused * upstream).sum(), parameters)
     expected = torch.sigmoid(second(F.relu(first(spectrum))))
     expected_grads = torch.autograd.grad((expected * upstream).sum(), parameters)
-    report["gate"].append({"shape": [batch, height, width], "value": float((fused - expected).abs().max()),
+    report["gate"].append({"shape": [batch, height, width], "tiles": [forward["TILE_H"], forward["TILE_W"],
+                                                                      backward["TILE_H"], backward["TILE_W"]],
+                           "value": float((fused - expected).abs().max()),
                            "grads": [relative(a, b) for a, b in zip(fused_grads, expected_grads)]})
+
+gate_kernel.FORWARD, gate_kernel.BACKWARD = defaults
 
 # the whole attention, channels_last input as in training: fused_gate=true against the default
 images = torch.randn(2, 3, 24, 20).contiguous(memory_format=torch.channels_last)
@@ -72,8 +82,8 @@ def interpreted():
 
 def test_fused_gate_matches_the_two_convolutions(interpreted):
     """Values and all four parameter gradients equal the convolutions' to float32 rounding,
-    at the image borders and in partial blocks too."""
-    assert len(interpreted["gate"]) == 3
+    at the image borders and in partial tiles too, with the kernels' tiles and others."""
+    assert len(interpreted["gate"]) == 4
     for case in interpreted["gate"]:
         assert case["value"] < 1e-6, case
         assert max(case["grads"]) < 1e-5, case
@@ -85,35 +95,35 @@ def test_fused_gate_inside_the_attention(interpreted):
     assert len(interpreted["mask_grads"]) == 4 and max(interpreted["mask_grads"]) < 1e-5
 
 
-def _compiled(kernel, pointers: list[str], constants: dict, capability: int):
+def _compiled(kernel, pointers: list[str], constants: dict, launch: dict, capability: int):
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
-
-    from models import gate_kernel
+    constants = {**constants, "TILE_H": launch["TILE_H"], "TILE_W": launch["TILE_W"]}
     signature = {**{name: "*fp32" for name in pointers}, "H": "i32", "W": "i32",
                  **{name: "constexpr" for name in constants}}
     source = ASTSource(fn=kernel, signature=signature, constexprs=constants)
-    return triton.compile(source, target=GPUTarget("cuda", capability, 32), options=gate_kernel.LAUNCH)
+    options = {key: launch[key] for key in ("num_warps", "num_stages")}
+    return triton.compile(source, target=GPUTarget("cuda", capability, 32), options=options)
 
 
 @pytest.mark.parametrize("capability", [80, 90])
 def test_kernels_compile_for_ampere_and_hopper_without_spills(capability):
-    """Both kernels compile to GPU code with the launch settings of gate_kernel.LAUNCH, and ptxas
-    reports no register spills (a spill would send the gathers' registers through local memory)."""
+    """Both kernels compile to GPU code with their tiles and launch settings (gate_kernel.FORWARD,
+    BACKWARD), and ptxas reports no register spills (a spill sends registers through local memory)."""
     from models import gate_kernel as gk
     ptxas = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "ptxas"
     if not ptxas.is_file():
         pytest.skip("Triton's bundled ptxas is missing")
-    common = {"BLOCK": gk.BLOCK, "PATCH_PADDED": gk.PATCH_PADDED, "HIDDEN": gk.HIDDEN}
+    common = {"PATCH_PADDED": gk.PATCH_PADDED, "HIDDEN": gk.HIDDEN, "TAPS": gk.TAPS}
     kernels = [
         _compiled(gk._gate_forward, ["spectrum_ptr", "w1_ptr", "b1_ptr", "w2_ptr", "b2_ptr", "gate_ptr"],
-                  common, capability),
+                  common, gk.FORWARD, capability),
         _compiled(gk._gate_backward, ["spectrum_ptr", "w1_ptr", "b1_ptr", "w2_ptr", "gate_ptr", "grad_ptr",
                                       "partial_ptr"],
-                  {**common, "PROGRAM_PIXELS": gk.PROGRAM_PIXELS, "ROW": gk.ROW}, capability)]
+                  {**common, "PROGRAM_TILES": gk.PROGRAM_TILES, "ROW": gk.ROW}, gk.BACKWARD, capability)]
     for kernel in kernels:
         assert kernel.asm["cubin"], "no GPU code"
-        assert kernel.metadata.shared < 48 * 1024  # fits without opting in to large shared memory
+        assert kernel.metadata.shared < 96 * 1024  # leaves room for two programs per SM
         with tempfile.NamedTemporaryFile("w", suffix=".ptx", delete=False) as ptx:
             ptx.write(kernel.asm["ptx"])
         arch = "sm_90a" if capability == 90 else f"sm_{capability}"

@@ -194,7 +194,8 @@ def case_check(args) -> None:
 
 def case_gate(args) -> None:
     """The attention alone, forward + backward of 2 x batch images under bf16 autocast: the two
-    convolutions, then the fused gate at several launch settings (gate_kernel.BLOCK and LAUNCH)."""
+    convolutions, then the fused gate with its settings (gate_kernel.FORWARD, BACKWARD) and with
+    other tiles and warp counts for one kernel at a time."""
     import torch
 
     from models import gate_kernel
@@ -210,25 +211,27 @@ def case_gate(args) -> None:
             mask = attention(images, (8, 8))
         mask.sum().backward()
 
-    settings = [("convolutions", None, None)] + [
-        ("fused", block, {"num_warps": warps, "num_stages": stages})
-        for block in (64, 128) for warps in (4, 8) for stages in (1, 3)]
-    for name, block, launch in settings:
-        attention.fused_gate = block is not None
-        if block is not None:
-            gate_kernel.BLOCK, gate_kernel.LAUNCH = block, launch
+    forward, backward = dict(gate_kernel.FORWARD), dict(gate_kernel.BACKWARD)
+    settings = [("convolutions", None, None), ("fused", forward, backward)]
+    settings += [("fused", {**forward, "TILE_H": h, "TILE_W": w, "num_warps": warps}, backward)
+                 for h, w, warps in [(16, 16, 8), (16, 32, 4), (16, 32, 8), (8, 32, 4)]]
+    settings += [("fused", forward, {**backward, "TILE_H": h, "TILE_W": w, "num_warps": warps})
+                 for h, w, warps in [(8, 16, 8), (16, 16, 4), (16, 16, 8), (8, 32, 8)]]
+    for name, forward_launch, backward_launch in settings:
+        attention.fused_gate = forward_launch is not None
+        if attention.fused_gate:
+            gate_kernel.FORWARD, gate_kernel.BACKWARD = forward_launch, backward_launch
+        record = {"case": "gate", "gate": name, "forward": forward_launch, "backward": backward_launch,
+                  "kernel_ran": attention.fused_gate and gate_kernel.runs_on(device),
+                  "images": 2 * args.batch, "size": args.size}
         try:
             for _ in range(2):  # compile, cuDNN's choice
                 call()
             rates = _rate(call, device, 1, args.steps, args.repeats)  # calls per second
+            record["ms_per_call"] = round(1e3 / statistics.median(rates), 2)
         except Exception as err:  # a setting the card cannot run (resources): recorded, not fatal
-            print(json.dumps({"case": "gate", "gate": name, "block": block, "launch": launch,
-                              "error": str(err)[:300]}), flush=True)
-            continue
-        print(json.dumps({"case": "gate", "gate": name, "block": block, "launch": launch,
-                          "kernel_ran": block is not None and gate_kernel.runs_on(device),
-                          "images": 2 * args.batch, "size": args.size,
-                          "ms_per_call": round(1e3 / statistics.median(rates), 2)}), flush=True)
+            record["error"] = str(err)[:300]
+        print(json.dumps(record), flush=True)
 
 
 def _jpeg_worker(job):
@@ -405,8 +408,8 @@ def format_results(records: list[dict]) -> str:
                          f"mask (bf16 autocast) max |error| vs fp32 CPU {r['mask_max_abs_error_vs_fp32_cpu']:.2e}; "
                          f"fused gate {r.get('fused_mask_max_abs_error_vs_fp32_cpu', float('nan')):.2e}")
         elif r["case"] == "gate":
-            ran = "" if r["gate"] == "convolutions" or r.get("kernel_ran", True) else ", kernel not run here"
-            lines.append(f"\nattention alone, gate {r['gate']} (block {r['block']}, {r['launch']}{ran}): "
+            ran = "" if r["gate"] == "convolutions" or r["kernel_ran"] else ", kernel not run here"
+            lines.append(f"\nattention alone, gate {r['gate']} (forward {r['forward']}, backward {r['backward']}{ran}): "
                          + (f"{r['ms_per_call']} ms per forward + backward of {r['images']} x {r['size']} px"
                             if "ms_per_call" in r else f"failed: {r['error']}"))
     return "\n".join(lines)
