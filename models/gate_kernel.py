@@ -210,6 +210,8 @@ def fused_gate(spectrum: torch.Tensor, first: torch.nn.Conv2d, second: torch.nn.
     if spectrum.requires_grad:
         raise ValueError("fused_gate computes parameter gradients only, but the spectrum requires a gradient; "
                          "detach it or set fused_gate=false")
+    if spectrum.dim() != 4 or spectrum.shape[1] != 3:
+        raise ValueError(f"fused_gate takes a [B, 3, H, W] spectrum, got {tuple(spectrum.shape)}")
     expected = ((HIDDEN, 3, 3, 3), (1, HIDDEN, 3, 3))
     if (tuple(first.weight.shape), tuple(second.weight.shape)) != expected or first.bias is None \
             or second.bias is None or first.padding != (1, 1) or second.padding != (1, 1):

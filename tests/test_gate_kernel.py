@@ -140,6 +140,8 @@ def test_fused_gate_refuses_what_it_cannot_compute():
     first, second = nn.Conv2d(3, 16, 3, padding=1), nn.Conv2d(16, 1, 3, padding=1)
     with pytest.raises(ValueError, match="requires a gradient"):
         fused_gate(torch.zeros(1, 3, 8, 8, requires_grad=True), first, second)
+    with pytest.raises(ValueError, match=r"\[B, 3, H, W\] spectrum"):
+        fused_gate(torch.zeros(1, 4, 8, 8), first, second)
     with pytest.raises(ValueError, match="3x3 convolutions"):
         fused_gate(torch.zeros(1, 3, 8, 8), nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 1, 3, padding=1))
 
