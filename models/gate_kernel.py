@@ -141,8 +141,8 @@ def _gate_backward(spectrum_ptr, w1_ptr, b1_ptr, w2_ptr, gate_ptr, grad_ptr, par
         gate = tl.load(gate_ptr + where, mask=output, other=0.0)
         grad_logit = tl.load(grad_ptr + where, mask=output, other=0.0) * gate * (1.0 - gate)  # 0 off outputs
         grad_b2 += grad_logit
-        # hidden lane q reaches output lane (q_y - t // 3, q_x - t % 3) through tap t, when that lane
-        # is one of this tile's outputs: the mirror of the forward's gather
+        # hidden lane q reaches output lane (q_y - t // 3, q_x - t % 3) through tap t: the mirror of
+        # the forward's gather (lanes past the tile's outputs carry a zero gradient)
         oy, ox = ly[:, None] - tap[None, :] // 3, lx[:, None] - tap[None, :] % 3
         reached = (tap[None, :] < 9) & (oy >= 0) & (ox >= 0)
         source = tl.where(reached, oy * TILE_W + ox, 0)
