@@ -16,8 +16,8 @@ factors s (the DC term reaches 4HW) are a single elementwise scale.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import math
+import os
 
 import torch
 import torch.nn as nn
@@ -126,6 +126,24 @@ def idct2(x: torch.Tensor) -> torch.Tensor:
     return _SHARED.inverse(x)
 
 
+def fused_gate_runs_on(device: torch.device) -> bool:
+    """Whether ``fused_gate`` takes effect on ``device``: CUDA, or any device in Triton's
+    interpreter (``TRITON_INTERPRET=1``, how the tests run the kernel on the CPU)."""
+    return device.type == "cuda" or os.environ.get("TRITON_INTERPRET") == "1"
+
+
+@torch.compiler.disable  # eager, like the DCT: the kernel launches outside a compiled graph
+def _fused_gate(spectrum: torch.Tensor, first: nn.Conv2d, second: nn.Conv2d) -> torch.Tensor:
+    """models.gate_kernel.fused_gate, imported where it runs: a model trained with
+    ``fused_gate=true`` still loads and predicts on a machine without Triton."""
+    try:
+        from models.gate_kernel import fused_gate
+    except ImportError as err:
+        raise ImportError(f"fused_gate=true needs Triton on CUDA ({err}); it comes with torch's CUDA wheels "
+                          "on Linux (pip install triton), or set fused_gate=false") from err
+    return fused_gate(spectrum, first, second)
+
+
 class FrequencyAttention(nn.Module):
     """Spatial attention from the image spectrum (the authors' FFE).
 
@@ -151,19 +169,11 @@ class FrequencyAttention(nn.Module):
         self.pool = pool
         self.dct = DCT2()
         self.fused_gate = fused_gate
-        if fused_gate:
-            try:  # Triton: fail here, not at the first CUDA step
-                importlib.import_module("models.gate_kernel")
-            except ImportError as err:
-                raise ImportError(f"fused_gate=true needs Triton ({err}); it comes with torch's CUDA wheels "
-                                  "on Linux (pip install triton), or set fused_gate=false") from err
 
     def gate(self, spectrum: torch.Tensor) -> torch.Tensor:
         """sigmoid(conv2(relu(conv1(spectrum)))) [B,1,H,W]: fused on CUDA with ``fused_gate``."""
-        if self.fused_gate:
-            from models.gate_kernel import fused_gate, runs_on
-            if runs_on(spectrum.device):
-                return fused_gate(spectrum, self.conv1, self.conv2)
+        if self.fused_gate and fused_gate_runs_on(spectrum.device):
+            return _fused_gate(spectrum, self.conv1, self.conv2)
         return torch.sigmoid(self.conv2(F.relu(self.conv1(spectrum))))
 
     def forward(self, image: torch.Tensor, feature_size: tuple[int, int]) -> torch.Tensor:

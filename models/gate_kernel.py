@@ -37,8 +37,6 @@ Checked against the two convolutions in Triton's interpreter on the CPU
 """
 from __future__ import annotations
 
-import os
-
 import torch
 import triton
 import triton.language as tl
@@ -194,13 +192,6 @@ class _FusedGate(torch.autograd.Function):
         return None, grad_w1, grad_b1, grad_w2, total[_ROW_B2:]
 
 
-def runs_on(device: torch.device) -> bool:
-    """Whether the kernels run on ``device``: CUDA, or any device in Triton's interpreter
-    (``TRITON_INTERPRET=1``, how the tests check them on the CPU)."""
-    return device.type == "cuda" or os.environ.get("TRITON_INTERPRET") == "1"
-
-
-@torch.compiler.disable  # launched eagerly: the compiled graph breaks around the gate, as around the DCT
 def fused_gate(spectrum: torch.Tensor, first: torch.nn.Conv2d, second: torch.nn.Conv2d) -> torch.Tensor:
     """sigmoid(second(relu(first(spectrum)))) [B,1,H,W] float32, in one kernel.
 

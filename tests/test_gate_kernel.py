@@ -67,6 +67,9 @@ masks = [attention(images, (3, 3)) for attention in (plain, fused)]
 grads = [torch.autograd.grad(m.square().sum(), list(a.parameters())) for m, a in zip(masks, (plain, fused))]
 report["mask"] = float((masks[1] - masks[0]).abs().max())
 report["mask_grads"] = [relative(f, p) for f, p in zip(grads[1], grads[0])]
+# under torch.compile (dynamo alone here; the trainer compiles on CUDA) the kernel runs in a graph break
+compiled = torch.compile(fused, backend="eager")(images, (3, 3))
+report["compiled_mask"] = float((compiled - masks[1]).abs().max())
 print(json.dumps(report))
 """
 
@@ -90,9 +93,11 @@ def test_fused_gate_matches_the_two_convolutions(interpreted):
 
 
 def test_fused_gate_inside_the_attention(interpreted):
-    """fused_gate=true computes the same mask and parameter gradients as the default attention."""
+    """fused_gate=true computes the same mask and parameter gradients as the default attention,
+    compiled too."""
     assert interpreted["mask"] < 1e-5
     assert len(interpreted["mask_grads"]) == 4 and max(interpreted["mask_grads"]) < 1e-4
+    assert interpreted["compiled_mask"] < 1e-6
 
 
 def _compiled(kernel, pointers: list[str], constants: dict, launch: dict, capability: int):
@@ -165,9 +170,15 @@ def test_fused_gate_reaches_the_attention_from_the_config():
     assert not CAL(load_config(None, ["backbone=resnet18", "pretrained=false"]), 2, 4).net.attention.fused_gate
 
 
-def test_fused_gate_without_triton_says_how_to_get_it(monkeypatch):
+def test_fused_gate_without_triton_runs_the_convolutions_on_the_cpu(monkeypatch):
+    """A model trained with fused_gate=true loads and runs on a CPU machine without Triton; where the
+    kernel would run, the missing Triton is named with the fix."""
     monkeypatch.setitem(sys.modules, "triton", None)  # import triton now raises ImportError
     monkeypatch.delitem(sys.modules, "models.gate_kernel", raising=False)
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    attention = FrequencyAttention(fused_gate=True)
+    images = torch.randn(1, 3, 8, 8)
+    assert attention(images, (2, 2)).shape == (1, 1, 2, 2)
+    monkeypatch.setenv("TRITON_INTERPRET", "1")  # now the kernel would run
     with pytest.raises(ImportError, match="fused_gate=true needs Triton.*fused_gate=false"):
-        FrequencyAttention(fused_gate=True)
-    FrequencyAttention()  # the default never needs it
+        attention(images, (2, 2))

@@ -199,7 +199,7 @@ def case_gate(args) -> None:
     import torch
 
     from models import gate_kernel
-    from models.frequency import FrequencyAttention
+    from models.frequency import FrequencyAttention, fused_gate_runs_on
     device = torch.device(args.device)
     g = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (2 * args.batch, 3, args.size, args.size), generator=g).float()
@@ -222,7 +222,7 @@ def case_gate(args) -> None:
         if attention.fused_gate:
             gate_kernel.FORWARD, gate_kernel.BACKWARD = forward_launch, backward_launch
         record = {"case": "gate", "gate": name, "forward": forward_launch, "backward": backward_launch,
-                  "kernel_ran": attention.fused_gate and gate_kernel.runs_on(device),
+                  "kernel_ran": attention.fused_gate and fused_gate_runs_on(device),
                   "images": 2 * args.batch, "size": args.size}
         try:
             for _ in range(2):  # compile, cuDNN's choice
