@@ -77,7 +77,7 @@ def _tile(spectrum_ptr, w1_ptr, b1_ptr, w2_ptr, tile, image, H, W,
           TAPS: tl.constexpr):
     """One tile's recomputed state. Lane i is hidden position (i // TILE_W, i % TILE_W) of the tile
     and, when both are below TILE - 2, output position (i // TILE_W + 1, i % TILE_W + 1).
-    Returns the patches [L,32], the hidden pre-activations [L,16], whether each is active (inside
+    Returns the hidden pre-activations [L,16], whether each is active (inside
     the image and positive), the per-tap contributions h @ W2 [L,16], the output lanes' image
     coordinates and validity, the lane coordinates in the tile, and W2 as [16 channels, 16 taps]."""
     lane = tl.arange(0, TILE_H * TILE_W)
@@ -97,7 +97,7 @@ def _tile(spectrum_ptr, w1_ptr, b1_ptr, w2_ptr, tile, image, H, W,
     contribution = tl.dot(tl.where(active, pre, 0.0), w2)
     py, px = top + ly, left + lx
     output = (ly < TILE_H - 2) & (lx < TILE_W - 2) & (py < H) & (px < W)
-    return patch, pre, active, contribution, py, px, output, ly, lx, w2
+    return pre, active, contribution, py, px, output, ly, lx, w2
 
 
 @triton.jit
@@ -105,7 +105,7 @@ def _gate_forward(spectrum_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr, gate_ptr, H, W,
                   TILE_H: tl.constexpr, TILE_W: tl.constexpr, PATCH_PADDED: tl.constexpr,
                   HIDDEN: tl.constexpr, TAPS: tl.constexpr):
     image = tl.program_id(1).to(tl.int64)
-    _, _, _, contribution, py, px, output, ly, lx, _ = _tile(
+    _, _, contribution, py, px, output, ly, lx, _ = _tile(
         spectrum_ptr, w1_ptr, b1_ptr, w2_ptr, tl.program_id(0), image, H, W,
         TILE_H, TILE_W, PATCH_PADDED, HIDDEN, TAPS)
     tap = tl.arange(0, TAPS)[None, :]
@@ -132,7 +132,7 @@ def _gate_backward(spectrum_ptr, w1_ptr, b1_ptr, w2_ptr, gate_ptr, grad_ptr, par
     grad_b2 = tl.zeros([TILE_H * TILE_W], dtype=tl.float32)
     first = tl.program_id(0) * PROGRAM_TILES
     for tile in range(first, tl.minimum(first + PROGRAM_TILES, tiles)):
-        _, pre, active, _, py, px, output, ly, lx, w2 = _tile(
+        pre, active, _, py, px, output, ly, lx, w2 = _tile(
             spectrum_ptr, w1_ptr, b1_ptr, w2_ptr, tile, image, H, W,
             TILE_H, TILE_W, PATCH_PADDED, HIDDEN, TAPS)
         where = image * H * W + py * W + px
@@ -204,9 +204,10 @@ def fused_gate(spectrum: torch.Tensor, first: torch.nn.Conv2d, second: torch.nn.
     if spectrum.dim() != 4 or spectrum.shape[1] != 3:
         raise ValueError(f"fused_gate takes a [B, 3, H, W] spectrum, got {tuple(spectrum.shape)}")
     expected = ((HIDDEN, 3, 3, 3), (1, HIDDEN, 3, 3))
-    if (tuple(first.weight.shape), tuple(second.weight.shape)) != expected or first.bias is None \
-            or second.bias is None or first.padding != (1, 1) or second.padding != (1, 1):
-        raise ValueError(f"fused_gate supports 3x3 convolutions {expected[0]} -> {expected[1]} with biases and "
-                         f"padding 1; got {tuple(first.weight.shape)}, {tuple(second.weight.shape)}")
+    plain = all(conv.bias is not None and (conv.padding, conv.stride, conv.dilation, conv.groups)
+                == ((1, 1), (1, 1), (1, 1), 1) for conv in (first, second))
+    if (tuple(first.weight.shape), tuple(second.weight.shape)) != expected or not plain:
+        raise ValueError(f"fused_gate supports 3x3 convolutions {expected[0]} -> {expected[1]} with biases, "
+                         f"padding 1, stride 1; got {first} and {second}")
     parameters = [p.float().contiguous() for p in (first.weight, first.bias, second.weight, second.bias)]
     return _FusedGate.apply(spectrum.float().contiguous(), *parameters)

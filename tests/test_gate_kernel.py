@@ -149,6 +149,8 @@ def test_fused_gate_refuses_what_it_cannot_compute():
         fused_gate(torch.zeros(1, 4, 8, 8), first, second)
     with pytest.raises(ValueError, match="3x3 convolutions"):
         fused_gate(torch.zeros(1, 3, 8, 8), nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 1, 3, padding=1))
+    with pytest.raises(ValueError, match="stride 1"):
+        fused_gate(torch.zeros(1, 3, 8, 8), nn.Conv2d(3, 16, 3, padding=1, stride=2), second)
 
 
 def test_fused_gate_is_ignored_on_the_cpu(monkeypatch):
