@@ -62,7 +62,7 @@ def resolve_config(args):
     last.pt, or config.json when it was stopped before its first checkpoint)
     + overrides that leave the keys of RESUME_FIXED alone.
     """
-    from trainer.checkpoint import load_checkpoint
+    from trainer.checkpoint import load_checkpoint, upgrade_config
     from utils.config import (ConfigError, defaults, load_config, merge, parse_overrides, read_json_config,
                               resume_changes, validate)
 
@@ -79,7 +79,7 @@ def resolve_config(args):
         saved = merge(defaults(), state["config"], str(last))
     elif recorded.is_file():  # stopped before its first checkpoint: start it afresh, same config and split
         state = None
-        saved = merge(defaults(), read_json_config(recorded), str(recorded))
+        saved = merge(defaults(), upgrade_config(read_json_config(recorded)), str(recorded))
     else:
         raise ConfigError(f"resume={resume!r} has no checkpoints/last.pt and no config.json; pass the run "
                           f"directory of an earlier run (exp/<experiment>/<timestamp>)")
@@ -116,13 +116,14 @@ def main(argv: list[str]) -> int:
 def run(cfg, state: dict | None, changes: dict | None = None, allow_split_change: bool = False) -> int:
     from dataset.owdfa import check_dataset_root
     from dataset.protocols import label_space
-    from models.backbone import check_backbone
+    from models.backbone import check_backbone, input_normalisation
     from trainer.distributed import broadcast_object, init_distributed, resolve_device
     from utils.run_dir import RunLock, new_run_dir
 
     check_dataset_root(cfg.dataset_root)  # fail before creating anything (and before the crop-cache pass)
     label_space(cfg)
     check_backbone(cfg.backbone, cfg.pretrained, cfg.pretrained_path)
+    cfg.input_mean, cfg.input_std = input_normalisation(cfg.backbone, cfg.input_mean, cfg.input_std)  # recorded
     device = resolve_device(cfg.device, int(os.environ.get("LOCAL_RANK", "0")))
     dist = init_distributed(device)
     if cfg.batch_size % dist.world_size:

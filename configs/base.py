@@ -44,8 +44,13 @@ crop_cache_dir = ""            # face-crop and image-check cache; empty: <datase
 # ---------------------------------------------------------------- model
 backbone = "resnet50"          # any timm model name that yields a feature map; a bare name means timm's default
                                # tag (resnet50 -> resnet50.a1_in1k, hub repo timm/resnet50.a1_in1k); name a tag to pin one
-pretrained = True              # ImageNet weights from `pretrained_path`, else the HF cache, else a download
+pretrained = True              # ImageNet weights from `pretrained_path`, else the HF cache, else a package that
+                               # ships them (tf_efficientnet_lite0/1/2), else a download
 pretrained_path = ""           # local weight file for the backbone (used when pretrained=true)
+# Input normalisation of the [0, 1] image: empty takes the backbone's timm pretrained config (ImageNet's
+# for resnet*, 0.5 for tf_efficientnet_lite*); a run records the values it used, and predict.py uses them.
+input_mean = ()                # per-channel mean, e.g. 0.5,0.5,0.5; empty: the backbone's
+input_std = ()                 # per-channel std; empty: the backbone's
 frequency_attention = True     # DCT frequency attention on the feature map (the authors' FFE)
 # fused_gate: the attention's gate (two 3x3 convolutions at full resolution) as one Triton kernel on CUDA
 # (models/gate_kernel.py; ignored on CPU). Same parameters, TF32 instead of bf16 products. Off until
@@ -56,10 +61,15 @@ prototype_init_std = 0.001     # std of the normal init of the prototype matrix
 unknown_k = False              # true: 10 prototypes per known class + Dynamic Prototype Pruning
 prototypes_per_known = 10      # prototypes per known class when unknown_k=true
 prune_coverage = 0.9544        # DPP: cumulative usage the kept novel prototypes must cover
+# novel_k_source: how an unknown-K run counts the novel classes. "posthoc" (default): at the end of epoch
+# posthoc_epoch the post-hoc estimator (estimate_k.py) clusters the training features and its count and
+# centres become the novel prototypes; no DPP. "dpp": the paper's Dynamic Prototype Pruning every epoch
+# from prune_start (its Table 2); it collapses to 2-3 novel classes on weak and on pretrained features
+# (docs/choosing_k.md), so an unknown-K run with DPP also logs the post-hoc count at its end.
+novel_k_source = "posthoc"     # unknown K: "posthoc" or "dpp" (the paper's rule)
+posthoc_epoch = 4              # posthoc: the epoch (0-based) at whose end the estimate sets the novel prototypes
 prune_start = 0                # DPP: first epoch (0-based) at whose end it may prune; paper 0 (from the start)
 prune_max_drop = 1.0           # DPP: largest share of the novel prototypes one epoch may remove; paper 1.0 (no bound)
-novel_k_source = "dpp"         # unknown K: "dpp" (the paper) or "posthoc": at the end of epoch prune_start the
-                               # post-hoc estimator (estimate_k.py) sets the novel prototypes; no DPP after
 prune_anchor_norm = "unit"     # DPP: joined anchors get norm 1 (paper) or "members": their members' mean norm
 prune_optimizer_state = "keep" # DPP: Adam moments stay at their row index (the release), or "move" with the rows
 channels_last = True           # NHWC layout: ResNet-50@256 trains +49% faster (bf16, H200), +26% on CPU

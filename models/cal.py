@@ -8,6 +8,7 @@ Every formula lives in losses/ and models/pruning.py.
 from __future__ import annotations
 
 import logging
+import time
 
 import torch
 
@@ -32,7 +33,7 @@ class CAL:
         self.cfg, self.num_known, self.num_classes = cfg, num_known, num_classes
         self.model = CALNet(cfg.backbone, num_prototypes(cfg, num_known, num_classes), cfg.pretrained,
                             cfg.pretrained_path, cfg.frequency_attention, cfg.dropout, cfg.prototype_init_std,
-                            cfg.fused_gate)
+                            cfg.fused_gate, cfg.input_mean, cfg.input_std)
         self.threshold = NovelThreshold(cfg.gamma, 0.0, cfg.acr_asymmetric)
         self.usage = torch.zeros(self.net.prototypes.num_valid, dtype=torch.long)
 
@@ -98,6 +99,8 @@ class CAL:
         elif self.cfg.unknown_k:
             logs.update(self._prune(epoch, reduce_sum(self.usage), optimizer))
             self.usage = torch.zeros(self.net.prototypes.num_valid, dtype=torch.long, device=self.usage.device)
+            if epoch == self.cfg.epochs - 1 and train_features is not None:
+                logs.update(self._check_dpp_count(logs["k_novel_estimate"], train_features))
         logs["valid_prototypes"] = self.net.prototypes.num_valid
         return logs
 
@@ -114,21 +117,27 @@ class CAL:
         return {"k_novel_kept": result.k_kept, "k_novel_estimate": result.valid_after - self.num_known,
                 "model_changed": result.pruned}
 
-    def _seed_from_estimate(self, epoch: int, train_features) -> dict:
-        """``novel_k_source=posthoc``: at the end of epoch ``prune_start`` the
-        post-hoc estimator (utils/k_estimation.py) sets the number of novel
-        prototypes and their vectors (its k-means centres, at the norm whose
-        logits match the known prototypes'); DPP does not run."""
+    def _estimate(self, train_features):
+        """The post-hoc estimate (utils/k_estimation.py) on the training features, the features, and its seconds."""
         from utils.k_estimation import estimate_novel_k
 
         prototypes = self.net.prototypes
-        logs = {"k_novel_estimate": prototypes.num_valid - self.num_known, "model_changed": False}
-        if epoch != self.cfg.prune_start:
-            return logs
+        start = time.perf_counter()
         features, labels = train_features()
-        capacity = prototypes.weight.shape[0]
-        estimate = estimate_novel_k(features, labels, self.num_known, k_limit=capacity, seed=self.cfg.seed,
-                                    device=prototypes.weight.device)
+        estimate = estimate_novel_k(features, labels, self.num_known, k_limit=prototypes.weight.shape[0],
+                                    seed=self.cfg.seed, device=prototypes.weight.device)
+        return estimate, features, labels, round(time.perf_counter() - start, 2)
+
+    def _seed_from_estimate(self, epoch: int, train_features) -> dict:
+        """``novel_k_source=posthoc``: at the end of epoch ``posthoc_epoch`` the
+        post-hoc estimator sets the number of novel prototypes and their vectors
+        (its k-means centres, at the norm whose logits match the known prototypes'); DPP does not run."""
+        prototypes = self.net.prototypes
+        logs = {"k_novel_estimate": prototypes.num_valid - self.num_known, "model_changed": False}
+        if epoch != self.cfg.posthoc_epoch:
+            return logs
+        estimate, features, labels, seconds = self._estimate(train_features)
+        logs["k_posthoc_seconds"] = seconds
         if estimate.degenerate or not estimate.k_novel:
             log.warning("epoch %d: no post-hoc estimate (%s); the prototypes stay as they are", epoch,
                         estimate.message or "no novel class found")
@@ -137,11 +146,28 @@ class CAL:
         norm = centroid_logit_norm(weight[:self.num_known], torch.as_tensor(features).to(weight.device),
                                    torch.as_tensor(labels).to(weight.device))
         seed_novel_prototypes(weight, prototypes.valid, self.num_known, estimate.centres, norm)
-        log.info("epoch %d: post-hoc estimate %d novel classes (best mean score at %d; within 0.01 of it: %d-%d); "
-                 "novel prototypes set to its cluster centres (norm %s)", epoch, estimate.k_novel,
-                 estimate.k_best_score, *estimate.near_best(),
+        log.info("epoch %d: post-hoc estimate %d novel classes in %.0f s (best mean score at %d; within 0.01 of "
+                 "it: %d-%d); novel prototypes set to its cluster centres (norm %s)", epoch, estimate.k_novel,
+                 seconds, estimate.k_best_score, *estimate.near_best(),
                  "of the known prototypes" if norm is None else f"{norm:.3f}")
-        return {"k_novel_estimate": estimate.k_novel, "k_posthoc": estimate.k_novel, "model_changed": True}
+        return {**logs, "k_novel_estimate": estimate.k_novel, "k_posthoc": estimate.k_novel, "model_changed": True}
+
+    def _check_dpp_count(self, k_dpp: int, train_features) -> dict:
+        """End of a DPP run: the post-hoc count on the same features beside DPP's, and a
+        one-line warning when one is less than half the other (DPP's count has collapsed, or run away)."""
+        estimate, _, _, seconds = self._estimate(train_features)
+        if estimate.degenerate:
+            log.warning("DPP kept %d novel prototypes; no post-hoc estimate to compare (%s)", k_dpp, estimate.message)
+            return {"k_posthoc_seconds": seconds}
+        k_posthoc = estimate.k_novel
+        line = (f"DPP kept {k_dpp} novel prototypes; the post-hoc estimate on the same features counts {k_posthoc} "
+                f"({seconds:.0f} s)")
+        if 2 * min(k_dpp, k_posthoc) < max(k_dpp, k_posthoc):
+            log.warning("%s: they differ by more than half, so DPP's count is likely wrong; the post-hoc count "
+                        "(novel_k_source=posthoc, the default) or estimate_k.py is the better guide", line)
+        else:
+            log.info("%s", line)
+        return {"k_posthoc": k_posthoc, "k_posthoc_seconds": seconds}
 
     def state_dict(self) -> dict:
         """Method state beyond the network weights (which carry the valid count)."""

@@ -1,7 +1,7 @@
 """The CAL network: backbone -> frequency attention -> pool -> BNNeck -> prototypes.
 
-x [B,3,H,W] (uint8 from the data pipeline, normalised here with the ImageNet
-mean/std; a float input is taken as already normalised) -> f(x) [B,D,h,w] (* frequency mask [B,1,h,w]) -> GAP z [B,D]
+x [B,3,H,W] (uint8 from the data pipeline, normalised here with the backbone's
+mean/std, models/backbone.py ``input_normalisation``; a float input is taken as already normalised) -> f(x) [B,D,h,w] (* frequency mask [B,1,h,w]) -> GAP z [B,D]
 -> BatchNorm1d (bias frozen at 0) -> dropout -> logits z W[:V]^T [B,V],
 where W [P,D] is the prototype matrix and V <= P the number of valid
 prototypes. V is a buffer, so it travels with every state dict and a pruned
@@ -17,11 +17,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from models.backbone import create_backbone
+from models.backbone import create_backbone, input_normalisation
 from models.frequency import FrequencyAttention
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def full_precision(tensor: torch.Tensor):
@@ -31,7 +28,7 @@ def full_precision(tensor: torch.Tensor):
 
 def normalise_input(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     """uint8 [B,3,H,W] -> float (x - mean) / std with ``mean``/``std`` [1,3,1,1] in uint8 units
-    (ImageNet's times 255); float input passes unchanged."""
+    (the backbone's times 255); float input passes unchanged."""
     if x.dtype != torch.uint8:
         return x
     return (x.float() - mean) / std
@@ -65,7 +62,7 @@ class PrototypeClassifier(nn.Module):
 class CALNet(nn.Module):
     def __init__(self, backbone: str, num_prototypes: int, pretrained: bool = False, pretrained_path: str = "",
                  frequency_attention: bool = True, dropout: float = 0.2, init_std: float = 0.001,
-                 fused_gate: bool = False):
+                 fused_gate: bool = False, input_mean=(), input_std=()):
         super().__init__()
         self.backbone = create_backbone(backbone, pretrained, pretrained_path)
         dim = self.backbone.num_features
@@ -76,11 +73,13 @@ class CALNet(nn.Module):
         self.neck.bias.requires_grad_(False)  # BNNeck: shift-free feature
         self.dropout = nn.Dropout(dropout)
         self.prototypes = PrototypeClassifier(dim, num_prototypes, init_std)
-        # ImageNet mean/std in uint8 units as buffers that move with the network but stay out of
-        # checkpoints: built per forward from Python floats, they were two host-to-device copies, each a
-        # host sync on CUDA, in every step
-        self.register_buffer("input_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * 255, persistent=False)
-        self.register_buffer("input_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) * 255, persistent=False)
+        # The backbone's mean/std (or the given ones) in uint8 units, as buffers that move with the network
+        # but stay out of state dicts (the config carries them: input_mean/input_std); built per forward from
+        # Python floats, they would be two host-to-device copies, each a host sync on CUDA, in every step
+        mean, std = input_normalisation(backbone, input_mean, input_std)
+        self.normalisation = (mean, std)
+        self.register_buffer("input_mean", torch.tensor(mean).view(1, 3, 1, 1) * 255, persistent=False)
+        self.register_buffer("input_std", torch.tensor(std).view(1, 3, 1, 1) * 255, persistent=False)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled, normalised feature z [B, D] (before dropout)."""

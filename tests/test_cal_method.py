@@ -60,7 +60,7 @@ def _train_and_prune(rule):
     Sorted s = [500, 300, 200, 0, ...]: coverage .5, .8, 1 -> k_min = 2; tail mean 200/16,
     mean difference 200/15; i = 3 accepted by the difference rule (|0 - 200|), i = 4 stops
     -> 4 kept: rows 5, 9, 13 and row 2 (first of the unused ones, index order)."""
-    cal = _cal(unknown_k=True, prune_optimizer_state=rule)
+    cal = _cal(unknown_k=True, novel_k_source="dpp", prune_optimizer_state=rule)
     optimizer = torch.optim.Adam(cal.parameters(), lr=1e-3)
     for _ in range(2):
         optimizer.zero_grad()
@@ -91,7 +91,7 @@ def test_on_epoch_end_prunes_and_applies_the_optimizer_rule(rule):
 
 def test_on_epoch_end_without_pruning_reports_no_change():
     """Usage spread evenly over all 18 novel prototypes: nothing pruned, model unchanged."""
-    cal = _cal(unknown_k=True)
+    cal = _cal(unknown_k=True, novel_k_source="dpp")
     weight = cal.net.prototypes.weight.detach().clone()
     cal.usage = torch.full((20,), 7, dtype=torch.long)
     logs = cal.on_epoch_end(0, lambda t: t, torch.optim.Adam(cal.parameters()))
@@ -101,7 +101,7 @@ def test_on_epoch_end_without_pruning_reports_no_change():
 
 def test_prune_start_waits():
     """prune_start=2: the end of epochs 0 and 1 prunes nothing whatever the usage; epoch 2 prunes."""
-    cal = _cal(unknown_k=True, prune_start=2)
+    cal = _cal(unknown_k=True, novel_k_source="dpp", prune_start=2)
     optimizer = torch.optim.Adam(cal.parameters())
     for epoch, expected_valid in ((0, 20), (1, 20), (2, 6)):
         usage = torch.zeros(cal.net.prototypes.num_valid, dtype=torch.long)
@@ -112,18 +112,50 @@ def test_prune_start_waits():
         assert logs["model_changed"] is (epoch == 2)
 
 
-def test_posthoc_source_sets_the_novel_prototypes_at_prune_start():
-    """novel_k_source=posthoc, prune_start=1: epoch 0 changes nothing and never asks for
-    features; at epoch 1 the estimator finds the 3 novel blobs of well-separated training
-    features (2 known classes labelled) and the novel prototypes become their centres."""
-    cal = _cal(unknown_k=True, novel_k_source="posthoc", prune_start=1)
+def _three_novel_blobs(cal):
+    """Training features of 5 separated blobs: 2 known classes (half labelled) and 3 novel."""
     dim = cal.net.prototypes.weight.shape[1]
     g = torch.Generator().manual_seed(0)
     centres = torch.nn.functional.normalize(torch.randn(5, dim, generator=g), dim=1) * 10
     rows = torch.arange(5).repeat_interleave(40)
     features = centres[rows] + 0.3 * torch.randn(200, dim, generator=g)
     labels = torch.where(rows < 2, rows, -1)
-    labels[torch.nonzero(rows < 2).flatten()[::2]] = -1  # half the known images unlabelled too
+    labels[torch.nonzero(rows < 2).flatten()[::2]] = -1
+    return centres, features, labels
+
+
+@pytest.mark.parametrize("used, kept, warned", [([500, 300, 200], 4, False), ([100] * 18, 18, True)])
+def test_the_last_dpp_epoch_logs_the_posthoc_count_and_warns_when_they_differ_by_half(used, kept, warned, caplog):
+    """DPP keeps 4 novel prototypes (3 used: its tail rule keeps one more) or all 18 (all used alike);
+    the post-hoc estimate on the same features counts the 3 novel blobs, logged beside it; 3 is less
+    than half of 18: one warning line. Earlier epochs never ask for the features."""
+    cal = _cal(unknown_k=True, novel_k_source="dpp")
+    _, features, labels = _three_novel_blobs(cal)
+    calls = []
+
+    def train_features():
+        calls.append(1)
+        return features.numpy(), labels.numpy()
+
+    optimizer = torch.optim.Adam(cal.parameters())
+    for epoch in range(4):
+        cal.usage = torch.zeros(cal.net.prototypes.num_valid, dtype=torch.long)
+        cal.usage[2:2 + len(used)] = torch.tensor(used)
+        with caplog.at_level("INFO", logger="models.cal"):
+            logs = cal.on_epoch_end(epoch, lambda t: t, optimizer, train_features)
+        assert len(calls) == (epoch == 3), epoch
+    assert logs["k_novel_estimate"] == kept and logs["k_posthoc"] == 3 and logs["k_posthoc_seconds"] >= 0
+    lines = [r for r in caplog.records if "post-hoc estimate on the same features counts 3" in r.getMessage()]
+    assert len(lines) == 1 and (lines[0].levelname == "WARNING") is warned
+    assert ("differ by more than half" in lines[0].getMessage()) is warned
+
+
+def test_posthoc_source_sets_the_novel_prototypes_at_posthoc_epoch():
+    """novel_k_source=posthoc, posthoc_epoch=1: epoch 0 changes nothing and never asks for
+    features; at epoch 1 the estimator finds the 3 novel blobs of well-separated training
+    features (2 known classes labelled) and the novel prototypes become their centres."""
+    cal = _cal(unknown_k=True, novel_k_source="posthoc", posthoc_epoch=1)
+    centres, features, labels = _three_novel_blobs(cal)
     calls = []
 
     def train_features():

@@ -60,7 +60,7 @@ def _worker(rank: int, init_file: str, out_dir: str) -> None:
     threshold.update(reduce_sum(threshold.stats))
 
     # 3. pruning after an epoch of (different) usage on each process
-    cfg = load_config("configs/demo.py", [*TINY, "unknown_k=true", "prototypes_per_known=4"])
+    cfg = load_config("configs/demo.py", [*TINY, "unknown_k=true", "novel_k_source=dpp", "prototypes_per_known=4"])
     torch.manual_seed(0)
     method = CAL(cfg, NUM_KNOWN, 6)  # 12 prototypes, 9 of them novel
     method._accumulate(weak, strong)
@@ -105,7 +105,7 @@ def test_pruning_identical_on_ranks_and_to_single_process(ranks):
 
     assert ranks[0]["valid"] == ranks[1]["valid"] and ranks[0]["k_novel"] == ranks[1]["k_novel"]
     assert ranks[0]["prototypes"] == ranks[1]["prototypes"]
-    cfg = load_config("configs/demo.py", [*TINY, "unknown_k=true", "prototypes_per_known=4"])
+    cfg = load_config("configs/demo.py", [*TINY, "unknown_k=true", "novel_k_source=dpp", "prototypes_per_known=4"])
     torch.manual_seed(0)
     method = CAL(cfg, NUM_KNOWN, 6)
     for rank in range(WORLD):
@@ -119,7 +119,7 @@ def test_torchrun_training_and_evaluation(mini_root, tmp_path):
     run_dir = tmp_path / "ddp"
     result = run_cli("-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                      "train.py", "configs/demo.py", f"dataset_root={mini_root}", f"run_dir={run_dir}",
-                     "epochs=2", "unknown_k=true", *TINY, timeout=400)
+                     "epochs=2", "unknown_k=true", "novel_k_source=dpp", *TINY, timeout=400)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "2 processes" in result.stdout
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]

@@ -185,7 +185,7 @@ def test_a_training_step_reads_nothing_back_to_the_host(host_reads):
     from utils.config import load_config
 
     cfg = load_config(None, ["backbone=resnet18", "pretrained=false", "image_size=32", "pseudo_start=0",
-                             "unknown_k=true", "epochs=10"])
+                             "unknown_k=true", "novel_k_source=dpp", "epochs=10"])
     torch.manual_seed(0)
     method = CAL(cfg, num_known=3, num_classes=6)
     optimizer = torch.optim.Adam(method.parameters(), lr=cfg.lr, fused=True)  # as make_optimizer on CUDA

@@ -17,7 +17,7 @@ from trainer.checkpoint import CheckpointError, load_checkpoint, save_atomic
 from utils.config import load_config
 
 # unknown K and an early ACR start put every piece of state to work
-STATEFUL = [*TINY, "unknown_k=true", "pseudo_start=1", "epochs=3"]
+STATEFUL = [*TINY, "unknown_k=true", "novel_k_source=dpp", "pseudo_start=1", "epochs=3"]
 
 
 def metrics_without_time(run_dir):

@@ -82,7 +82,7 @@ def test_best_checkpoint_reproduces_its_epoch(known_k_run):
 def test_unknown_k_prunes_and_test_py_agrees(mini_root, tmp_path):
     run_dir = tmp_path / "wok"
     result = run_cli("train.py", "configs/demo.py", f"dataset_root={mini_root}", f"run_dir={run_dir}",
-                     "unknown_k=true", "epochs=3", *TINY)
+                     "unknown_k=true", "novel_k_source=dpp", "epochs=3", *TINY)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     records = read_metrics(run_dir)
     valid = [r["valid_prototypes"] for r in records]
@@ -94,6 +94,8 @@ def test_unknown_k_prunes_and_test_py_agrees(mini_root, tmp_path):
     unchanged = [r for prev, r in zip(valid, records[1:]) if r["valid_prototypes"] == prev]
     assert all(r["pre_prune_all_acc"] == r["all_acc"] for r in unchanged)
     assert (run_dir / "k_estimate.png").is_file()
+    assert "k_posthoc_seconds" in records[-1] and "k_posthoc_seconds" not in records[0]  # the end-of-run check
+    assert f"DPP kept {valid[-1] - 19} novel prototypes" in (run_dir / "log.txt").read_text()
     out = tmp_path / "eval.json"
     evaluated = run_cli("test.py", "--ckpt", str(run_dir / "checkpoints" / "last.pt"), "--out", str(out))
     assert evaluated.returncode == 0, evaluated.stderr

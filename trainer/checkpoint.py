@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from models.backbone import IMAGENET_MEAN, IMAGENET_STD
 from utils.disk import disk_full_message, is_disk_full
 
 # What a checkpoint may contain: exactly what weights_only loading accepts and we need.
@@ -27,6 +28,10 @@ PLAIN_CONTAINERS = (dict, collections.OrderedDict, list, tuple)
 PLAIN_VALUES = (str, int, float, bool, type(None), torch.Tensor, torch.nn.Parameter, torch.Size, torch.dtype,
                 torch.device)
 TEMPORARY = re.compile(r"^\..+\.pt\.tmp-\d+$")
+# Config keys added (or defaults changed) after runs were recorded, with the value those runs used:
+# every network normalised its input with ImageNet's mean/std before input_mean/input_std existed, and
+# unknown K meant DPP before novel_k_source existed.
+RECORDED_BEFORE = {"input_mean": IMAGENET_MEAN, "input_std": IMAGENET_STD, "novel_k_source": "dpp"}
 
 
 class CheckpointError(RuntimeError):
@@ -81,7 +86,7 @@ def load_checkpoint(path: str | Path, trust: bool = False) -> dict:
         raise CheckpointError(f"checkpoint {path} does not exist; a run writes <run_dir>/checkpoints/last.pt "
                               f"and best.pt")
     try:
-        return torch.load(path, map_location="cpu", weights_only=not trust)
+        state = torch.load(path, map_location="cpu", weights_only=not trust)
     except pickle.UnpicklingError as err:
         found = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
         what = f"it names {found.group(1)}" if found else "it holds objects beyond tensors and plain values"
@@ -92,6 +97,17 @@ def load_checkpoint(path: str | Path, trust: bool = False) -> dict:
         raise CheckpointError(f"checkpoint {path} cannot be read ({type(err).__name__}: "
                               f"{str(err).splitlines()[0] if str(err) else ''}); it may be truncated: use the "
                               f"other checkpoint of the run (last.pt / best.pt)") from err
+    if isinstance(state, dict) and isinstance(state.get("config"), dict):
+        state["config"] = upgrade_config(state["config"])
+    return state
+
+
+def upgrade_config(config: dict) -> dict:
+    """A recorded config with the keys added since it was written, at the values its run used
+    (a post-hoc run recorded before posthoc_epoch existed estimated at the end of prune_start)."""
+    upgraded = {**RECORDED_BEFORE, **config}
+    upgraded.setdefault("posthoc_epoch", upgraded.get("prune_start", 0))
+    return upgraded
 
 
 def remove_temporaries(directory: Path) -> list[Path]:

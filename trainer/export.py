@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from trainer.checkpoint import CheckpointError, load_checkpoint
+from trainer.checkpoint import CheckpointError, load_checkpoint, upgrade_config
 
 EXPORT_FORMAT = "owdfa-cal-export/1"
 WEIGHTS, CONFIG, CARD = "model.safetensors", "config.json", "README.md"
@@ -95,6 +95,8 @@ def read_export(folder: str | Path) -> dict:
     if info.get("format") != EXPORT_FORMAT:
         raise CheckpointError(f"{folder / CONFIG} has format {info.get('format')!r}, not {EXPORT_FORMAT!r}: it "
                               f"was not written by this code's export.py")
+    if isinstance(info.get("config"), dict):
+        info["config"] = upgrade_config(info["config"])
     return {**info, "model": model, "source": str(folder)}
 
 

@@ -47,6 +47,7 @@ def defaults() -> Config:
 
 
 # Older values of a key that still mean something: amp was a boolean (true: bf16).
+FLOAT_TUPLES = ("input_mean", "input_std")  # tuple keys of floats; other tuples hold integers
 ALIASES = {"amp": {"true": "bf16", "false": "fp32", "1": "bf16", "0": "fp32"}}
 
 
@@ -76,13 +77,15 @@ def coerce(key: str, value, default):
             return literal if isinstance(literal, str) else value
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return str(value)
-    elif kind is tuple:  # of integers: "0,1,3", "(0, 1, 3)", a JSON list, or one integer
+    elif kind is tuple:  # of integers (floats for FLOAT_TUPLES): "0,1,3", "(0, 1, 3)", a JSON list, or one number
         if isinstance(value, str):
             value = _literal(value) if value.strip() else ()
-        value = (value,) if isinstance(value, int) else value
-        if isinstance(value, (list, tuple)) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-            return tuple(value)
-        raise ConfigError(f"{key}={value!r}: expected integers like 0,1,3")
+        floats = key in FLOAT_TUPLES
+        number = (int, float) if floats else int
+        value = (value,) if isinstance(value, number) and not isinstance(value, bool) else value
+        if isinstance(value, (list, tuple)) and all(isinstance(v, number) and not isinstance(v, bool) for v in value):
+            return tuple(float(v) for v in value) if floats else tuple(value)
+        raise ConfigError(f"{key}={value!r}: expected {'numbers like 0.5,0.5,0.5' if floats else 'integers like 0,1,3'}")
     raise ConfigError(f"{key}={value!r}: expected a {kind.__name__} like the default {default!r}")
 
 
@@ -167,8 +170,8 @@ def read_json_config(path: str | Path) -> dict:
 # Keys that shape the data, the model or a step: a resumed run keeps them.
 RESUME_FIXED = ("protocol", "dataset_root", "split_seed", "split_file", "real_source_cap", "budget_real",
                 "budget_known", "budget_novel", "train_fraction", "prop_train_labels", "image_size", "crop_face",
-                "face_margin", "align_face", "backbone", "frequency_attention", "unknown_k",
-                "prototypes_per_known", "batch_size", "seed")
+                "face_margin", "align_face", "backbone", "input_mean", "input_std", "frequency_attention",
+                "unknown_k", "prototypes_per_known", "batch_size", "seed")
 
 
 def resume_changes(saved: Config, cfg: Config) -> dict:
@@ -218,6 +221,7 @@ RULES = {
     "prototypes_per_known": _AT_LEAST_ONE,
     "prune_coverage": _between(0.0, 1.0, lo_open=True),
     "prune_start": _NON_NEGATIVE,
+    "posthoc_epoch": _NON_NEGATIVE,
     "prune_max_drop": _between(0.0, 1.0, lo_open=True),
     "novel_k_source": (lambda v: v in ("dpp", "posthoc"), "must be 'dpp' (the paper) or 'posthoc'"),
     "prune_anchor_norm": (lambda v: v in ("unit", "members"), "must be 'unit' (the paper) or 'members'"),
@@ -237,6 +241,9 @@ RULES = {
                "must be auto, cpu, cuda or cuda:N"),
     "nonfinite_loss": (lambda v: v in ("stop", "skip"), "must be 'stop' or 'skip'"),
     "backbone": (lambda v: bool(v.strip()), "must name a timm model, e.g. resnet50"),
+    "input_mean": (lambda v: len(v) in (0, 3), "must be empty (the backbone's) or 3 numbers, e.g. 0.5,0.5,0.5"),
+    "input_std": (lambda v: len(v) in (0, 3) and all(s > 0 for s in v),
+                  "must be empty (the backbone's) or 3 positive numbers, e.g. 0.5,0.5,0.5"),
     "amp": (lambda v: v in ("auto", "bf16", "fp32"), "must be 'auto', 'bf16' or 'fp32' (true/false: bf16/fp32)"),
 }
 
