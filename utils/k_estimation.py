@@ -111,11 +111,13 @@ class KEstimate:
         return min(near), max(near)
 
 
-def _sq_dist(x: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
-    """Squared Euclidean distances [N, R, M] of rows x [N, D] to R sets of centres [R, M, D]."""
+def _sq_dist(x: torch.Tensor, centres: torch.Tensor, x_sq: torch.Tensor | None = None) -> torch.Tensor:
+    """Squared Euclidean distances [N, R, M] of rows x [N, D] to R sets of centres [R, M, D]
+    (``x_sq`` [N, 1]: the rows' squared norms, when already known)."""
     r, m, d = centres.shape
     flat = centres.reshape(r * m, d)
-    dist = (flat * flat).sum(1)[None, :] - 2 * x @ flat.t() + (x * x).sum(1, keepdim=True)
+    x_sq = (x * x).sum(1, keepdim=True) if x_sq is None else x_sq
+    dist = torch.addmm((flat * flat).sum(1)[None, :] + x_sq, x, flat.t(), alpha=-2)
     return dist.clamp_min(0).view(x.shape[0], r, m)
 
 
@@ -127,6 +129,16 @@ def _assign(x: torch.Tensor, centres: torch.Tensor, batch_size: int) -> tuple[to
         nearest.append(index.t())
         dist.append(value.t())
     return torch.cat(nearest, dim=1), torch.cat(dist, dim=1)
+
+
+def _nearest(x: torch.Tensor, centres: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """Nearest centre of each set [R, N], as ``_assign`` but without the distances:
+    argmin |x - c|^2 = argmin (|c|^2 / 2 - x.c), one fused product per row batch."""
+    r, m, d = centres.shape
+    flat = centres.reshape(r * m, d)
+    half_norms = 0.5 * (flat * flat).sum(1)[None, :]
+    return torch.cat([torch.addmm(half_norms, x[start:start + batch_size], flat.t(), alpha=-1)
+                      .view(-1, r, m).argmin(dim=2).t() for start in range(0, x.shape[0], batch_size)], dim=1)
 
 
 def _kmeans_pp(x: torch.Tensor, fixed: torch.Tensor, k_new: int, restarts: int, generator: torch.Generator,
@@ -143,6 +155,7 @@ def _kmeans_pp(x: torch.Tensor, fixed: torch.Tensor, k_new: int, restarts: int, 
     else:
         d2 = torch.full((restarts, n), float("inf"), device=x.device)
     trials = 2 + int(np.log(max(k_new + fixed.shape[0], 1)))
+    x_sq = (x * x).sum(1, keepdim=True)
     chosen = []
     for _ in range(k_new):
         weights = d2.cpu()
@@ -152,7 +165,8 @@ def _kmeans_pp(x: torch.Tensor, fixed: torch.Tensor, k_new: int, restarts: int, 
                                   generator=generator).to(x.device)                 # [R, trials]
         candidates = x[index]                                                       # [R, trials, D]
         new_d2 = torch.cat([torch.minimum(d2[:, start:start + batch_size, None],
-                                          _sq_dist(x[start:start + batch_size], candidates).transpose(0, 1))
+                                          _sq_dist(x[start:start + batch_size], candidates,
+                                                   x_sq[start:start + batch_size]).transpose(0, 1))
                             for start in range(0, n, batch_size)], dim=1)           # [R, N, trials]
         best = new_d2.sum(1).argmin(dim=1)                                          # [R]
         rows = torch.arange(restarts, device=x.device)
@@ -192,7 +206,7 @@ def semi_supervised_kmeans(x: torch.Tensor, labels: torch.Tensor, num_anchored: 
     centres = torch.cat([anchor_centres.expand(n_init, -1, -1), seeded], dim=1)   # [R, k, D]
     previous = None
     for _ in range(max_iter):
-        nearest, _ = _assign(x_free, centres, batch_size)                         # [R, n_free]
+        nearest = _nearest(x_free, centres, batch_size)                           # [R, n_free]
         if previous is not None and ((nearest != previous).float().mean(1) <= tol).all():
             break
         previous = nearest
@@ -212,6 +226,14 @@ def semi_supervised_kmeans(x: torch.Tensor, labels: torch.Tensor, num_anchored: 
     assignment = labels.clone()
     assignment[free] = nearest[best]
     return assignment, centres[best], float(inertia[best])
+
+
+def principal_directions(x: torch.Tensor, dims: int) -> torch.Tensor:
+    """Unit rows x [N, D] -> their projection on the ``dims`` leading principal axes of the
+    centred rows, normalised again [N, dims]: the class structure of trained features lies in
+    few directions, and every distance afterwards costs dims / D as much."""
+    _, _, v = torch.linalg.svd(x - x.mean(0, keepdim=True), full_matrices=False)
+    return F.normalize(x @ v[:dims].t(), dim=1)
 
 
 def cosine_silhouette(x: torch.Tensor, assignment: torch.Tensor, rows: torch.Tensor | None = None) -> float:
@@ -344,7 +366,7 @@ def estimate_novel_k(features, labels, num_known: int, k_max: int | None = None,
                      probe_draws: int = 12, probe_weight: float = 0.9, n_init: int = 10, max_iter: int = 30,
                      seed: int = 0, device: str | torch.device = "cpu", batch_size: int = 16384,
                      max_rows: int | None = 30000, max_points: int = 40, k_limit: int | None = None,
-                     within_se: float = 1.0) -> KEstimate:
+                     within_se: float = 1.0, dims: int | None = None) -> KEstimate:
     """Sweep total K over [num_known, k_max] and choose one (``choose_k``).
 
     Without ``k_max`` the range starts at [num_known, 3 x num_known] and
@@ -378,7 +400,9 @@ def estimate_novel_k(features, labels, num_known: int, k_max: int | None = None,
     if message:
         result.degenerate, result.message = True, message
         return result
-    x = F.normalize(x, dim=1).to(device)
+    x = x_full = F.normalize(x, dim=1).to(device)
+    if dims is not None and x.shape[1] > dims:
+        x = principal_directions(x_full, dims)
     message = _structure_message(x, torch.from_numpy(labels).to(device))
     if message:
         result.degenerate, result.message = True, message
@@ -435,7 +459,7 @@ def estimate_novel_k(features, labels, num_known: int, k_max: int | None = None,
     result.k_novel = result.k_total - num_known
     if result.k_novel > 0:  # the chosen K's novel clusters, now with every known class anchored
         all_known = torch.from_numpy(labels).to(device)
-        _, centres, _ = semi_supervised_kmeans(x, all_known, num_known, result.k_total, n_init, max_iter, seed,
+        _, centres, _ = semi_supervised_kmeans(x_full, all_known, num_known, result.k_total, n_init, max_iter, seed,
                                                batch_size)
         result.centres = centres[num_known:].cpu()
     if k_top < k_max:

@@ -15,8 +15,9 @@ Variants (configs/base.py switches on top of configs/demo.py):
   DPP settings beyond the paper (unknown K): dpp_move (Adam moments move with the rows),
   dpp_members (joined anchors keep their members' norm), dpp_late (first prune after
   epoch 5), dpp_late_bounded (from epoch 3, at most half the novel prototypes per epoch),
-  posthoc (the post-hoc estimator sets the novel prototypes at the end of epoch 4; nine such
-  runs sharing one GPU were slow, likely its many small kernels: use --parallel 2 or 3 for it).
+  posthoc (the post-hoc estimator sets the novel prototypes at the end of epoch posthoc_epoch,
+  4 by default; many such runs sharing one GPU are slow: use --parallel 2 or 3 for it). A DPP
+  run also logs the post-hoc count on its last epoch's features (the "post-hoc K" column).
 Every run of a protocol uses the same split (split_seed fixed); seeds vary the
 training (initialisation, sampling, augmentation, dropout). The table reports
 mean ± std over seeds of the last epoch's test metrics, the mean test
@@ -45,14 +46,14 @@ VARIANTS = {
     "ccr": ("(b) + CCR", ["acr=false"]),
     "acr": ("(c) + ACR", ["ccr_weight=0"]),
     "full_known": ("(d) CAL, known K", []),
-    "full_unknown": ("(e) CAL, unknown K (DPP)", ["unknown_k=true"]),
-    "dpp_move": ("DPP, Adam moments move", ["unknown_k=true", "prune_optimizer_state=move"]),
-    "dpp_members": ("DPP, anchors keep members' norm", ["unknown_k=true", "prune_anchor_norm=members"]),
-    "dpp_late": ("DPP from epoch 5", ["unknown_k=true", "prune_start=5"]),
-    "dpp_late_bounded": ("DPP from epoch 3, <= 1/2 per epoch", ["unknown_k=true", "prune_start=3",
-                                                               "prune_max_drop=0.5"]),
-    "posthoc": ("post-hoc estimate sets K after epoch 4", ["unknown_k=true", "novel_k_source=posthoc",
-                                                           "prune_start=4"]),
+    "full_unknown": ("(e) CAL, unknown K (DPP)", ["unknown_k=true", "novel_k_source=dpp"]),
+    "dpp_move": ("DPP, Adam moments move", ["unknown_k=true", "novel_k_source=dpp", "prune_optimizer_state=move"]),
+    "dpp_members": ("DPP, anchors keep members' norm", ["unknown_k=true", "novel_k_source=dpp",
+                                                        "prune_anchor_norm=members"]),
+    "dpp_late": ("DPP from epoch 5", ["unknown_k=true", "novel_k_source=dpp", "prune_start=5"]),
+    "dpp_late_bounded": ("DPP from epoch 3, <= 1/2 per epoch", ["unknown_k=true", "novel_k_source=dpp",
+                                                               "prune_start=3", "prune_max_drop=0.5"]),
+    "posthoc": ("post-hoc estimate sets K (posthoc_epoch)", ["unknown_k=true", "novel_k_source=posthoc"]),
 }
 COLUMNS = [("all_acc", "All"), ("known_acc", "Known"), ("novel_acc", "Novel"), ("nmi", "NMI"), ("ari", "ARI"),
            ("conf_known", "conf known"), ("conf_novel", "conf novel")]
