@@ -47,7 +47,7 @@ def training_features(args):
     from trainer.device import use_bf16
     from trainer.distributed import resolve_device
     from trainer.evaluation import extract_features
-    from trainer.inference import restore_method
+    from inference.loading import restore_method
 
     cfg, state = load_for_evaluation(args)
     if args.batch_size is not None:

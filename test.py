@@ -47,7 +47,7 @@ def parse_args(argv):
 def load_for_evaluation(args):
     """Config, checkpoint state and a consistency check of checkpoint vs data."""
     from dataset.protocols import label_space
-    from trainer.inference import load_model_state
+    from inference.loading import load_model_state
     from utils.config import ConfigError, defaults, merge, validate
 
     state = load_model_state(args.ckpt, trust=args.trust_checkpoint)
@@ -72,7 +72,7 @@ def evaluate_checkpoint(args) -> dict:
     from trainer.device import use_bf16
     from trainer.distributed import resolve_device
     from trainer.evaluation import predict, prediction_metrics
-    from trainer.inference import restore_method
+    from inference.loading import restore_method
     from utils.run_dir import setup_logging
 
     setup_logging(None)
@@ -88,7 +88,7 @@ def evaluate_checkpoint(args) -> dict:
                   cfg.channels_last)
     metrics = prediction_metrics(out, data.split.num_known)
     if args.save_predictions:
-        from trainer.test_report import save_test_report
+        from inference.evaluation_report import save_test_report
 
         save_test_report(args.save_predictions, out, data.split, state)
     valid = method.net.prototypes.num_valid
