@@ -107,7 +107,7 @@ def read_split_json(path: str | Path) -> SplitRecord:
                              list(doc.get("left_out", [])), str(doc.get("source", "")))
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise DatasetError(f"split file {path} cannot be read ({type(err).__name__}: {err}); pass the "
-                           f"split.json of a run (format described in README.md, Training)") from err
+                           f"split.json of a run (format described in docs/data.md)") from err
     bad_roles = sorted({r.role for r in images} - set(ROLES))
     if bad_roles:
         raise DatasetError(f"split file {path} has unknown roles {bad_roles}; roles are {', '.join(ROLES)}")
