@@ -95,8 +95,8 @@ def test_normalisation_travels_with_checkpoint_and_export(known_k_run, tmp_path)
     """A run records its mean/std in config.json and every checkpoint; an export keeps them and
     predict's loader builds the network with them (a changed value changes the predictions)."""
     from trainer.checkpoint import load_checkpoint, save_atomic
-    from trainer.export import export_checkpoint
-    from trainer.inference import Attributor
+    from inference.export import export_checkpoint
+    from inference.attributor import Attributor
 
     run_dir, _ = known_k_run
     assert tuple(json.loads((run_dir / "config.json").read_text())["input_mean"]) == IMAGENET_MEAN
