@@ -11,3 +11,7 @@ backbone = "tf_efficientnet_lite0"
 pretrained = True              # from the package when the Hugging Face cache has none
 channels_last = True           # Lite0 at 64 px on 2 CPU cores: 1.45 s per step in NHWC, 2.25 s in NCHW
 lr = 2e-4                      # the paper's Adam learning rate: 1e-3 is for training from scratch
+epochs = 6                     # pretrained features need fewer epochs than training from scratch
+pseudo_start = 2
+lr_step = 5
+posthoc_epoch = 2              # unknown K: the post-hoc estimate after three epochs

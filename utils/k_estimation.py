@@ -309,10 +309,10 @@ def choose_k(ks: list[int], draw_scores: np.ndarray, within_se: float = 1.0) -> 
 
 
 def estimate_novel_k(features, labels, num_known: int, k_max: int | None = None, probe_fraction: float = 0.3,
-                     probe_draws: int = 12, probe_weight: float = 0.9, n_init: int = 10, max_iter: int = 30,
+                     probe_draws: int = 12, probe_weight: float = 0.9, n_init: int = 3, max_iter: int = 30,
                      seed: int = 0, device: str | torch.device = "cpu", batch_size: int = 16384,
-                     max_rows: int | None = 30000, max_points: int = 40, k_limit: int | None = None,
-                     within_se: float = 1.0, dims: int | None = None) -> KEstimate:
+                     max_rows: int | None = 30000, max_points: int = 13, k_limit: int | None = None,
+                     within_se: float = 1.0, dims: int | None = 64) -> KEstimate:
     """Sweep total K over [num_known, k_max] and choose one (``choose_k``).
 
     Without ``k_max`` the range starts at [num_known, 3 x num_known] and
@@ -328,7 +328,10 @@ def estimate_novel_k(features, labels, num_known: int, k_max: int | None = None,
     score and ``choose_k`` for the choice (``within_se``; 0 is the argmax of
     the mean score). ``max_rows`` subsamples the rows (seeded) before the sweep (None:
     all). With more than ``max_points`` K values in the range, K is swept in
-    steps first and then at every K within a step of the coarse choice.
+    steps first and then at every K within a step of the coarse choice. The
+    sweep clusters the rows' projection on their ``dims`` leading principal
+    axes (None: all D); the returned centres are in the full feature space.
+    ``n_init`` k-means++ restarts per clustering. Their cost: docs/choosing_k.md.
     Degenerate input returns ``degenerate=True`` with a message, never raises.
     """
     grow = k_max is None
