@@ -7,7 +7,7 @@
     python scripts/bench/ablation.py --code /path/to/other/checkout ...   # the same runs with other code
 
 ``VARIANTS`` below lists each variant's config switches on top of
-configs/demo.py: (a) supervised + regularisation, (b) + CCR, (c) + ACR,
+``--config`` (configs/demo.py): (a) supervised + regularisation, (b) + CCR, (c) + ACR,
 (d) CAL with known K, (e) CAL with DPP, DPP settings beyond the paper and
 posthoc. Every run of a protocol uses the same split; seeds vary the training. Writes
 mean ± std over seeds of the last epoch's test metrics, the confidence skew
@@ -47,10 +47,10 @@ COLUMNS = [("all_acc", "All"), ("known_acc", "Known"), ("novel_acc", "Novel"), (
            ("conf_known", "conf known"), ("conf_novel", "conf novel")]
 
 
-def train(code: Path, dataset: Path, run_dir: Path, protocol: int, seed: int, overrides: list[str],
+def train(code: Path, config: str, dataset: Path, run_dir: Path, protocol: int, seed: int, overrides: list[str],
           posthoc: bool) -> dict:
     """One training run (and the post-hoc estimate); returns the last epoch's record."""
-    cmd = [sys.executable, "train.py", "configs/demo.py", f"dataset_root={dataset}", f"run_dir={run_dir}",
+    cmd = [sys.executable, "train.py", config, f"dataset_root={dataset}", f"run_dir={run_dir}",
            f"protocol={protocol}", f"seed={seed}", *overrides]
     result = subprocess.run(cmd, cwd=code, capture_output=True, text=True)
     if result.returncode:
@@ -91,6 +91,8 @@ def main(argv=None) -> int:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS)[:5], choices=list(VARIANTS))
     parser.add_argument("--parallel", type=int, default=1, help="runs at a time (one GPU holds several)")
     parser.add_argument("--posthoc", action="store_true", help="also run estimate_k.py on each run")
+    parser.add_argument("--config", default="configs/demo.py",
+                        help="the experiment the variants change, e.g. configs/demo_lite0.py (ImageNet weights)")
     parser.add_argument("--code", default=str(REPO), help="checkout whose train.py runs (before/after)")
     parser.add_argument("--out", default=str(REPO / "bench_results" / "ablation.md"))
     parser.add_argument("--runs_dir", default=str(REPO / "exp" / "ablation"))
@@ -112,7 +114,8 @@ def main(argv=None) -> int:
         name, protocol, seed = job
         t0 = time.time()
         try:
-            record = train(Path(args.code), dataset, runs / f"{name}_p{protocol}_seed{seed}", protocol, seed,
+            record = train(Path(args.code), args.config, dataset, runs / f"{name}_p{protocol}_seed{seed}",
+                           protocol, seed,
                            [*VARIANTS[name][1], *args.overrides], args.posthoc)
         except RuntimeError as err:
             print(f"FAILED {name} P{protocol} seed {seed}: {err}", flush=True)
