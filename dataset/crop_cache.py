@@ -6,8 +6,9 @@ and ``FaceCropper.crop`` redoes the crop pixel for pixel) in one SQLite file
 calling ``ensure`` is the only writer, workers only detect). The default
 cache folder is ``<dataset_root>/../owdfa_crop_cache``, beside the data.
 
-An entry is keyed by the image path relative to the dataset root and the
-``CropSettings.key()``; it is valid only while the file's size and
+An entry is keyed by the image path relative to the dataset root (text; a
+name that is not valid UTF-8 is stored as its raw bytes, a BLOB, so no two
+names collide) and the ``CropSettings.key()``; it is valid only while the file's size and
 ``mtime_ns`` equal the stored ones. So a touched image, or new crop settings,
 recomputes exactly the entries concerned and nothing else.
 
@@ -45,7 +46,7 @@ log = logging.getLogger(__name__)
 WRITE_BATCH = 256  # records per commit: an interrupted run keeps what it finished
 READ_CHECK = "read-v1"  # settings key of the readability check; bump when read_rgb's rules change
 _SCHEMA = """CREATE TABLE IF NOT EXISTS faces (
-    path TEXT NOT NULL,         -- relative to the dataset root, '/' separated
+    path TEXT NOT NULL,         -- relative to the dataset root, '/' separated (BLOB: a non-UTF-8 name's bytes)
     settings TEXT NOT NULL,     -- CropSettings.key(), or READ_CHECK
     size INTEGER NOT NULL,      -- file size in bytes when detected (-1: could not stat)
     mtime_ns INTEGER NOT NULL,  -- file mtime in ns when detected (-1: could not stat)
@@ -126,7 +127,7 @@ class CropCache:
         db, stored = self._open(key)
         with closing(db):
             for path in paths:
-                rel, stamp = self._relative(path), _stat(path)
+                rel, stamp = _db_key(self._relative(path)), _stat(path)
                 hit = stored.get(rel)
                 if hit is not None and hit[:2] == stamp:
                     texts[path] = hit[2]
@@ -243,6 +244,16 @@ class CropCache:
         if not full.startswith(prefix):
             raise ValueError(f"{path!r} is not under the dataset root {self.root!r}")
         return full[len(prefix):].replace(os.sep, "/")
+
+
+def _db_key(rel: str) -> str | bytes:
+    """The database form of a relative path: itself, or its bytes when it is not valid UTF-8
+    (``os.listdir`` gives such a name with surrogate escapes, which SQLite text cannot hold)."""
+    try:
+        rel.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(rel)
+    return rel
 
 
 def _code(err: sqlite3.Error) -> int:
