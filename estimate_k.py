@@ -43,13 +43,14 @@ def parse_args(argv):
 def training_features(args):
     """(features [N, D], labels [N] with -1 unlabelled, split, device) of the checkpoint's training images."""
     from dataset.owdfa import build_data, eval_loader, train_eval_set
-    from test import load_for_evaluation
+    from inference.evaluate import load_for_evaluation
+    from inference.loading import restore_method
     from trainer.device import use_bf16
     from trainer.distributed import resolve_device
     from trainer.evaluation import extract_features
-    from trainer.inference import restore_method
 
-    cfg, state = load_for_evaluation(args)
+    cfg, state = load_for_evaluation(args.ckpt, args.trust_checkpoint, args.dataset_root, args.device,
+                                     args.num_workers)
     if args.batch_size is not None:
         cfg.test_batch_size = args.batch_size
     device = resolve_device(cfg.device)

@@ -5,7 +5,7 @@
 
 Writes model.safetensors, config.json (config, class table, valid prototype
 count, cluster names, split fingerprint, metrics) and a model card README.md
-(trainer/export.py). RUN_DIR may also be a checkpoint file. The folder loads
+(inference/export.py). RUN_DIR may also be a checkpoint file. The folder loads
 with ``--ckpt DIR`` in predict.py and test.py; after ``--push_to_hub`` with
 ``--ckpt hf://OWNER/NAME``.
 """
@@ -31,8 +31,8 @@ def parse_args(argv):
 
 def main(argv) -> int:
     from trainer.checkpoint import CheckpointError
-    from trainer.export import checkpoint_of, export_checkpoint, write_card
-    from trainer.hub import push
+    from inference.export import checkpoint_of, export_checkpoint, write_card
+    from inference.hub import push
 
     args = parse_args(argv)
     checkpoint = checkpoint_of(args.run_dir, args.checkpoint)

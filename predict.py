@@ -39,7 +39,8 @@ def parse_args(argv):
 
 def main(argv) -> int:
     from trainer.checkpoint import CheckpointError
-    from trainer.inference import Attributor, collect_inputs, summary, write_csv
+    from inference.attributor import Attributor, collect_inputs
+    from inference.predictions import summary, write_csv
     from utils.config import ConfigError
 
     args = parse_args(argv)

@@ -44,74 +44,19 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
-def load_for_evaluation(args):
-    """Config, checkpoint state and a consistency check of checkpoint vs data."""
-    from dataset.protocols import label_space
-    from trainer.inference import load_model_state
-    from utils.config import ConfigError, defaults, merge, validate
-
-    state = load_model_state(args.ckpt, trust=args.trust_checkpoint)
-    overrides = {k: v for k, v in (("dataset_root", args.dataset_root), ("device", args.device),
-                                   ("num_workers", args.num_workers)) if v is not None}
-    cfg = merge(merge(defaults(), state["config"], args.ckpt), overrides, "the command line")
-    cfg.pretrained = False  # the weights come from the checkpoint
-    cfg.resume = ""
-    validate(cfg)
-    space = label_space(cfg)
-    if state["num_classes"] != space.num_classes or state["num_known"] != space.num_known:
-        raise ConfigError(f"checkpoint {args.ckpt} was trained with {state['num_classes']} classes, "
-                          f"{state['num_known']} known, but {space.table.name} {space.name} of this code has "
-                          f"{space.num_classes} classes, {space.num_known} known; evaluate it with the code and "
-                          f"class table it was trained with")
-    return cfg, state
-
-
-def evaluate_checkpoint(args) -> dict:
-    from dataset.owdfa import build_data, eval_loader
-    from dataset.split_file import verify_split
-    from trainer.device import use_bf16
-    from trainer.distributed import resolve_device
-    from trainer.evaluation import predict, prediction_metrics
-    from trainer.inference import restore_method
-    from utils.run_dir import setup_logging
-
-    setup_logging(None)
-    cfg, state = load_for_evaluation(args)
-    device = resolve_device(cfg.device)
-    data = build_data(cfg, train=False)
-    change = verify_split(data.record, state.get("split_fingerprint"), Path(args.ckpt).parent.parent / "split.json",
-                          args.allow_split_change)
-    if change:
-        print(f"warning: {change}; evaluating anyway (--allow_split_change)", file=sys.stderr)
-    method = restore_method(cfg, state, device)
-    out = predict(method.predict, method.model, eval_loader(data, cfg), device, use_bf16(cfg.amp, cfg.image_size),
-                  cfg.channels_last)
-    metrics = prediction_metrics(out, data.split.num_known)
-    if args.save_predictions:
-        from trainer.test_report import save_test_report
-
-        save_test_report(args.save_predictions, out, data.split, state)
-    valid = method.net.prototypes.num_valid
-    metrics.update(checkpoint=str(args.ckpt), epoch=state["epoch"], protocol=cfg.protocol,
-                   label_space=data.split.space.title,
-                   valid_prototypes=valid, selected_on_test_set=bool(state.get("selected_on_test_set")))
-    if cfg.unknown_k:
-        metrics["k_novel_estimate"] = valid - data.split.num_known
-        metrics["k_novel_true"] = data.split.num_novel_in_test
-        metrics["k_novel_error"] = metrics["k_novel_estimate"] - metrics["k_novel_true"]
-    return metrics
-
-
 def main(argv) -> int:
     from dataset.protocols import ClassTableError
     from dataset.split import DatasetError
+    from inference.evaluate import evaluate_checkpoint
     from trainer.checkpoint import CheckpointError
     from trainer.trainer import format_table
     from utils.config import ConfigError
 
     args = parse_args(argv)
     try:
-        metrics = evaluate_checkpoint(args)
+        metrics = evaluate_checkpoint(args.ckpt, args.trust_checkpoint, args.allow_split_change,
+                                      args.save_predictions, dataset_root=args.dataset_root, device=args.device,
+                                      num_workers=args.num_workers)
     except (ConfigError, ClassTableError, DatasetError, CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

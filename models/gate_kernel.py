@@ -46,7 +46,7 @@ PATCH = 27         # 3 channels x 3 x 3 taps of the first convolution
 PATCH_PADDED = 32  # the product's reduction size (a power of two, at least 16)
 TAPS = 16          # the second convolution's 9 taps, padded to a product's minimum size
 # Tiles and launch settings, chosen from ptxas's report without a GPU to time them (tests/test_gate_kernel.py
-# compiles them and checks for register spills; scripts/bench/gpu_issue15.py times alternatives). At
+# compiles them and checks for register spills; scripts/bench/gpu_step_benchmark.py times alternatives). At
 # 4 warps the forward needs 80-103 registers with 16 x 16 tiles. The backward's weight-gradient
 # products reduce over the tile's lanes and replicate their operands in every warp, so it takes
 # 8 x 16 tiles (84 outputs per 128 lanes) and reloads the patches instead of keeping them: 186

@@ -18,9 +18,11 @@ import export as export_cli
 import predict as predict_cli
 from dataset.protocols import label_names
 from trainer.checkpoint import load_checkpoint
-from trainer.hub import HubError
-from trainer.inference import (COLUMNS, TEST_COLUMNS, Attributor, class_table, collect_inputs, load_model_state,
-                               prototype_names, read_names, real_prototypes)
+from inference.attributor import Attributor, collect_inputs
+from inference.hub import HubError
+from inference.loading import load_model_state
+from inference.names import class_table, prototype_names, read_names, real_prototypes
+from inference.predictions import COLUMNS, TEST_COLUMNS
 from utils.metrics import cluster_assignment
 
 

@@ -18,7 +18,7 @@ Variants: fp32 and bf16 autocast (CUDA only, as in training), channels_last
 off/on; ``--compare`` adds the before/after row of an earlier speed work (a host sync
 per logged term per step vs on-device accumulation). For the before/after
 of the tensor-core attention, compile and fused Adam see
-scripts/bench/gpu_issue15.sh.
+scripts/bench/gpu_step_benchmark.sh.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Before/after numbers of issue 15 on one GPU, each case in its own process.
 
-    python scripts/bench/gpu_issue15.py --before .before --out results_dir   # about 5 minutes on an H200
-    python scripts/bench/gpu_issue15.py --smoke                               # CPU check of the harness
+    python scripts/bench/gpu_step_benchmark.py --before .before --out results_dir   # about 5 minutes on an H200
+    python scripts/bench/gpu_step_benchmark.py --smoke                               # CPU check of the harness
 
 "before" is a checkout of the old tree (``--before``), "after" this tree. A
 case imports the model and data code of its tree, so both run the same
@@ -24,7 +24,7 @@ measurement code:
   ``--budget_s`` to reach it after the other cases).
 
 Every case has a timeout and a failure does not stop the others; results go
-to stdout and, with ``--out``, to ``issue15_results.md`` / ``.jsonl``.
+to stdout and, with ``--out``, to ``gpu_step_results.md`` / ``.jsonl``.
 ``--cases fused_gate`` runs only the fused gate's cases (about 3 minutes):
 check, gate, and the ResNet-50 step with and without it, eager and compiled.
 """
@@ -323,7 +323,7 @@ def case_e2e(args) -> None:
 
 def run_case(tree: Path, label: str, args: list[str], timeout: float) -> tuple[list[dict], str]:
     """Run one case in its own process inside ``tree``; returns its JSON records and any error."""
-    command = [sys.executable, str(AFTER / "scripts" / "bench" / "gpu_issue15.py"), "--case", "--tree", str(tree),
+    command = [sys.executable, str(AFTER / "scripts" / "bench" / "gpu_step_benchmark.py"), "--case", "--tree", str(tree),
                "--label", label, *args]
     env = {**os.environ, "PYTHONPATH": str(tree)}
     try:
@@ -422,7 +422,7 @@ def main(argv=None) -> int:
     parser.add_argument("--smoke", action="store_true", help="tiny CPU run of every case (checks the harness)")
     parser.add_argument("--cases", default="", choices=["", "fused_gate"],
                         help="fused_gate: only the fused gate's cases")
-    parser.add_argument("--budget_s", type=float, default=float(os.environ.get("ISSUE15_BUDGET_S", "360")),
+    parser.add_argument("--budget_s", type=float, default=float(os.environ.get("GPU_BENCH_BUDGET_S", "360")),
                         help="skip the cases still waiting after this many seconds")
     parser.add_argument("--case", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--tree", help=argparse.SUPPRESS)
@@ -448,7 +448,7 @@ def main(argv=None) -> int:
     if before and not (before / "models" / "frequency.py").is_file():
         print(f"no old tree at {before}: before cases skipped", flush=True)
         before = None
-    jpegs = Path(os.environ.get("TMPDIR", "/tmp")) / "issue15_jpegs"
+    jpegs = Path(os.environ.get("TMPDIR", "/tmp")) / "gpu_step_jpegs"
     if not args.cases and not list(jpegs.glob("*.jpg")):
         made = make_jpegs(jpegs, 64 if args.smoke else 3072)
         print(f"made {len(made)} JPEGs in {time.time() - started:.1f} s", flush=True)
@@ -476,8 +476,8 @@ def main(argv=None) -> int:
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "issue15_results.md").write_text(report + "\n")
-        (out / "issue15_results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+        (out / "gpu_step_results.md").write_text(report + "\n")
+        (out / "gpu_step_results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     return 0
 
 

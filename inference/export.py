@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from inference.names import class_table, prototype_names, space_of
 from trainer.checkpoint import CheckpointError, load_checkpoint
 
 EXPORT_FORMAT = "owdfa-cal-export/1"
@@ -30,8 +31,6 @@ def checkpoint_of(source: str | Path, which: str = "last") -> Path:
 
 def export_info(state: dict) -> dict:
     """What config.json holds, from a training checkpoint (plain JSON types)."""
-    from trainer.inference import class_table, prototype_names, space_of
-
     classes = state.get("classes") or class_table(space_of(state["config"]))
     state = {**state, "classes": classes}
     names = prototype_names(state)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from trainer.inference import TEST_COLUMNS, prediction_rows, prototype_names, real_prototypes, write_csv
+from inference.names import prototype_names, real_prototypes
+from inference.predictions import TEST_COLUMNS, prediction_rows, write_csv
 from utils.metrics import aligned_confusion, per_class_accuracy
 
 

@@ -1,0 +1,92 @@
+"""Attribute images with a trained model (predict.py's engine).
+
+``Attributor.load`` takes any model source (``inference.loading``) and names
+its prototypes (``inference.names``); ``predict_paths`` runs images through
+the model's own face crop (through the crop cache) and evaluation view, in
+batches, and returns one prediction CSV row per image.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+
+from dataset.image_io import is_image_file
+from inference.loading import load_model_state, restore_method
+from inference.names import prototype_names, read_names, real_prototypes
+from inference.predictions import prediction_rows
+
+
+@dataclass
+class Attributor:
+    """A loaded model with its names, ready for ``predict_paths``."""
+    cfg: dict
+    method: object
+    device: object
+    names: list[str]
+    real: set[int]
+
+    @classmethod
+    def load(cls, source: str, device: str | None = None, names_file: str | None = None,
+             trust: bool = False) -> "Attributor":
+        from trainer.distributed import resolve_device
+        from utils.config import defaults, merge
+
+        state = load_model_state(source, trust)
+        cfg = merge(merge(defaults(), state["config"], source), {"pretrained": False, "resume": ""}, "inference")
+        torch_device = resolve_device(device or "auto")
+        method = restore_method(cfg, state, torch_device)
+        names = prototype_names(state, read_names(names_file) if names_file else None)
+        return cls(cfg, method, torch_device, names, real_prototypes(state))
+
+    def predict_paths(self, paths: list[str], batch_size: int | None = None, num_workers: int | None = None,
+                      crop_cache_dir: str | None = None, progress: bool = True) -> list[dict]:
+        """One CSV row (``inference.predictions.COLUMNS``) per path, in order; unreadable files give error rows."""
+        from dataset.owdfa import EvalSet, image_loader, shutdown_workers
+        from trainer.device import use_bf16
+        from trainer.evaluation import predict
+
+        cfg = self.cfg
+        workers = cfg.num_workers if num_workers is None else num_workers
+        reader = input_reader(cfg, paths, crop_cache_dir, workers)
+        dataset = EvalSet(paths, np.full(len(paths), -1), reader, cfg.image_size)
+        loader = image_loader(dataset, batch_size or cfg.test_batch_size, workers,
+                              pin_memory=self.device.type == "cuda")
+        try:
+            out = predict(self.method.predict, self.method.model, loader, self.device,
+                          use_bf16(cfg.amp, cfg.image_size), cfg.channels_last, progress=progress)
+        finally:
+            shutdown_workers(loader)
+        return prediction_rows(paths, out, self.names, self.real)
+
+
+def input_reader(cfg, paths: list[str], crop_cache_dir: str | None, workers: int):
+    """The training reader for arbitrary files: with ``crop_face`` the faces
+    are detected once and kept in a crop cache beside the inputs (by default
+    ``<their common folder>/../owdfa_crop_cache``)."""
+    from dataset.owdfa import ImageReader, build_reader
+    from utils.config import Config
+
+    if not cfg.crop_face or not paths:
+        return ImageReader()
+    root = os.path.commonpath([os.path.dirname(os.path.abspath(p)) for p in paths])
+    local = Config({**cfg, "dataset_root": root, "crop_cache_dir": crop_cache_dir or "", "num_workers": workers})
+    return build_reader(local, dict.fromkeys(paths, -1))[0]
+
+
+def collect_inputs(inputs: list[str], stdin=None) -> list[str]:
+    """Image paths from files (kept as given, readable or not), folders
+    (image files below them, recursively, sorted) and ``-`` (one path per
+    line of stdin)."""
+    paths = []
+    for item in inputs:
+        if item == "-":
+            paths += [line.strip() for line in (stdin or sys.stdin) if line.strip()]
+        elif os.path.isdir(item):
+            paths += sorted(os.path.join(folder, name) for folder, _, files in os.walk(item)
+                            for name in files if is_image_file(name))
+        else:
+            paths.append(item)
+    return paths

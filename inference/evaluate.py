@@ -1,0 +1,72 @@
+"""Evaluate a saved model on its protocol's test split (test.py's engine).
+
+The model and the split are rebuilt from the config stored with the model;
+a checkpoint whose class counts differ from this code's class table, or data
+whose split differs from the one trained on, is refused with the fix named.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from inference.loading import load_model_state, restore_method
+
+
+def load_for_evaluation(ckpt: str, trust: bool = False, dataset_root: str | None = None,
+                        device: str | None = None, num_workers: int | None = None):
+    """Config and checkpoint state of any model source, checked against this code's class table."""
+    from dataset.protocols import label_space
+    from utils.config import ConfigError, defaults, merge, validate
+
+    state = load_model_state(ckpt, trust=trust)
+    overrides = {k: v for k, v in (("dataset_root", dataset_root), ("device", device),
+                                   ("num_workers", num_workers)) if v is not None}
+    cfg = merge(merge(defaults(), state["config"], ckpt), overrides, "the command line")
+    cfg.pretrained = False  # the weights come from the checkpoint
+    cfg.resume = ""
+    validate(cfg)
+    space = label_space(cfg)
+    if state["num_classes"] != space.num_classes or state["num_known"] != space.num_known:
+        raise ConfigError(f"checkpoint {ckpt} was trained with {state['num_classes']} classes, "
+                          f"{state['num_known']} known, but {space.table.name} {space.name} of this code has "
+                          f"{space.num_classes} classes, {space.num_known} known; evaluate it with the code and "
+                          f"class table it was trained with")
+    return cfg, state
+
+
+def evaluate_checkpoint(ckpt: str, trust: bool = False, allow_split_change: bool = False,
+                        save_predictions: str | None = None, **overrides) -> dict:
+    """Test-split metrics of ``ckpt`` (``overrides``: dataset_root, device, num_workers);
+    with ``save_predictions`` also the report files of ``inference.evaluation_report``."""
+    from dataset.owdfa import build_data, eval_loader
+    from dataset.split_file import verify_split
+    from trainer.device import use_bf16
+    from trainer.distributed import resolve_device
+    from trainer.evaluation import predict, prediction_metrics
+    from utils.run_dir import setup_logging
+
+    setup_logging(None)
+    cfg, state = load_for_evaluation(ckpt, trust, **overrides)
+    device = resolve_device(cfg.device)
+    data = build_data(cfg, train=False)
+    change = verify_split(data.record, state.get("split_fingerprint"), Path(ckpt).parent.parent / "split.json",
+                          allow_split_change)
+    if change:
+        print(f"warning: {change}; evaluating anyway (--allow_split_change)", file=sys.stderr)
+    method = restore_method(cfg, state, device)
+    out = predict(method.predict, method.model, eval_loader(data, cfg), device, use_bf16(cfg.amp, cfg.image_size),
+                  cfg.channels_last)
+    metrics = prediction_metrics(out, data.split.num_known)
+    if save_predictions:
+        from inference.evaluation_report import save_test_report
+
+        save_test_report(save_predictions, out, data.split, state)
+    valid = method.net.prototypes.num_valid
+    metrics.update(checkpoint=str(ckpt), epoch=state["epoch"], protocol=cfg.protocol,
+                   label_space=data.split.space.title,
+                   valid_prototypes=valid, selected_on_test_set=bool(state.get("selected_on_test_set")))
+    if cfg.unknown_k:
+        metrics["k_novel_estimate"] = valid - data.split.num_known
+        metrics["k_novel_true"] = data.split.num_novel_in_test
+        metrics["k_novel_error"] = metrics["k_novel_estimate"] - metrics["k_novel_true"]
+    return metrics

@@ -1,0 +1,48 @@
+"""Any model source -> one checkpoint-like dict, and CAL rebuilt from it.
+
+A model comes from a training checkpoint, a run directory (its last.pt), an
+export folder (export.py) or ``hf://REPO_ID[@rev]``; all of them load into the
+same dict (``load_model_state``), which ``restore_method`` turns into CAL's
+method placed on a device for evaluation.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from inference.export import read_export
+from inference.hub import HUB_PREFIX
+from inference.names import class_table, space_of
+from trainer.checkpoint import CheckpointError, load_checkpoint
+
+
+def restore_method(cfg, state: dict, device):
+    """CAL built from ``cfg`` with the weights (and valid prototype count) of
+    ``state``, placed on ``device`` for evaluation."""
+    from models.cal import CAL
+    from trainer.device import place_model
+
+    method = CAL(cfg, state["num_known"], state["num_classes"])
+    method.net.load_state_dict(state["model"])
+    place_model(method.model, device, cfg.channels_last, cfg.cudnn_benchmark)
+    return method
+
+
+def load_model_state(source: str, trust: bool = False) -> dict:
+    """Checkpoint-like dict (config, model, num_known, num_classes, epoch,
+    classes, cluster_assignment, split_fingerprint, ...) from any model source
+    (``trust``: see ``trainer.checkpoint.load_checkpoint``)."""
+    if source.startswith(HUB_PREFIX):
+        from inference.hub import download
+
+        return read_export(download(source))
+    path = Path(source)
+    if (path / "model.safetensors").is_file():
+        return read_export(path)
+    if (path / "checkpoints" / "last.pt").is_file():
+        path = path / "checkpoints" / "last.pt"
+    elif path.is_dir():
+        raise CheckpointError(f"{source} is a folder but neither an export (model.safetensors + config.json) nor "
+                              f"a run directory (checkpoints/last.pt); pass one of those or a .pt checkpoint")
+    state = load_checkpoint(path, trust=trust)
+    state.setdefault("classes", class_table(space_of(state["config"])))
+    return state

@@ -1,0 +1,69 @@
+"""Names of a model's classes and prototypes.
+
+The class table lists every model label with its original index, display
+name, known/novel role and whether it is the real class. A known prototype is
+named by its class, a novel prototype j as ``novel-<j>``, followed by
+`` (~Class)`` when the final evaluation's Hungarian matching paired it with a
+test class, or by a user's name (``--names``).
+"""
+from __future__ import annotations
+
+import csv
+import os
+
+from dataset.protocols import REAL_CLASS, LabelSpace, known_classes, label_map, label_names, label_space
+
+
+def class_table(protocol: int | LabelSpace) -> list[dict]:
+    """Per model label: ``label``, original ``index``, display ``name``, ``known``, ``real``
+    (``protocol``: an OWDFA-40 protocol number or any label space)."""
+    known, names = set(known_classes(protocol)), label_names(protocol)
+    return [{"label": label, "index": index, "name": names[label], "known": index in known,
+             "real": index == REAL_CLASS}
+            for index, label in sorted(label_map(protocol).items(), key=lambda item: item[1])]
+
+
+def space_of(config: dict) -> LabelSpace:
+    """The label space a run's saved config trained on (older configs lack the table keys)."""
+    return label_space({"classes_file": "", "known_classes": (), **config})
+
+
+def read_names(path: str | os.PathLike) -> dict[int, str]:
+    """A two-column CSV ``prototype,name`` (prototype as ``j`` or ``novel-<j>``;
+    a header row is allowed) -> {j: name}."""
+    names = {}
+    with open(path, newline="") as handle:
+        for number, row in enumerate(csv.reader(handle), start=1):
+            if not row or not "".join(row).strip():
+                continue
+            key = row[0].strip().removeprefix("novel-")
+            if len(row) != 2 or not key.isdigit():
+                if number == 1 and len(row) == 2:
+                    continue  # header
+                raise ValueError(f"{path}, line {number}: expected two columns `prototype,name` with prototype "
+                                 f"an index j or novel-<j>, got {row!r}")
+            names[int(key)] = row[1].strip()
+    return names
+
+
+def prototype_names(state: dict, overrides: dict[int, str] | None = None) -> list[str]:
+    """Display name of each valid prototype (see the module docstring)."""
+    classes, num_known = state["classes"], state["num_known"]
+    valid = int(state["model"]["prototypes.valid"])
+    matched = {a["prototype"]: a["label"] for a in state.get("cluster_assignment") or []}
+    names = []
+    for j in range(valid):
+        if j < num_known:
+            names.append(classes[j]["name"])
+        else:
+            names.append(f"novel-{j}" + (f" (~{classes[matched[j]]['name']})" if j in matched else ""))
+    for j, name in (overrides or {}).items():
+        if not 0 <= j < valid:
+            raise ValueError(f"--names renames prototype {j}, but the model has prototypes 0..{valid - 1}")
+        names[j] = name
+    return names
+
+
+def real_prototypes(state: dict) -> set[int]:
+    """Prototypes whose prediction means "real": the known real class."""
+    return {c["label"] for c in state["classes"][: state["num_known"]] if c["real"]}
