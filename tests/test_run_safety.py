@@ -165,12 +165,16 @@ def changed_data_run(known_k_run, tmp_path_factory):
 
 def test_resume_refuses_a_changed_dataset(changed_data_run, capsys):
     before = (changed_data_run / "split.json").read_text()
-    assert train.main(["--resume", str(changed_data_run)]) == 2
+    started = (changed_data_run / "run.json").read_text()
+    assert train.main(["--resume", str(changed_data_run), "epochs=3"]) == 2
     line = one_line_error(capsys)
     for words in ("differs from the one this run was trained on", "added", "removed", "moved between roles",
                   "from training to test", "--allow_split_change"):
         assert words in line, words
     assert (changed_data_run / "split.json").read_text() == before
+    # a refused resume is not recorded as a start, nor its changed keys
+    assert (changed_data_run / "run.json").read_text() == started
+    assert not (changed_data_run / "config_history.jsonl").exists()
 
 
 def test_test_py_refuses_a_changed_dataset(changed_data_run, capsys):
