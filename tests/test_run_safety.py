@@ -185,6 +185,20 @@ def test_test_py_refuses_a_changed_dataset(changed_data_run, capsys):
     assert "evaluating anyway" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("entry", ["../../../../etc/passwd", "/etc/passwd", "0_Real_CelebDF/./x.png"])
+def test_a_split_file_entry_outside_dataset_root_fails_before_the_run_directory(mini_root, tmp_path, capsys,
+                                                                                entry):
+    build_data(mini_config(mini_root)).record.write(tmp_path / "split.json")
+    doc = json.loads((tmp_path / "split.json").read_text())
+    doc["images"][0]["path"] = entry
+    (tmp_path / "split.json").write_text(json.dumps(doc))
+    run = tmp_path / "run"
+    assert train.main(["configs/demo.py", *TINY, f"dataset_root={mini_root}", f"run_dir={run}",
+                       f"split_file={tmp_path / 'split.json'}"]) == 2
+    line = one_line_error(capsys)
+    assert "outside dataset_root" in line and repr(entry) in line and not run.exists()
+
+
 # ------------------------------------------------------------ one writer
 def test_a_second_writer_is_refused_naming_the_holder(known_k_run, tmp_path, capsys):
     run = config_only_copy(known_k_run[0], tmp_path / "run")
