@@ -4,20 +4,13 @@
     python test.py --ckpt best.pt --dataset_root /data/OWDFA40-Benchmark/data --out metrics.json
 
 The model and the test split are rebuilt from the config stored in the
-checkpoint (including the number of valid prototypes of a pruned model), so
-evaluating a checkpoint gives exactly the numbers recorded for its epoch when
-run on the same kind of device. Data whose split differs from the one the
-checkpoint was trained on (its fingerprint) is refused unless
-``--allow_split_change``; a checkpoint that is not plain tensors and values
-(an old or foreign pickle) loads only with ``--trust_checkpoint``. Prints a
-table; ``--out`` writes JSON with all_acc, known_acc, novel_acc, nmi, ari,
-per-subset values, confidences and, with unknown K, the estimated and true
-number of novel classes.
-
-``--ckpt`` also takes a run directory, an export folder (export.py) or
-``hf://REPO_ID[@rev]``. ``--save_predictions preds.csv`` writes one row per
-test image (path, true, predicted, confidence, is_real, top3, error) and,
-beside it, per_class.csv and confusion.csv / confusion.png.
+checkpoint, so a checkpoint evaluates to exactly the numbers recorded for its
+epoch on the same kind of device. ``--ckpt`` also takes a run directory, an
+export folder (export.py) or ``hf://REPO_ID[@rev]``. Data with another split
+than the one trained on is refused unless ``--allow_split_change``; a pickle
+checkpoint loads only with ``--trust_checkpoint``. Prints a table; ``--out``
+writes the metrics as JSON; ``--save_predictions preds.csv`` writes one row per
+test image and, beside it, per_class.csv and confusion.csv / confusion.png.
 """
 from __future__ import annotations
 

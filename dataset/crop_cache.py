@@ -1,25 +1,18 @@
 """Persistent face-crop cache: detection runs once per image, never per read.
 
-Per image it stores a ``FaceRecord`` (box, landmarks; not pixels: a few bytes,
-and ``FaceCropper.crop`` redoes the crop pixel for pixel) in one SQLite file
+Per image it stores a ``FaceRecord`` (box, landmarks; not pixels:
+``FaceCropper.crop`` redoes the crop pixel for pixel) in one SQLite file
 (``<cache_dir>/<dataset root folder name>.sqlite``, WAL mode; the process
-calling ``ensure`` is the only writer, workers only detect). The default
-cache folder is ``<dataset_root>/../owdfa_crop_cache``, beside the data.
-
-An entry is keyed by the image path relative to the dataset root (text; a
-name that is not valid UTF-8 is stored as its raw bytes, a BLOB, so no two
-names collide) and the ``CropSettings.key()``; it is valid only while the file's size and
-``mtime_ns`` equal the stored ones. So a touched image, or new crop settings,
-recomputes exactly the entries concerned and nothing else.
-
-The same table holds the readability check of ``crop_face=false`` (settings
-key ``READ_CHECK``; the record is why the image cannot be decoded, "" when it
-can), so whole-image training also finds unreadable files once, up front.
-
-Recovery: a corrupt database (truncated, overwritten header, bad pages) is
-renamed ``<name>.sqlite.corrupt-<time>`` and rebuilt, with a warning. Where
-the cache cannot be written (a read-only share), it is opened read-only
-(SQLite ``mode=ro``) and used as long as it holds every image asked for.
+calling ``ensure`` is the only writer, workers only detect), by default in
+``<dataset_root>/../owdfa_crop_cache``. An entry is keyed by the image path
+relative to the dataset root (a name that is not valid UTF-8: its bytes, as a
+BLOB) and ``CropSettings.key()``, and is valid while the file's size and
+``mtime_ns`` equal the stored ones, so a touched image or new crop settings
+recompute only the entries concerned. The same table holds the readability
+check of ``crop_face=false`` (settings key ``READ_CHECK``). A corrupt database
+is renamed ``<name>.sqlite.corrupt-<time>`` and rebuilt, with a warning; a
+cache that cannot be written is opened read-only and used while it holds
+every image asked for.
 """
 from __future__ import annotations
 

@@ -9,11 +9,9 @@ Rules: dlib's frontal detector with ``upsample`` 0; with several faces the
 LARGEST is taken (the authors' release takes the first); the box is enlarged
 by ``margin`` (1.2 adds 0.1 of the width/height on each side) and clipped to
 the image; with no face the whole image is used. With ``align`` the crop is
-dlib's 320 px face chip from the 68 landmarks.
-
-Deviation, only for images whose longer side exceeds ``detect_max_side``: the
-detector runs on a downscaled copy (time and memory grow with the pixel count,
-and faces in such images are large) and the box is scaled back.
+dlib's 320 px face chip from the 68 landmarks. An image whose longer side
+exceeds ``detect_max_side`` is detected on a downscaled copy (time and memory
+grow with the pixel count, and faces in such images are large).
 """
 from __future__ import annotations
 

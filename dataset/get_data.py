@@ -1,27 +1,17 @@
 """Download OWDFA-40 from the Hugging Face hub and unpack it.
 
-    python dataset/get_data.py --dataset_root /data/OWDFA40-Benchmark            # download
-    python dataset/get_data.py --dataset_root /data/OWDFA40-Benchmark --extract  # + unpack
+    python dataset/get_data.py --dataset_root /data/OWDFA40-Benchmark --extract
     python -m dataset.get_data --dataset_root DIR [--extract] [--force_download] [--workers N]
 
-Result::
-
-    DIR/shape_predictor_68_face_landmarks.dat
-    DIR/data/<class>.zip            one archive per class folder
-    DIR/data/<class>/               with --extract; this DIR/data is the config's dataset_root
-
-Only ``data/*.zip`` and the landmark predictor are fetched. Downloads resume
-where they stopped; files already present with the listed size are skipped
-(``--force_download`` fetches them again). Without network, download the files
-by hand (the error message says which and where) and run ``--extract``, which
-needs no network. Extraction verifies each archive (CRC), extracts into a
-hidden sibling folder and renames it into place, and leaves a marker so that
-unchanged archives are skipped on the next run.
-
-Before writing anything it refuses an archive with an entry outside its folder,
-a member inflating more than ``MAX_RATIO``:1 (above ``RATIO_MIN_BYTES``: a zip
-bomb) or more declared data than the free disk space. Symlink entries are
-skipped and counted, never created or followed.
+gives ``DIR/shape_predictor_68_face_landmarks.dat``, ``DIR/data/<class>.zip``
+and, with ``--extract``, ``DIR/data/<class>/`` (DIR/data is the config's
+dataset_root). Only ``data/*.zip`` and the landmark predictor are fetched;
+downloads resume, files present with the listed size are skipped. Extraction
+(no network needed) verifies each archive's CRC, extracts into a hidden
+sibling folder, renames it into place and leaves a marker so unchanged
+archives are skipped. It refuses, before writing, an entry outside its folder,
+a member inflating more than ``MAX_RATIO``:1 above ``RATIO_MIN_BYTES`` (a zip
+bomb) or more data than the free disk space; symlink entries are skipped.
 """
 from __future__ import annotations
 

@@ -1,26 +1,17 @@
 """Read any dataset image as an HxWx3 uint8 RGB array, or fail with a reason.
 
-Every image of the dataset goes through ``read_rgb`` so that odd files are
-handled once and the same way in preparation and training:
-
-- grayscale (L, 1) is replicated to three channels;
-- alpha (RGBA, LA, PA, palette transparency) is *dropped*, not composited:
-  the stored colour values are what a forgery method wrote, and compositing
-  on a background would change them;
-- 16-bit grayscale PNG (modes I;16*, I) is scaled to 8 bit by 255/65535 with
-  rounding (Pillow's own conversion clips values above 255 to white); 16-bit
-  colour PNG is already reduced to 8 bit by Pillow (high byte);
-- CMYK JPEG goes through Pillow's CMYK->RGB conversion (no ICC colour
-  management);
-- EXIF orientation is NOT applied: pixels are used as stored, so a crop box
-  recorded for an image always refers to the same pixels.
-
-Anything that cannot be decoded completely raises ``UnreadableImage``: a
-missing or empty file, no read permission, something that is not a regular
-file (a named pipe, device or socket is never opened for reading, so it
-cannot block), a symbolic link loop, a non-image with an image extension, a truncated JPEG/PNG (Pillow's ``LOAD_TRUNCATED_IMAGES`` must stay
-off; the pixels are loaded in full so truncation is detected here, not
-returned as a half-grey image), or more than ``max_pixels`` pixels.
+Every image goes through ``read_rgb``, so odd files are handled once and the
+same way in preparation and training: grayscale is replicated to three
+channels; alpha is *dropped*, not composited (the stored colours are what a
+forgery method wrote); 16-bit grayscale is scaled to 8 bit by 255/65535 with
+rounding; CMYK goes through Pillow's conversion; EXIF orientation is NOT
+applied, so a recorded crop box always refers to the same pixels. Anything
+that cannot be decoded completely raises ``UnreadableImage``: a missing,
+empty or unreadable file, one that is not a regular file (a named pipe,
+device or socket is never opened, so it cannot block), a symlink loop, a
+non-image with an image extension, a truncated JPEG/PNG (the pixels are
+loaded in full, with Pillow's ``LOAD_TRUNCATED_IMAGES`` off) or more than
+``max_pixels`` pixels.
 """
 from __future__ import annotations
 

@@ -5,19 +5,13 @@ A class table is a CSV file, one row per class::
     index,code,family,method,known_in
     0,REAL,Real,Real,1 2 3
     1,S1,Swap,Deepfakes,1 2 3
-    2,S2,Swap,FaceSwap,
 
-``index`` is the integer prefix of the class's folders (``<index>_<Type>_<Method>``;
-several folders may share it), ``family`` the folder's Type (``Real`` marks a
-real class: it gets the real budget and the per-source cap), ``code`` a short
-display name (optional) and ``known_in`` the protocols in which the class is
-known (optional, space-separated numbers). The shipped table is OWDFA-40
-(dataset/owdfa40_classes.csv, 41 classes, protocols P1-P3); config keys
-``classes_file`` and ``known_classes`` select another table and known set.
-
-Label space seen by the model (a ``LabelSpace``): known classes first,
-0..K_known-1, in ascending order of their original index, then novel classes
-K_known..C-1, also ascending.
+``index`` is the integer prefix of the class's folders, ``family`` the
+folder's Type (``Real`` gets the real budget and the per-source cap), ``code``
+an optional display name, ``known_in`` the protocols in which the class is
+known. The shipped table is OWDFA-40 (dataset/owdfa40_classes.csv, P1-P3).
+The model's label space (``LabelSpace``): known classes 0..K_known-1, then
+novel ones K_known..C-1, each in ascending order of their original index.
 """
 from __future__ import annotations
 

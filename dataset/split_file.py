@@ -2,24 +2,16 @@
 
 Every run writes ``<run_dir>/split.json``; ``split_file=PATH`` trains on the
 split of such a file instead of drawing one, so methods can be compared on
-identical images. Format (``format`` 1)::
-
-    {"format": 1, "protocol": 1, "spec": {<SplitSpec: split_seed, budgets, ...>},
-     "fingerprint": "<sha256 hex>", "source": "<split_file it was read from, or ''>",
-     "left_out": ["<path>", ...],     # found unreadable at crop time: not trained or tested on
-     "images": [{"path": "17_Generate_StyleGAN/a/001.png", "class": 17,
-                 "role": "train-labelled" | "train-unlabelled" | "test", "size": 5123}, ...]}
-
-``path`` is relative to ``dataset_root`` with ``/`` separators, ``class`` the
-original class index (the folder prefix), ``size`` the file size in bytes;
-``images`` lists training images then test images in the order training uses.
-The file holds the split as drawn (or read), before unreadable images are
-left out, so runs on the same data share a fingerprint whatever their crop
-cache holds; ``left_out`` names those images.
-
-The fingerprint is the sha256 of the sorted (path, class, role, size)
-records. Checkpoints carry it, and resume and test.py refuse data whose
-split has a different one, listing what changed.
+identical images. Format 1: ``protocol``, ``spec`` (how the split was drawn),
+``fingerprint``, ``source`` (the split_file read, or ""), ``left_out`` (found
+unreadable at crop time) and ``images``, a list of ``{"path", "class",
+"role", "size"}`` (path relative to dataset_root, original class index, role
+``train-labelled`` | ``train-unlabelled`` | ``test``, size in bytes), training
+images first, in the order training uses. The file holds the split as drawn,
+before unreadable images are left out. The fingerprint is the sha256 of the
+sorted (path, class, role, size) records; checkpoints carry it, and resume
+and test.py refuse data whose split has another one, listing what changed.
+An example file: docs/data.md.
 """
 from __future__ import annotations
 
@@ -115,7 +107,7 @@ def read_split_json(path: str | Path) -> SplitRecord:
                              list(doc.get("left_out", [])), str(doc.get("source", "")))
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise DatasetError(f"split file {path} cannot be read ({type(err).__name__}: {err}); pass the "
-                           f"split.json of a run (format described in README.md, Training)") from err
+                           f"split.json of a run (format described in docs/data.md)") from err
     bad_roles = sorted({r.role for r in images} - set(ROLES))
     if bad_roles:
         raise DatasetError(f"split file {path} has unknown roles {bad_roles}; roles are {', '.join(ROLES)}")

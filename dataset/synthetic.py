@@ -2,53 +2,16 @@
 
     python -m dataset.synthetic --out data/mini --per_class 120 --size 64 --seed 0
 
-writes one folder per class, named as in the real benchmark
-(``ForgeryClass.folder_name``, e.g. ``1_Swap_Deepfakes``), holding PNG files
-``00000.png, 00001.png, ...``. The real class is split over three source
-folders (``0_Real_CelebDF``, ``0_Real_FFHQ``, ``0_Real_FFpp``) and gets twice
-``per_class`` images in total, because in OWDFA-40 the real class is the
-largest. The loader reads this tree exactly as it reads the real data.
-
-Content. Every image starts as a *base*: a random crop of a photograph that
-ships inside scikit-image (no download; nearly flat crops are redrawn),
-rescaled, maybe flipped, with mild colour, brightness, contrast and gamma
-changes and faint sensor noise. The three real sources draw from different
-pools: colour photographs (FFpp), the small LFW face set, upscaled and tinted
-(CelebDF), and grey-level photographs, tinted (FFHQ). A real image is a base
-and nothing else; a forgery is a fresh base plus its class's trace.
-
-Traces. The classes of one family share one trait and differ in a subtler,
-parametric one. A class's parameters follow from its family and its position
-``k`` in the family (``code`` S1 -> k=0, S2 -> k=1, ...) on a small grid,
-k = a + columns * b, so neighbouring codes have similar traces and a novel
-class resembles the known ones around it. Sizes and frequencies are relative
-to the image side, so the traces keep their meaning at any ``--size``.
-
-    family    shared trait                               varies with k: a x b
-    Swap      donor content in a soft ellipse, rendered   hue and radius (5) x
-              at half resolution, colour-matched to the   feather width (2)
-              target, then shifted towards a hue
-    Reenact   central region re-rendered: smooth warp,    warp frequency and grain
-              blur and grain                              scale (4) x direction (3:
-                                                          x, y, radial)
-    Edit      a horizontal band desaturated and pushed    band position (3) x hue (2)
-              towards a hue
-    Generate  whole image re-synthesised: slight blur,    residual frequency (4) x
-              more saturation, a periodic residual        pattern (3: columns, rows,
-              (spectral peaks, as upsampling leaves)      checkerboard)
-    Real      none; three sources of different content
-
-The traces mix robust cues (colour statistics, blending boundaries, blur and
-grain, periodic spectra) with subtle ones (a radius, a feather width, a band
-position) so that they survive the training views (resize, horizontal flip,
-random resized crop at scale 0.5-1, brightness/contrast jitter) and the task
-stays learnable without being trivial. Directions are chosen to be symmetric
-under horizontal flips.
-
-Determinism: image ``i`` of class ``c`` draws everything from
-``numpy.random.default_rng([seed, c, i])``, so the output is byte-identical for
-the same arguments (and package versions), whatever the number of worker
-processes. No global RNG is touched.
+writes one folder per class, named as in the real benchmark (e.g.
+``1_Swap_Deepfakes``), of PNG files ``00000.png, ...``; the real class is split
+over three source folders and gets twice ``per_class`` images. A real image is
+a *base* (a jittered random crop of a photograph bundled with scikit-image); a
+forgery is a fresh base plus its class's trace. The classes of one family
+share one trait and differ in a subtler, parametric one, so a novel class
+resembles its known neighbours. Image ``i`` of class ``c`` draws everything
+from ``numpy.random.default_rng([seed, c, i])``: the output is byte-identical
+for the same arguments, whatever the number of workers. The traces and the
+reasons behind them: docs/mini_dataset.md.
 """
 from __future__ import annotations
 

@@ -1,39 +1,17 @@
 """The frequency attention's gate as one fused Triton kernel (``fused_gate=true``).
 
 The gate is ``sigmoid(conv3x3(16->1)(relu(conv3x3(3->16)(X))))`` over the full
-resolution spectrum X [B,3,H,W]. Run as two cuDNN convolutions it writes and
-reads a 16-channel full-resolution intermediate several times per step (0.5 GB
-per 256 images at 256 px in bf16), and that traffic, not arithmetic, dominates
-the attention's time. Here nothing but the gate [B,1,H,W] is written.
-
-Each program takes one TILE_H x TILE_W tile of hidden positions of one image
-(one lane per position, the tile's outer ring being the halo) and:
-1. gathers each lane's 27-value 3x3x3 input patch and forms its 16 hidden
-   values with one [lanes,32] x [32,16] tensor-core product (TF32 on CUDA; 27
-   padded to 32), then the ReLU;
-2. multiplies by the second convolution's weights, [lanes,16] x [16,16]: lane
-   q, column t holds what hidden position q adds to the output it reaches
-   through tap t (9 of 16 columns used);
-3. for each output lane (the tile's (TILE_H-2) x (TILE_W-2) interior) gathers
-   those nine contributions from its neighbours (``tl.gather``, in registers)
-   and applies the sigmoid.
-Tiles overlap by their halo, so hidden values are computed (TILE_H TILE_W) /
-((TILE_H-2)(TILE_W-2)) times (1.3 with the forward's 16 x 16 tiles, 1.5 with the
-backward's 8 x 16), where recomputing them per tap would cost 9 times.
-
-The backward recomputes the tile's hidden values and returns the four
-parameter gradients only (the spectrum comes from the input image, which needs
-no gradient). Each output's gradient is spread back to the hidden lanes it
-read by the mirrored gather, counting each (output, hidden position) pair in
-the output's own tile only. A program accumulates its tiles into one row of a
-partial buffer, reduced by ``torch.sum``: deterministic, unlike atomics, so a
-run repeats. Zero padding follows ``nn.Conv2d(padding=1)`` at both
-convolutions: patches read zeros outside the image and hidden positions outside
-it count as zero.
-
-Checked against the two convolutions in Triton's interpreter on the CPU
-(``TRITON_INTERPRET=1``) and compiled for sm_80 and sm_90 without a GPU
-(tests/test_gate_kernel.py).
+resolution spectrum X [B,3,H,W]. As two cuDNN convolutions it writes and reads
+a 16-channel full-resolution intermediate several times per step, and that
+traffic, not arithmetic, dominates the attention's time; here only the gate
+[B,1,H,W] is written. A program computes the hidden values of one tile (with a
+one-pixel halo) by tensor-core products and gathers each output's nine
+contributions in registers; the backward recomputes them and returns the four
+parameter gradients through a partial buffer reduced by ``torch.sum``
+(deterministic, no atomics). Zero padding follows ``nn.Conv2d(padding=1)``.
+The tile algorithm is described above ``_tile``. Checked against the two
+convolutions in Triton's interpreter on the CPU and compiled for sm_80 and
+sm_90 (tests/test_gate_kernel.py).
 """
 from __future__ import annotations
 
@@ -71,6 +49,23 @@ def _patches(spectrum_ptr, image_offset, qy, qx, H, W, column):
     return tl.load(spectrum_ptr + image_offset + channel[None, :] * H * W + y * W + x, mask=inside, other=0.0)
 
 
+# The tile algorithm. Each program takes one TILE_H x TILE_W tile of hidden positions of one image
+# (one lane per position, the tile's outer ring being the halo) and
+# 1. gathers each lane's 27-value 3x3x3 input patch and forms its 16 hidden values with one
+#    [lanes,32] x [32,16] tensor-core product (TF32 on CUDA; 27 padded to 32), then the ReLU;
+# 2. multiplies by the second convolution's weights, [lanes,16] x [16,16]: lane q, column t holds
+#    what hidden position q adds to the output it reaches through tap t (9 of 16 columns used);
+# 3. for each output lane (the tile's (TILE_H-2) x (TILE_W-2) interior) gathers those nine
+#    contributions from its neighbours (``tl.gather``, in registers) and applies the sigmoid.
+# Tiles overlap by their halo, so hidden values are computed (TILE_H TILE_W) / ((TILE_H-2)(TILE_W-2))
+# times (1.3 with the forward's 16 x 16 tiles, 1.5 with the backward's 8 x 16), where recomputing
+# them per tap would cost 9 times. The backward recomputes the tile's hidden values and returns the
+# four parameter gradients only (the spectrum comes from the input image, which needs no gradient):
+# each output's gradient is spread back to the hidden lanes it read by the mirrored gather, counting
+# each (output, hidden position) pair in the output's own tile only. A program accumulates its tiles
+# into one row of a partial buffer, reduced by ``torch.sum``: deterministic, unlike atomics, so a run
+# repeats. Patches read zeros outside the image and hidden positions outside it count as zero, as
+# with ``nn.Conv2d(padding=1)`` at both convolutions.
 @triton.jit
 def _tile(spectrum_ptr, w1_ptr, b1_ptr, w2_ptr, tile, image, H, W,
           TILE_H: tl.constexpr, TILE_W: tl.constexpr, PATCH_PADDED: tl.constexpr, HIDDEN: tl.constexpr,

@@ -1,70 +1,16 @@
 """Post-hoc estimate of the number of novel classes from learned features.
 
-Semi-supervised k-means (labelled rows fixed to their class) is run for every
-total K in [K_known, k_max]; each K is scored on known classes that the
-clustering did not see as labelled (the *probe*); walking up from the best
-score, the last K still tied with it wins (``choose_k``).
-
-Scoring choice (DTC/CiPR style). A random share of the known classes (the
-probe, ``probe_fraction``) is treated as unlabelled during clustering, so the
-clustering has to *discover* them exactly like novel classes:
+Semi-supervised k-means (labelled rows fixed to their class) runs for every
+total K in [K_known, k_max]. Each K is scored on a *probe*: a share of the
+known classes treated as unlabelled during clustering, so the clustering must
+rediscover them like novel classes:
     score(K) = w F1_probe(K) + (1 - w) silhouette(K),   w = probe_weight = 0.9
-averaged over ``probe_draws`` (12) probe sets, cut as disjoint folds from
-random permutations of the known classes. F1_probe matches the
-probe classes one to one with clusters (Hungarian) and averages
-F1 = 2 |class & cluster| / (|class| + |cluster|) over the probe, where
-|cluster| counts every row in it: a K that is too small pours novel rows into
-the probe's clusters (precision falls), one that is too large splits probe
-classes (recall falls). The silhouette of the unanchored rows breaks the ties
-F1 leaves on clean data (two novel classes merged, or one split, do not touch
-the probe) and sees the novel classes' own splits and merges.
-
-Why not the alternatives. Holding out labelled *images* of known classes
-(GCD) scores classes whose centres stay anchored by their other labels: flat
-for every K below the truth, blind to the under-estimate this estimator
-exists to catch. The probe's accuracy alone (the first version here) scores
-only probe rows, so it never sees novel rows merged into a probe cluster; on
-trained features, where the probe classes (seen with labels in training) are
-the tightest clusters, it is highest at the smallest K: on the mini dataset's
-P1 demo checkpoint (19 known, 22 novel) it chose 0 and 2. With F1 the curve
-is a broad plateau on such weak features and one probe draw alone peaks
-anywhere on it (6 to 37 over 12 draws on P1), so the draws are averaged:
-4 draws chose 15, 26, 9, 22 (seeds 0-3); the mean of 12 peaks at 21 on P1
-(22 novel) and at 14 on P3 (12 novel), and of 200 resampled means of 8
-draws, 65 % (P1) and 97 % (P3) land within 20 % of the truth, against 40 %
-and 68 % for 4 draws. Folds rather than free draws probe every class about
-equally often. Gaussian blobs (5 known + 7 novel, 100 rows each, 32-D,
-noise sigma per dimension, 4 seeds, 4 draws): exact at sigma 0.1 (8 of 8
-seeds), 7-8 at 0.2, 7-9 at 0.3, 7-10 at 0.35 (argmax rule). Both terms
-are kept in the result, and every draw's score.
-
-Choice. On such a plateau the argmax of the mean score lands anywhere (P3,
-12 novel: 9, 11, 7 on three seeds' epoch-4 checkpoints). ``choose_k`` walks
-up from it while the next K stays within one standard error of the best
-(the gap taken draw by draw, paired) and stops at the first K clearly below:
-the one-standard-error rule, turned towards the larger K because
-under-counting costs more. On the mini dataset's nine epoch-4 checkpoints
-(P1, P2, P3 x 3 seeds; 22, 28, 12 novel) the seed means move from 20.3,
-24.3, 9.0 (argmax) to 22.3, 24.3, 10.0. The largest tied K anywhere (no
-walk) jumped to a second hump at 38 novel on two of them (P1, P2).
-
-Range. Without a given ``k_max`` the sweep starts at [K_known, 3 K_known]
-and grows by K_known while its chosen K is the largest tried: on OWDFA-40's
-P2 (13 known, 28 novel) the truth lies beyond 3 x 13.
-
-Geometry: rows are L2-normalised; k-means is Euclidean on the unit sphere;
-the silhouette uses the cosine distance 1 - x.y (half the squared Euclidean
-distance there), whose mean over a cluster is linear in the cluster's sum,
-so the exact silhouette costs O(N K D) instead of O(N^2 D).
-
-Cost per K: probe_draws x n_init x iterations x O(N K D) for the distances;
-the n_init restarts run as one matrix product per Lloyd step (torch, on the
-GPU when given). A full sweep is the sum over K, about
-probe_draws * n_init * max_iter * N * D * (k_max^2 - K_known^2) / 2
-multiply-adds. Two caps keep large sets in minutes: ``max_rows`` (30000)
-subsamples the rows, and a range of more than ``max_points`` (40) K values is
-swept every ceil(range / 40)-th K, then at every K within one step of the
-coarse choice.
+averaged over ``probe_draws`` probe sets cut as folds of the known classes.
+Walking up from the best mean score, the last K still tied with it (within one
+standard error of the paired gap) wins (``choose_k``), since counting too few
+novel classes costs more than too many. Rows are L2-normalised; the cosine
+silhouette is exact in O(N K D). Why this score and rule, the alternatives
+measured, the sweep range and the cost caps: docs/choosing_k.md.
 """
 from __future__ import annotations
 

@@ -4,26 +4,15 @@
     python scripts/bench/ablation.py --seeds 2025 --variants base full_known   # a quick look
     python scripts/bench/ablation.py --variants full_known full_unknown dpp_late --protocols 1 2 3 \\
         --parallel 8 device=cuda                           # one GPU, 8 runs at a time
-    python scripts/bench/ablation.py --code /path/to/older/checkout ...   # the same runs with other code
+    python scripts/bench/ablation.py --code /path/to/other/checkout ...   # the same runs with other code
 
-Variants (configs/base.py switches on top of configs/demo.py):
-  (a) base          supervised + prior regularisation   ccr_weight=0 acr=false
-  (b) +CCR          confidence-aware consistency         acr=false
-  (c) +ACR          asymmetric pseudo-labels             ccr_weight=0
-  (d) full          CAL with known K
-  (e) full, unknown K   CAL with Dynamic Prototype Pruning as published   unknown_k=true
-  DPP settings beyond the paper (unknown K): dpp_move (Adam moments move with the rows),
-  dpp_members (joined anchors keep their members' norm), dpp_late (first prune after
-  epoch 5), dpp_late_bounded (from epoch 3, at most half the novel prototypes per epoch),
-  posthoc (the post-hoc estimator sets the novel prototypes at the end of epoch 4; nine such
-  runs sharing one GPU were slow, likely its many small kernels: use --parallel 2 or 3 for it).
-Every run of a protocol uses the same split (split_seed fixed); seeds vary the
-training (initialisation, sampling, augmentation, dropout). The table reports
-mean ± std over seeds of the last epoch's test metrics, the mean test
-confidence on known vs novel images (the "confidence skew") and the estimated
-novel K. ``--posthoc`` also runs estimate_k.py on every run's last.pt. Writes a
-markdown table (``--out``) and the per-run numbers beside it as JSON (updated
-after every run, so an interrupted grid keeps what finished).
+``VARIANTS`` below lists each variant's config switches on top of
+configs/demo.py: (a) supervised + regularisation, (b) + CCR, (c) + ACR,
+(d) CAL with known K, (e) CAL with DPP, and DPP settings beyond the paper.
+Every run of a protocol uses the same split; seeds vary the training. Writes
+mean ± std over seeds of the last epoch's test metrics, the confidence skew
+and the novel K (``--out``, Markdown, with per-run JSON updated after every
+run); ``--posthoc`` also runs estimate_k.py on every run's last.pt.
 """
 from __future__ import annotations
 

@@ -1,51 +1,17 @@
 """Data-loader throughput with and without the persistent face-crop cache.
 
-Run (from the repository root; about 3-5 minutes on 2 CPU cores)::
-
-    python scripts/bench/dataloader.py
+    python scripts/bench/dataloader.py                      # about 3-5 minutes on 2 CPU cores
     python scripts/bench/dataloader.py --data /path/to/OWDFA40/data --images 400   # real images
-
-It measures training images per second (each image gives both views, weak and
-strong, at ``--image_size`` px) through the project's training path -- a
-``TrainSet`` behind a ``DataLoader`` driven by ``EpochDrawSampler``, with the
-loader options training uses -- for three ways of getting the face crop:
-
-- ``per-read``: the authors' behaviour: dlib face detection inside
-  ``__getitem__`` on every read (``FaceCropper.detect`` then ``crop``);
-- ``warm``: the project's path: the crop cache already holds every image's
-  record, so a read is decode + crop from the stored box (``ImageReader``);
-- ``cold``: an empty cache folder: the time includes ``CropCache.ensure``
-  detecting every image once (with ``max(1, num_workers)`` processes, as
-  ``build_reader`` does), then the loader pass.
-
-each with every ``--workers`` count (default 0 and 2). ``--modes warm`` times
-only the warm cache (a minute on a 16-core machine); ``--gpu_augment`` makes the
-workers ship the resized face and the view parameters instead of the two
-views (config ``gpu_augment=true``: the views are then made on the device)::
-
     python scripts/bench/dataloader.py --modes warm --workers 15 --images 1536 --no_profile
 
-What is timed. Per configuration the loader is built and one warm-up batch
-is drawn and fully consumed (workers started, dlib's detector loaded; not
-timed). Then each of ``--repeats`` passes of ``--batches`` batches (default:
-one epoch, ``images // batch_size``) is timed from ``iter(loader)`` to the
-last batch, starting with idle workers and nothing prefetched; the median
-pass time is reported. ``cold`` times ``ensure`` on a fresh empty cache plus
-that pass, per repeat, so with the default one-epoch pass its rate is the rate
-of a first epoch. images/s = batches * batch_size / seconds.
-
-Images: by default ``--images`` face images built from scikit-image's bundled
-astronaut photo (no download): her face (80-260 px wide) pasted at random
-places in frames of 256-1024 px (backgrounds from other bundled photos),
-mirrored, colour-shifted, saved as JPEG (80 %) or PNG. ``--data DIR`` uses
-the images under DIR instead (recursively; a random ``--images`` of them).
-
-A per-stage profile (decode, detection, crop + both views; one process, ms per
-image) is printed and saved too, to explain the ratios. With ``num_workers=0``
-the views run in the main process with torch's intra-op threads (all cores by
-default; ``--torch_threads`` changes it), loader workers with one thread; on a
-busy machine the multi-threaded small-image resizes can be far slower, which the
-profile shows. Results go to ``--out`` (Markdown with the JSON appended).
+Training images per second (both views at ``--image_size`` px) through the
+training path (``TrainSet``, ``EpochDrawSampler``, the training loader
+options) for three ways of getting the face crop: ``per-read`` (dlib detection
+on every read, as the authors' loader does), ``warm`` (the crop cache holds
+every record) and ``cold`` (an empty cache: ``CropCache.ensure``, then the
+pass), each with every ``--workers`` count; ``--gpu_augment`` ships the face
+and the view parameters instead of the views. What is timed, the images and
+the per-stage profile: docs/performance.md. ``--out``: Markdown + JSON.
 """
 from __future__ import annotations
 
@@ -78,7 +44,7 @@ from dataset.transforms import TrainViews  # noqa: E402
 MODES = ("per-read", "warm", "cold")
 # The astronaut's face in skimage.data.astronaut(): dlib's box is about (179, 83)-(266, 170).
 FACE_CENTRE, FACE_WIDTH = (222.0, 126.0), 88.0
-REQUIRED_RATIO = 5.0  # the issue: warm cache >= 5x per-read detection at 256 px with 2 workers
+REQUIRED_RATIO = 5.0  # the target: warm cache >= 5x per-read detection at 256 px with 2 workers
 
 
 class DetectingReader:

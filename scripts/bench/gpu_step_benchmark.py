@@ -1,32 +1,18 @@
-"""Before/after numbers of issue 15 on one GPU, each case in its own process.
+"""GPU training-step benchmark of this tree (and a reference checkout), each case in its own process.
 
-    python scripts/bench/gpu_step_benchmark.py --before .before --out results_dir   # about 5 minutes on an H200
-    python scripts/bench/gpu_step_benchmark.py --smoke                               # CPU check of the harness
+    python scripts/bench/gpu_step_benchmark.py --before REF_TREE --out results_dir   # about 5 minutes on an H200
+    python scripts/bench/gpu_step_benchmark.py --cases fused_gate                     # the fused gate only (~3 min)
+    python scripts/bench/gpu_step_benchmark.py --smoke                                # CPU check of the harness
 
-"before" is a checkout of the old tree (``--before``), "after" this tree. A
-case imports the model and data code of its tree, so both run the same
-measurement code:
-
-- step: training step of CAL (both views of a batch of 128, channels_last,
-  losses, backward, Adam, one finiteness sync) as images/s counting both views,
-  for bf16 / fp32, with and without the frequency attention
-  and cuDNN's autotuning (attention share =
-  1 - t(without) / t(with)); host syncs per step counted with CUDA's sync
-  debug mode; after: fused Adam, and ``compile`` (compile time printed apart);
-- check: the CUDA fast path of the attention against float64 references, and
-  with ``fused_gate`` (the Triton gate kernel) against the fp32 CPU mask;
-- gate: the attention alone (forward + backward, 256 images, bf16 autocast),
-  the two convolutions against the fused gate at several launch settings;
-- e2e: a training epoch (4 draws per image) from 256 px JPEGs (no face crop,
-  15 workers, pinned memory) timed after a warm-up epoch, against the step-only
-  rate of the same process, and the wait for its first batch; eager with
-  gpu_augment off and on, then compiled (its warm-up epoch compiles: raise
-  ``--budget_s`` to reach it after the other cases).
-
-Every case has a timeout and a failure does not stop the others; results go
-to stdout and, with ``--out``, to ``gpu_step_results.md`` / ``.jsonl``.
-``--cases fused_gate`` runs only the fused gate's cases (about 3 minutes):
-check, gate, and the ResNet-50 step with and without it, eager and compiled.
+Cases: ``step`` (CAL's training step, batch 128 x 2 views, channels_last, as
+images/s for bf16 / fp32, with and without the frequency attention and cuDNN
+autotuning, host syncs counted, optionally ``--compile``), ``check`` (the CUDA
+attention path against float64 references, the fused gate against the fp32
+CPU mask), ``gate`` (the attention alone, two convolutions against the fused
+gate at several launch settings) and ``e2e`` (a training epoch from 256 px
+JPEGs against the step-only rate). A reference tree (``--before``, labelled
+"before") runs the same cases with its own model code. Every case has a
+timeout; results go to stdout and ``--out`` (gpu_step_results.md / .jsonl).
 """
 from __future__ import annotations
 
@@ -63,14 +49,14 @@ def _build(backbone: str, size: int, attention: bool, device, compile_net: bool,
     method = CAL(cfg, num_known=19, num_classes=41)
     place_model(method.model, device, True)
     try:
-        from trainer.device import make_optimizer  # after: fused Adam on CUDA
+        from trainer.device import make_optimizer  # fused Adam on CUDA (a reference tree may lack it)
         optimizer = make_optimizer(method.parameters(), cfg.lr, cfg.weight_decay)
     except ImportError:
         optimizer = torch.optim.Adam(method.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     if compile_net:
         from trainer.device import compile_network
         method.model = compile_network(method.model, device)
-    torch.backends.cudnn.benchmark = cudnn_benchmark  # after place_model, which sets it in the new tree
+    torch.backends.cudnn.benchmark = cudnn_benchmark  # after place_model, which sets it in this tree
     return method, optimizer
 
 
@@ -417,7 +403,8 @@ def format_results(records: list[dict]) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--before", default=os.environ.get("BEFORE", ".before"), help="old tree ('' to skip)")
+    parser.add_argument("--before", default=os.environ.get("BEFORE", ".before"), help="reference checkout run through the same cases "
+                        "('' to skip)")
     parser.add_argument("--out", default=os.environ.get("OUT", ""), help="folder for the results files")
     parser.add_argument("--smoke", action="store_true", help="tiny CPU run of every case (checks the harness)")
     parser.add_argument("--cases", default="", choices=["", "fused_gate"],
@@ -446,7 +433,7 @@ def main(argv=None) -> int:
     device = "cpu" if args.smoke else "cuda"
     before = Path(args.before).resolve() if args.before else None
     if before and not (before / "models" / "frequency.py").is_file():
-        print(f"no old tree at {before}: before cases skipped", flush=True)
+        print(f"no reference tree at {before}: before cases skipped", flush=True)
         before = None
     jpegs = Path(os.environ.get("TMPDIR", "/tmp")) / "gpu_step_jpegs"
     if not args.cases and not list(jpegs.glob("*.jpg")):

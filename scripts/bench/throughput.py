@@ -3,22 +3,15 @@
     python scripts/bench/throughput.py                  # CPU, and CUDA when present
     python scripts/bench/throughput.py --devices cuda --out bench_results/throughput_cuda.md
 
-What is timed: one training step = forward of both views (2B images) through
-backbone + frequency attention + BNNeck + prototypes, the four CAL loss terms,
-backward and the Adam step (``CAL.training_step`` exactly as the trainer runs
-it, inputs already on the device, so data loading is excluded; see
-scripts/bench/dataloader.py for that). Images/s counts both views. Evaluation
-is a no-grad forward of B test images. Each configuration runs in its own
-process (so the peak RSS is its own), warm-up steps are excluded, and each
-repeat times several steps; the table shows the median and [min, max] over
-repeats. "attention share" is 1 - t(no attention) / t(with attention) of the
-training step: the cost of the DCT frequency attention.
-
-Variants: fp32 and bf16 autocast (CUDA only, as in training), channels_last
-off/on; ``--compare`` adds the before/after row of an earlier speed work (a host sync
-per logged term per step vs on-device accumulation). For the before/after
-of the tensor-core attention, compile and fused Adam see
-scripts/bench/gpu_step_benchmark.sh.
+One training step is ``CAL.training_step`` exactly as the trainer runs it
+(forward of both views, the four loss terms, backward, Adam), inputs already
+on the device (data loading: scripts/bench/dataloader.py); images/s counts both
+views. Evaluation is a no-grad forward of B test images. Each configuration
+runs in its own process, warm-up steps excluded; the table shows the median
+and [min, max] over repeats. "attention share" is 1 - t(no attention) /
+t(with attention). Variants: fp32 and bf16 autocast (CUDA), channels_last
+off/on; ``--compare`` adds a row with a host sync per logged term per step
+against on-device accumulation. Results: docs/performance.md.
 """
 from __future__ import annotations
 
