@@ -142,18 +142,19 @@ def check_dataset_root(root: str) -> Path:
     return path
 
 
-def build_reader(cfg, labels: dict[str, int], is_main: bool = True,
-                 barrier=None) -> tuple[ImageReader, dict | None, set]:
+def build_reader(cfg, labels: dict[str, int], is_main: bool = True, barrier=None,
+                 cache_hint: str | None = None) -> tuple[ImageReader, dict | None, set]:
     """Fill the crop cache for the images of ``labels`` (path -> class; main
     process only, in parallel) and return the reader, the per-class crop
     report and the paths found unreadable. With ``crop_face=false`` the cache
     holds only whether each image decodes, so unreadable files are still found
-    once, up front (there is no crop report)."""
-    from dataset.crop_cache import CropCache, class_report
+    once, up front (there is no crop report). ``cache_hint``: how the user
+    moves the cache, for its error messages (default: the config key)."""
+    from dataset.crop_cache import CONFIG_HINT, CropCache, class_report
     from dataset.faces import CropSettings, FaceCropper
 
     settings = CropSettings(margin=cfg.face_margin, align=cfg.align_face, predictor_path=cfg.predictor_path)
-    cache = CropCache(cfg.crop_cache_dir or None, cfg.dataset_root, settings)
+    cache = CropCache(cfg.crop_cache_dir or None, cfg.dataset_root, settings, hint=cache_hint or CONFIG_HINT)
     fill = cache.ensure if cfg.crop_face else cache.check_readable
     paths = list(labels)
     if is_main:
