@@ -6,15 +6,13 @@
 
 ``--ckpt``: a training checkpoint, a run directory, an export folder
 (export.py) or ``hf://REPO_ID[@rev]``. INPUT: image files, folders (searched
-recursively) and ``-`` for paths on stdin. Each image goes through the
-model's face crop (cached) and evaluation view, in batches (on the GPU when
-there is one). One CSV row per image: path, predicted, confidence, is_real,
+recursively) and ``-`` for paths on stdin; each goes through the model's
+face crop (cached) and evaluation view. One CSV row per image: path, predicted, confidence, is_real,
 top3, error; an unreadable file gets an error row. Novel prototypes print as
-``novel-<j>``, with `` (~Class)`` when the final evaluation matched them to a
-test class; ``--names`` (CSV prototype,name) names them yourself. Without
-``--out`` the CSV goes to stdout and the summary to stderr; ``--out`` is
-checked before the model loads or any image is read. An export whose class
-table was edited since it was written is refused unless ``--allow_class_change``.
+``novel-<j>``, with `` (~Class)`` when the final evaluation matched them
+(``--names``: CSV prototype,name, your own names). Without ``--out`` the CSV
+goes to stdout; ``--out`` is checked before any image is read. An edited
+export class table is refused unless ``--allow_class_change``.
 """
 from __future__ import annotations
 
