@@ -82,11 +82,13 @@ def input_reader(cfg, paths: list[str], crop_cache_dir: str | None, workers: int
 def collect_inputs(inputs: list[str], stdin=None) -> list[str]:
     """Image paths from files (kept as given, readable or not), folders
     (image files below them, recursively, sorted) and ``-`` (one path per
-    line of stdin)."""
+    line of stdin, read as bytes so that any file name arrives as the OS's)."""
     paths = []
     for item in inputs:
         if item == "-":
-            paths += [line.strip() for line in (stdin or sys.stdin) if line.strip()]
+            lines = (os.fsdecode(line) if isinstance(line, bytes) else line
+                     for line in (stdin if stdin is not None else sys.stdin.buffer))
+            paths += [line.strip() for line in lines if line.strip()]
         elif os.path.isdir(item):
             paths += sorted(os.path.join(folder, name) for folder, _, files in os.walk(item)
                             for name in files if is_image_file(name))

@@ -2,6 +2,7 @@
 weights and a bad output path fail in one line before any work; predictions keep odd file
 names and never hand a spreadsheet a formula."""
 import csv
+import io
 import json
 import os
 import shutil
@@ -16,7 +17,7 @@ import dataset.owdfa
 import export as export_cli
 import predict as predict_cli
 import test as test_py
-from inference.attributor import input_reader
+from inference.attributor import collect_inputs, input_reader
 from inference.loading import load_model_state
 from inference.predictions import write_csv
 from trainer.checkpoint import CheckpointError
@@ -154,6 +155,10 @@ def test_predict_keeps_odd_names_and_skips_a_named_pipe(known_k_run, mini_root, 
     odd, plain = rows["bad_\\xff\\xfe.png"], rows["plain.png"]
     assert odd["error"] == "" and (odd["predicted"], odd["confidence"]) == (plain["predicted"], plain["confidence"])
     assert rows["pipe.png"]["error"] == "a named pipe, not a regular file: skipped"
+
+
+def test_paths_on_stdin_keep_non_utf8_bytes():
+    assert collect_inputs(["-"], io.BytesIO(b"a/" + os.fsencode(ODD) + b"\n\nb.png\n")) == [f"a/{ODD}", "b.png"]
 
 
 def test_csv_cells_starting_a_formula_are_guarded(tmp_path):
