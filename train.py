@@ -11,9 +11,8 @@ that shape the data, model or step (utils/config.py RESUME_FIXED) and the
 known classes cannot change, and lr/weight_decay/lr_step/lr_gamma apply from
 the next step. Flags: ``--trust_checkpoint`` loads a last.pt that is an old or
 foreign pickle (it can run code); ``--allow_split_change`` resumes although
-the data gives another split than the run's. Exit codes: 0
-done, 2 bad configuration or data, 1 failure during training, 128+signal
-when stopped by SIGINT/SIGTERM (last.pt saved; resume with --resume).
+the data gives another split than the run's. Exit codes: 0 done, 2 bad
+configuration or data, 1 failure in training, 128+signal when stopped.
 """
 from __future__ import annotations
 
