@@ -1,6 +1,7 @@
 """README.md is a front page (at most 300 lines) and docs/ holds the depth: every
-relative link of both resolves to a file of the repository, and neither speaks
-of tickets, commit hashes or sessions (history lives in git)."""
+relative link of both resolves to a file of the repository, neither speaks of
+tickets, commit hashes or sessions (history lives in git), and every config key
+is in docs/configuration.md."""
 import re
 from pathlib import Path
 
@@ -47,3 +48,11 @@ def test_the_checks_see_what_they_look_for(tmp_path):
     assert broken_links(page) == ["missing.md"]
     assert process_lines("fixed in issue 12\nsee https://hub/abcdef1234\nthe rule before (x)\nplain") == \
         ["fixed in issue 12", "the rule before (x)"]
+
+
+def test_every_config_key_is_documented():
+    from utils.config import defaults
+
+    page = (REPO / "docs" / "configuration.md").read_text()
+    missing = [key for key in defaults() if f"`{key}`" not in page]
+    assert not missing, f"config keys missing from docs/configuration.md: {missing}"
