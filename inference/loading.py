@@ -7,6 +7,7 @@ method placed on a device for evaluation.
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from dataset.protocols import ClassTableError, class_fingerprint, describe_class_change
@@ -51,11 +52,9 @@ def load_model_state(source: str, trust: bool = False, allow_class_change: bool 
 
 
 def check_class_table(state: dict, now: list[dict], source: str, allow: bool) -> list[dict]:
-    """The class table to evaluate with: the checkpoint's, when ``now`` (the table its config's
-    classes_file gives today) matches the fingerprint it was trained with; a differing one is
-    refused naming the rows that changed, or with ``allow`` used as it is (a warning)."""
-    import sys
-
+    """``now`` (the table the config's classes_file gives today), once it matches the fingerprint the
+    model was trained with (or none was recorded); a differing one is refused naming the rows that
+    changed, or with ``allow`` used as it is, with a warning."""
     recorded = state.get("class_fingerprint")
     if recorded is None or recorded == class_fingerprint(now):
         return now
