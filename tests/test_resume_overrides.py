@@ -58,6 +58,14 @@ def test_resume_refuses_another_known_set(known_k_run, tmp_path, capsys, overrid
     assert (run / "run.json").read_text() == started and not (run / "config_history.jsonl").exists()
 
 
+def test_resume_refuses_keys_it_could_not_apply(known_k_run, tmp_path, capsys):
+    run = copy_run(known_k_run, tmp_path / "run")
+    assert train.main(["--resume", str(run), "gamma=0.5", "epochs=3"]) == 2
+    line = one_error(capsys)
+    assert "cannot apply gamma (0.9 -> 0.5)" in line and "ACR thresholds" in line and "epochs" not in line
+    assert not (run / "config_history.jsonl").exists()
+
+
 def test_resume_refuses_a_changed_class_table(known_k_run, tmp_path, capsys):
     run = copy_run(known_k_run, tmp_path / "run")
     table = OWDFA40_FILE.read_text()

@@ -174,6 +174,11 @@ RESUME_FIXED = ("dataset_root", "split_seed", "split_file", "real_source_cap", "
                 "prototypes_per_known", "batch_size", "seed")
 
 
+# Keys a resumed run could not apply: they act only when a run starts, or are restored with the
+# method's state (the ACR thresholds), so an override would be recorded but have no effect.
+RESUME_INERT = ("gamma", "acr_asymmetric", "prototype_init_std", "pretrained", "pretrained_path", "experiment")
+
+
 def resume_changes(saved: Config, cfg: Config) -> dict:
     """Keys ``cfg`` changes relative to the run's ``saved`` config, as key -> [old, new];
     a ConfigError listing them when any of them is in RESUME_FIXED."""
@@ -184,6 +189,12 @@ def resume_changes(saved: Config, cfg: Config) -> dict:
         raise ConfigError(f"a resumed run keeps its classes, but {listed} would change which classes are known "
                           f"to the model it trained; start a new run instead (python train.py RUN_DIR/config.json "
                           f"key=value ...)")
+    inert = [k for k in RESUME_INERT if k in changed]
+    if inert:
+        listed = ", ".join(f"{k} ({changed[k][0]!r} -> {changed[k][1]!r})" for k in inert)
+        raise ConfigError(f"a resumed run cannot apply {listed}: these act only when a run starts or are restored "
+                          f"with the method's state (ACR thresholds); start a new run instead (python train.py "
+                          f"RUN_DIR/config.json key=value ...)")
     fixed = [k for k in RESUME_FIXED if k in changed]
     if fixed:
         listed = ", ".join(f"{k} ({changed[k][0]!r} -> {changed[k][1]!r})" for k in fixed)
