@@ -112,6 +112,14 @@ def test_prune_start_waits():
         assert logs["model_changed"] is (epoch == 2)
 
 
+def _counting(features, labels, calls):
+    """A ``train_features`` callable that returns the given arrays and records each call in ``calls``."""
+    def train_features():
+        calls.append(1)
+        return features.numpy(), labels.numpy()
+    return train_features
+
+
 def _three_novel_blobs(cal):
     """Training features of 5 separated blobs: 2 known classes (half labelled) and 3 novel."""
     dim = cal.net.prototypes.weight.shape[1]
@@ -132,10 +140,7 @@ def test_the_last_dpp_epoch_logs_the_posthoc_count_and_warns_when_they_differ_by
     cal = _cal(unknown_k=True, novel_k_source="dpp")
     _, features, labels = _three_novel_blobs(cal)
     calls = []
-
-    def train_features():
-        calls.append(1)
-        return features.numpy(), labels.numpy()
+    train_features = _counting(features, labels, calls)
 
     optimizer = torch.optim.Adam(cal.parameters())
     for epoch in range(4):
@@ -157,10 +162,7 @@ def test_posthoc_source_sets_the_novel_prototypes_at_posthoc_epoch():
     cal = _cal(unknown_k=True, novel_k_source="posthoc", posthoc_epoch=1)
     centres, features, labels = _three_novel_blobs(cal)
     calls = []
-
-    def train_features():
-        calls.append(1)
-        return features.numpy(), labels.numpy()
+    train_features = _counting(features, labels, calls)
 
     optimizer = torch.optim.Adam(cal.parameters())
     logs = cal.on_epoch_end(0, lambda t: t, optimizer, train_features)

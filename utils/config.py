@@ -182,27 +182,24 @@ RESUME_FIXED = ("dataset_root", "split_seed", "split_file", "real_source_cap", "
 RESUME_INERT = ("gamma", "acr_asymmetric", "prototype_init_std", "pretrained", "pretrained_path", "experiment")
 
 
+RESUME_REFUSALS = (  # (keys, why a resume refuses them), checked in this order
+    (CLASS_KEYS, "keeps its classes, but {listed} would change which classes are known to the model it trained"),
+    (RESUME_INERT, "cannot apply {listed}: these act only when a run starts or are restored with the method's "
+                   "state (ACR thresholds)"),
+    (RESUME_FIXED, "cannot change {listed}: these keys shape its data, model or step"),
+)
+
+
 def resume_changes(saved: Config, cfg: Config) -> dict:
     """Keys ``cfg`` changes relative to the run's ``saved`` config, as key -> [old, new];
     a ConfigError listing them when any of them is in RESUME_FIXED."""
     changed = {k: [saved[k], cfg[k]] for k in cfg if cfg[k] != saved[k] and k not in ("resume", "run_dir")}
-    classes = [k for k in CLASS_KEYS if k in changed]
-    if classes:
-        listed = ", ".join(f"{k} ({changed[k][0]!r} -> {changed[k][1]!r})" for k in classes)
-        raise ConfigError(f"a resumed run keeps its classes, but {listed} would change which classes are known "
-                          f"to the model it trained; start a new run instead (python train.py RUN_DIR/config.json "
-                          f"key=value ...)")
-    inert = [k for k in RESUME_INERT if k in changed]
-    if inert:
-        listed = ", ".join(f"{k} ({changed[k][0]!r} -> {changed[k][1]!r})" for k in inert)
-        raise ConfigError(f"a resumed run cannot apply {listed}: these act only when a run starts or are restored "
-                          f"with the method's state (ACR thresholds); start a new run instead (python train.py "
-                          f"RUN_DIR/config.json key=value ...)")
-    fixed = [k for k in RESUME_FIXED if k in changed]
-    if fixed:
-        listed = ", ".join(f"{k} ({changed[k][0]!r} -> {changed[k][1]!r})" for k in fixed)
-        raise ConfigError(f"a resumed run cannot change {listed}: these keys shape its data, model or step; "
-                          f"start a new run instead (python train.py RUN_DIR/config.json key=value ...)")
+    for keys, reason in RESUME_REFUSALS:
+        refused = [k for k in keys if k in changed]
+        if refused:
+            listed = ", ".join(f"{k} ({changed[k][0]!r} -> {changed[k][1]!r})" for k in refused)
+            raise ConfigError(f"a resumed run {reason.format(listed=listed)}; start a new run instead (python "
+                              f"train.py RUN_DIR/config.json key=value ...)")
     return changed
 
 
