@@ -218,13 +218,13 @@ def check_split(data, state: dict | None, run_path: Path, allow_change: bool, is
 
 
 def build_method(cfg, data, state: dict | None, device, dist):
-    """CAL on ``device`` (weights from ``state`` when resuming), DDP-wrapped under torchrun."""
+    """The config's method on ``device`` (weights from ``state`` when resuming), DDP-wrapped under torchrun."""
     import torch
 
-    from models.cal import CAL
+    from models.methods import create_method
     from trainer.device import place_model
 
-    method = CAL(cfg, data.split.num_known, data.split.num_classes)
+    method = create_method(cfg, data.split.num_known, data.split.num_classes)
     if state is not None:
         method.net.load_state_dict(state["model"])
     place_model(method.model, device, cfg.channels_last, cfg.cudnn_benchmark)
