@@ -164,3 +164,36 @@ def latex(header: list[str], rows: list[list[str]], caption: str) -> str:
              " & ".join(map(_tex, header)) + r" \\", r"\midrule"]
     lines += [" & ".join(map(_tex, row)) + r" \\" for row in rows]
     return "\n".join(lines + [r"\bottomrule", r"\end{tabular}", r"\end{table}"])
+
+
+# ---------------------------------------------------------------- comparing methods
+def method_of(run: Run) -> str:
+    """The run's method (runs from before the ``method`` key are CAL's)."""
+    return run.config.get("method", "cal")
+
+
+def split_conflicts(groups: list[Group], fingerprints: dict[Path, str]) -> list[str]:
+    """One line per task whose runs were trained on more than one split, naming
+    each fingerprint's runs (``fingerprints``: run path -> its split.json fingerprint)."""
+    by_task: dict[str, dict[str, list[str]]] = {}
+    for g in groups:
+        for r in g.runs:
+            by_task.setdefault(g.task, {}).setdefault(fingerprints[r.path], []).append(str(r.path))
+    return [f"{task}: the runs were trained on {len(splits)} different splits ("
+            + "; ".join(f"{fp[:12]}: {', '.join(paths)}" for fp, paths in sorted(splits.items())) + ")"
+            for task, splits in by_task.items() if len(splits) > 1]
+
+
+def comparison_rows(groups: list[Group]) -> tuple[list[str], list[list[str]]]:
+    """One row per task, K setting and method: seeds and mean ± std of each metric."""
+    header = ["task", "K", "method", "seeds", *(title for _, title in METRICS)]
+    rows = []
+    for g in groups:
+        by_method: dict[str, list[Run]] = {}
+        for r in g.runs:
+            by_method.setdefault(method_of(r), []).append(r)
+        for method in sorted(by_method):
+            runs = by_method[method]
+            rows.append([g.task, g.setting, method, ", ".join(str(r.config["seed"]) for r in runs),
+                         *(mean_std([r.last.get(key) for r in runs]) for key, _ in METRICS)])
+    return header, rows
