@@ -29,6 +29,9 @@ def num_prototypes(cfg, num_known: int, num_classes: int) -> int:
 
 
 class CAL:
+    NAME, TITLE = "CAL", "confidence-aware asymmetric learning"
+    FREQUENCY_ATTENTION = True  # the network has the frequency attention when cfg.frequency_attention
+
     def __init__(self, cfg, num_known: int, num_classes: int):
         self.cfg, self.num_known, self.num_classes = cfg, num_known, num_classes
         self.model = CALNet(cfg.backbone, num_prototypes(cfg, num_known, num_classes), cfg.pretrained,

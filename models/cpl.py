@@ -53,6 +53,8 @@ class CPLNet(CALNet):
 
 
 class CPL(NetworkMethod):
+    NAME, TITLE = "CPL", "contrastive pseudo learning, Sun et al., ICCV 2023"
+
     def __init__(self, cfg, num_known: int, num_classes: int):
         super().__init__(cfg, num_known, num_classes, CPLNet(cfg, num_classes))
 

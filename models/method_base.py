@@ -9,6 +9,9 @@ from models.wrappers import unwrap
 
 
 class NetworkMethod:
+    NAME, TITLE = "", ""       # short name and what it stands for (model cards)
+    FREQUENCY_ATTENTION = False  # baselines run on the plain backbone
+
     def __init__(self, cfg, num_known: int, num_classes: int, model: torch.nn.Module):
         self.cfg, self.num_known, self.num_classes, self.model = cfg, num_known, num_classes, model
 

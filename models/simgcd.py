@@ -54,6 +54,8 @@ class SimGCDNet(CALNet):
 
 
 class SimGCD(NetworkMethod):
+    NAME, TITLE = "SimGCD", "parametric generalized category discovery, Wen et al., ICCV 2023"
+
     def __init__(self, cfg, num_known: int, num_classes: int):
         super().__init__(cfg, num_known, num_classes, SimGCDNet(cfg, num_classes))
 
