@@ -44,10 +44,10 @@ def voting_partners(features: torch.Tensor, parts: torch.Tensor, labels: torch.T
         to_candidate = sim[:, top[:, 1]].topk(2, dim=0).values[1]
         unlabelled = labels < 0
         accepted = unlabelled & (own >= to_candidate)
-        rows = torch.arange(labels.shape[0], device=labels.device)
-        same = (labels.unsqueeze(0) == labels.unsqueeze(1)) & ~unlabelled.unsqueeze(0) & (rows.unsqueeze(0) != rows.unsqueeze(1))
-        alone = ~same.any(dim=1)
-        choice = torch.multinomial((same | (alone.unsqueeze(1) & (rows.unsqueeze(0) == rows.unsqueeze(1)))).float(), 1)
+        itself = torch.eye(labels.shape[0], dtype=torch.bool, device=labels.device)
+        same = (labels.unsqueeze(0) == labels.unsqueeze(1)) & ~unlabelled.unsqueeze(0) & ~itself
+        alone = ~same.any(dim=1, keepdim=True)
+        choice = torch.multinomial((same | (alone & itself)).float(), 1)  # uniform over each row's candidates
         partner = torch.where(unlabelled, torch.where(accepted, top[:, 1], top[:, 0]), choice.squeeze(1))
     return partner, accepted
 

@@ -18,7 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from dataset.split import DatasetError  # noqa: E402
 from dataset.split_file import read_split_json  # noqa: E402
-from utils.results import ResultsError, comparison_rows, group_runs, markdown, read_run, split_conflicts  # noqa: E402
+from utils.results import (ResultsError, comparison_rows, group_runs, markdown, read_run,  # noqa: E402
+                           split_conflicts)
 
 CAPTION = "Last-epoch test results, mean ± sample std over seeds (accuracies, NMI and ARI in %), on one split per task."
 
