@@ -1,4 +1,4 @@
-"""Train CAL on OWDFA-40 (or any folder tree in its layout).
+"""Train CAL, or a baseline (method=cpl, method=simgcd), on OWDFA-40 or any folder tree in its layout.
 
     python train.py configs/owdfa40_p1.py dataset_root=/data/OWDFA40-Benchmark/data
     python train.py configs/demo.py run_dir=exp/demo epochs=2 backbone=resnet18

@@ -59,6 +59,10 @@ class SimGCD(NetworkMethod):
     def __init__(self, cfg, num_known: int, num_classes: int):
         super().__init__(cfg, num_known, num_classes, SimGCDNet(cfg, num_classes))
 
+    def predict(self, images: torch.Tensor) -> torch.Tensor:
+        """Cosine logits over the student temperature, so their softmax is the trained prediction."""
+        return self.model(images) / self.cfg.simgcd_student_temperature
+
     def training_step(self, batch: dict, epoch: int) -> dict:
         """Both views as one batch; loss = (1 - w)(distil + w_me me + unsup) + w (cls + supcon)."""
         cfg, labels = self.cfg, batch["label"]

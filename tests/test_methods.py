@@ -60,5 +60,7 @@ def test_simgcd_logits_are_cosines():
     torch.manual_seed(0)
     method = create_method(load_config(None, ["method=simgcd", *TINY]), 2, 4)
     method.model.eval()
-    logits = method.predict(torch.randint(0, 256, (3, 3, 32, 32), dtype=torch.uint8))
-    assert logits.abs().max() <= 1.0 + 1e-5
+    images = torch.randint(0, 256, (3, 3, 32, 32), dtype=torch.uint8)
+    cosines = method.model(images)
+    assert cosines.abs().max() <= 1.0 + 1e-5
+    assert torch.allclose(method.predict(images), cosines / 0.1)  # at the student temperature
