@@ -6,13 +6,13 @@
 
 ``--ckpt``: a training checkpoint, a run directory, an export folder
 (export.py) or ``hf://REPO_ID[@rev]``. INPUT: image files, folders (searched
-recursively) and ``-`` for paths on stdin. Each image goes through the
-model's face crop (cached) and evaluation view, in batches (on the GPU when
-there is one). One CSV row per image: path, predicted, confidence, is_real,
+recursively) and ``-`` for paths on stdin; each goes through the model's
+face crop (cached) and evaluation view. One CSV row per image: path, predicted, confidence, is_real,
 top3, error; an unreadable file gets an error row. Novel prototypes print as
-``novel-<j>``, with `` (~Class)`` when the final evaluation matched them to a
-test class; ``--names`` (CSV prototype,name) names them yourself. Without
-``--out`` the CSV goes to stdout and the summary to stderr.
+``novel-<j>``, with `` (~Class)`` when the final evaluation matched them
+(``--names``: CSV prototype,name, your own names). Without ``--out`` the CSV
+goes to stdout; ``--out`` is checked before any image is read. An edited
+export class table is refused unless ``--allow_class_change``.
 """
 from __future__ import annotations
 
@@ -32,28 +32,34 @@ def parse_args(argv):
     parser.add_argument("--names", default=None, help="CSV prototype,name naming novel prototypes")
     parser.add_argument("--trust_checkpoint", action="store_true",
                         help="load an old or foreign pickle checkpoint (it can run code: only from a trusted source)")
-    parser.add_argument("--crop_cache_dir", default=None, help="face-crop cache (default: owdfa_crop_cache beside "
-                        "the inputs' common folder; used when the model crops faces)")
+    parser.add_argument("--allow_class_change", action="store_true",
+                        help="use an export whose class table no longer matches its fingerprint")
+    parser.add_argument("--crop_cache_dir", default=None, help="face-crop cache (default: a folder per input folder "
+                        "under ~/.cache/owdfa_cal/crop_cache; used when the model crops faces)")
     return parser.parse_args(argv)
 
 
 def main(argv) -> int:
-    from trainer.checkpoint import CheckpointError
     from inference.attributor import Attributor, collect_inputs
-    from inference.predictions import summary, write_csv
+    from inference.predictions import check_output, summary, write_csv
+    from trainer.checkpoint import CheckpointError
     from utils.config import ConfigError
+    from utils.text import printable
 
     args = parse_args(argv)
     try:
+        if args.out:
+            check_output(args.out)
         paths = collect_inputs(args.inputs)
         if not paths:
             raise ValueError(f"no image files found in {' '.join(args.inputs)} (looked for .jpg, .jpeg, .png)")
-        attributor = Attributor.load(args.ckpt, args.device, args.names, args.trust_checkpoint)
+        attributor = Attributor.load(args.ckpt, args.device, args.names, args.trust_checkpoint,
+                                     args.allow_class_change)
         rows = attributor.predict_paths(paths, args.batch_size, args.num_workers, args.crop_cache_dir)
+        write_csv(rows, args.out)
     except (CheckpointError, ConfigError, ValueError, RuntimeError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {printable(str(err))}", file=sys.stderr)
         return 2
-    write_csv(rows, args.out)
     print(summary(rows), file=sys.stdout if args.out else sys.stderr)
     if args.out:
         print(f"predictions written to {args.out}")

@@ -32,6 +32,8 @@ def parse_args(argv):
                         help="load an old or foreign pickle checkpoint (it can run code: only from a trusted source)")
     parser.add_argument("--allow_split_change", action="store_true",
                         help="evaluate although the data gives another split than the one trained on")
+    parser.add_argument("--allow_class_change", action="store_true",
+                        help="evaluate although the class table differs from the one trained with")
     parser.add_argument("--save_predictions", default=None, metavar="CSV",
                         help="per-image predictions; per_class.csv and confusion.csv/.png go beside it")
     return parser.parse_args(argv)
@@ -41,21 +43,30 @@ def main(argv) -> int:
     from dataset.protocols import ClassTableError
     from dataset.split import DatasetError
     from inference.evaluate import evaluate_checkpoint
+    from inference.predictions import OutputError, check_output
     from trainer.checkpoint import CheckpointError
     from trainer.trainer import format_table
     from utils.config import ConfigError
+    from utils.text import printable
 
     args = parse_args(argv)
     try:
+        for flag, path in (("--out", args.out), ("--save_predictions", args.save_predictions)):
+            if path:
+                check_output(path, flag)
         metrics = evaluate_checkpoint(args.ckpt, args.trust_checkpoint, args.allow_split_change,
-                                      args.save_predictions, dataset_root=args.dataset_root, device=args.device,
+                                      args.save_predictions, args.allow_class_change,
+                                      dataset_root=args.dataset_root, device=args.device,
                                       num_workers=args.num_workers)
-    except (ConfigError, ClassTableError, DatasetError, CheckpointError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (ConfigError, ClassTableError, DatasetError, CheckpointError, OutputError) as err:
+        print(f"error: {printable(str(err))}", file=sys.stderr)
         return 2
     note = " (best epoch, selected on the test set)" if metrics["selected_on_test_set"] else ""
+    unreadable = metrics.get("unreadable_test_images") or 0
     print(f"{args.ckpt}: epoch {metrics['epoch']}{note}, {metrics['label_space']}, "
-          f"{metrics['num_test']} test images, {metrics['valid_prototypes']} valid prototypes")
+          f"{metrics['num_test']} test images"
+          + (f" ({unreadable} more unreadable, left out: listed above)" if unreadable else "")
+          + f", {metrics['valid_prototypes']} valid prototypes")
     print(format_table(metrics))
     if args.save_predictions:
         print(f"predictions written to {args.save_predictions} (per_class.csv, confusion.csv and confusion.png "

@@ -7,12 +7,12 @@
     torchrun --nproc_per_node 4 train.py configs/owdfa40_p1.py   # several GPUs
 
 Overrides are ``key=value`` for any key of configs/base.py; on resume, keys
-that shape the data, model or step (utils/config.py RESUME_FIXED) cannot
-change. Flags: ``--trust_checkpoint`` loads a last.pt that is an old or
+that shape the data, model or step (utils/config.py RESUME_FIXED) and the
+known classes cannot change, and lr/weight_decay/lr_step/lr_gamma apply from
+the next step. Flags: ``--trust_checkpoint`` loads a last.pt that is an old or
 foreign pickle (it can run code); ``--allow_split_change`` resumes although
-the data gives another split than the run's. Exit codes: 0
-done, 2 bad configuration or data, 1 failure during training, 128+signal
-when stopped by SIGINT/SIGTERM (last.pt saved; resume with --resume).
+the data gives another split than the run's. Exit codes: 0 done, 2 bad
+configuration or data, 1 failure in training, 128+signal when stopped.
 """
 from __future__ import annotations
 
@@ -86,7 +86,24 @@ def resolve_config(args):
     cfg = merge(saved, {**parse_overrides(overrides), "resume": resume, "run_dir": resume}, "the command line")
     changes = resume_changes(saved, cfg)
     validate(cfg)
+    check_same_classes(saved, cfg, state, resume)
     return cfg, state, changes
+
+
+def check_same_classes(saved, cfg, state: dict | None, resume: str) -> None:
+    """A resumed run keeps its class table: the classes_file's content (index, name, family,
+    known/real role) must give the table the run trained on (its fingerprint)."""
+    from dataset.protocols import ClassTableError, class_fingerprint, describe_class_change, label_space
+
+    now = label_space(cfg).class_rows()
+    before = state.get("classes") if state is not None else label_space(saved).class_rows()
+    recorded = state.get("class_fingerprint") if state is not None else class_fingerprint(before)
+    if recorded is None or recorded == class_fingerprint(now):
+        return
+    what = describe_class_change(before, now) if before else "the checkpoint lists no classes"
+    raise ClassTableError(f"a resumed run keeps its classes, but the class table of classes_file="
+                          f"{cfg.classes_file or '(OWDFA-40)'} differs from the one {resume} trained on: {what}; "
+                          f"restore that file, or start a new run with it")
 
 
 def main(argv: list[str]) -> int:
@@ -114,13 +131,14 @@ def main(argv: list[str]) -> int:
 
 
 def run(cfg, state: dict | None, changes: dict | None = None, allow_split_change: bool = False) -> int:
-    from dataset.owdfa import check_dataset_root
+    from dataset.owdfa import check_batch_fits, check_dataset_root, draw_split
     from dataset.protocols import label_space
     from models.backbone import check_backbone, input_normalisation
     from trainer.distributed import broadcast_object, init_distributed, resolve_device
     from utils.run_dir import RunLock, new_run_dir
 
-    check_dataset_root(cfg.dataset_root)  # fail before creating anything (and before the crop-cache pass)
+    # Everything that can be checked without reading an image is checked before anything is created.
+    check_dataset_root(cfg.dataset_root)
     label_space(cfg)
     check_backbone(cfg.backbone, cfg.pretrained, cfg.pretrained_path)
     cfg.input_mean, cfg.input_std = input_normalisation(cfg.backbone, cfg.input_mean, cfg.input_std)  # recorded
@@ -130,35 +148,42 @@ def run(cfg, state: dict | None, changes: dict | None = None, allow_split_change
         from utils.config import ConfigError
         raise ConfigError(f"batch_size={cfg.batch_size} is the global batch and must be divisible by the "
                           f"{dist.world_size} processes; choose a multiple of {dist.world_size}")
+    drawn = draw_split(cfg)  # folder listing only; its warnings reach log.txt through the split summary
+    check_batch_fits(drawn[0], cfg)
     lock = None
     if dist.is_main:
         run_path = Path(cfg.resume) if cfg.resume else new_run_dir(cfg)
         lock = RunLock(run_path)  # one writer per run, until this run ends
     try:
         return train_in(Path(broadcast_object(str(run_path) if dist.is_main else None)), cfg, state, changes,
-                        allow_split_change, lock, dist, device)
+                        allow_split_change, lock, dist, device, drawn)
     finally:
         if lock is not None:
             lock.release()
 
 
-def train_in(run_path: Path, cfg, state, changes, allow_split_change: bool, lock, dist, device) -> int:
+def train_in(run_path: Path, cfg, state, changes, allow_split_change: bool, lock, dist, device, drawn) -> int:
     from dataset.owdfa import build_data
     from trainer.distributed import barrier
     from trainer.trainer import StopSignal, Trainer
-    from utils.run_dir import setup_logging
+    from utils.run_dir import setup_logging, write_run_files
     from utils.seed import seed_everything
 
     cfg.run_dir = str(run_path)
     setup_logging(run_path, dist.is_main, dist.rank)
     if dist.is_main:
-        prepare_run_dir(run_path, cfg, state, changes, lock, dist.world_size)
+        prepare_run_dir(run_path, cfg, state, lock, dist.world_size)
     log.info("run directory: %s (device %s, %d process%s)", run_path, device, dist.world_size,
              "es" if dist.world_size > 1 else "")
 
     seed_everything(cfg.seed)
-    data = build_data(cfg, dist.is_main, barrier)  # a signal here just ends the process: nothing to save yet
+    data = build_data(cfg, dist.is_main, barrier, drawn=drawn)  # a signal here just ends the process
     check_split(data, state, run_path, allow_split_change, dist.is_main)
+    if dist.is_main and cfg.resume:  # only a resume that passed every check is recorded
+        write_run_files(run_path, cfg, dist.world_size, changes)
+        if changes:
+            log.info("resumed with changed keys (recorded in config_history.jsonl): %s",
+                     ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in changes.items()))
     log.info("split:\n%s", data.split.summary())
     if data.crop_report:
         log.info("face crops: %s", data.crop_report["total"])
@@ -170,17 +195,15 @@ def train_in(run_path: Path, cfg, state, changes, allow_split_change: bool, lock
         return trainer.fit(stop)
 
 
-def prepare_run_dir(run_path: Path, cfg, state: dict | None, changes: dict | None, lock, world_size: int) -> None:
-    """Main process, holding the lock: record the start, clear what crashed writers left behind."""
+def prepare_run_dir(run_path: Path, cfg, state: dict | None, lock, world_size: int) -> None:
+    """Main process, holding the lock: record a fresh run's start, clear what crashed writers left behind."""
     from trainer.checkpoint import reconcile_best, remove_temporaries
     from utils.run_dir import write_run_files
 
     if lock.previous:
         log.warning("took over the lock of %s, which ended without releasing it", lock.previous)
-    write_run_files(run_path, cfg, world_size, changes if cfg.resume else None)
-    if changes:
-        log.info("resumed with changed keys (recorded in config_history.jsonl): %s",
-                 ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in changes.items()))
+    if not cfg.resume:
+        write_run_files(run_path, cfg, world_size)
     removed = remove_temporaries(run_path / "checkpoints")
     if removed:
         log.info("removed %d temporary checkpoint file(s) of interrupted saves: %s", len(removed),

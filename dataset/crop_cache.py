@@ -4,17 +4,19 @@ Per image it stores a ``FaceRecord`` (box, landmarks; not pixels:
 ``FaceCropper.crop`` redoes the crop pixel for pixel) in one SQLite file
 (``<cache_dir>/<dataset root folder name>.sqlite``, WAL mode; the process
 calling ``ensure`` is the only writer, workers only detect), by default in
-``<dataset_root>/../owdfa_crop_cache``. An entry is keyed
-by the image path relative to the dataset root and ``CropSettings.key()``, and
-is valid while the file's size and ``mtime_ns`` equal the stored ones, so a
-touched image or new crop settings recompute only the entries concerned. The
-same table holds the readability check of ``crop_face=false`` (settings key
-``READ_CHECK``). A corrupt database is renamed ``<name>.sqlite.corrupt-<time>``
-and rebuilt, with a warning; a cache that cannot be written is opened
-read-only and used while it holds every image asked for.
+``<dataset_root>/../owdfa_crop_cache``. An entry is keyed by the image path
+relative to the dataset root (a name that is not valid UTF-8: its bytes, as a
+BLOB) and ``CropSettings.key()``, and is valid while the file's size and
+``mtime_ns`` equal the stored ones, so a touched image or new crop settings
+recompute only the entries concerned. The same table holds the readability
+check of ``crop_face=false`` (settings key ``READ_CHECK``). A corrupt database
+is renamed ``<name>.sqlite.corrupt-<time>`` and rebuilt, with a warning; a
+cache that cannot be written is opened read-only and used while it holds
+every image asked for.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import signal
@@ -36,9 +38,10 @@ from utils.disk import disk_full_message, is_disk_full
 log = logging.getLogger(__name__)
 
 WRITE_BATCH = 256  # records per commit: an interrupted run keeps what it finished
+CONFIG_HINT = "crop_cache_dir=DIR (prepare.py --cache_dir DIR)"  # how to move the cache, in messages
 READ_CHECK = "read-v1"  # settings key of the readability check; bump when read_rgb's rules change
 _SCHEMA = """CREATE TABLE IF NOT EXISTS faces (
-    path TEXT NOT NULL,         -- relative to the dataset root, '/' separated
+    path TEXT NOT NULL,         -- relative to the dataset root, '/' separated (BLOB: a non-UTF-8 name's bytes)
     settings TEXT NOT NULL,     -- CropSettings.key(), or READ_CHECK
     size INTEGER NOT NULL,      -- file size in bytes when detected (-1: could not stat)
     mtime_ns INTEGER NOT NULL,  -- file mtime in ns when detected (-1: could not stat)
@@ -56,6 +59,15 @@ class CropCacheError(DatasetError):
 def default_cache_dir(dataset_root: str | os.PathLike) -> Path:
     """``<dataset_root>/../owdfa_crop_cache``: beside the data, shared by every run on it."""
     return Path(os.path.abspath(dataset_root)).parent / "owdfa_crop_cache"
+
+
+def user_cache_dir(folder: str | os.PathLike) -> Path:
+    """A crop cache for images outside any dataset, in the user's cache folder (never beside the
+    images): ``$XDG_CACHE_HOME`` (default ``~/.cache``) ``/owdfa_cal/crop_cache/<name>-<hash of the path>``."""
+    folder = os.path.abspath(folder)
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    digest = hashlib.sha256(os.fsencode(folder)).hexdigest()[:12]
+    return base / "owdfa_cal" / "crop_cache" / f"{Path(folder).name or 'root'}-{digest}"
 
 
 def check_file(path: str) -> str:
@@ -87,15 +99,17 @@ class CropCache:
 
     ``read_only``: open the database with SQLite's ``mode=ro`` and never write;
     it is also chosen by itself when the cache location cannot be written.
+    ``hint``: how the caller's user moves the cache, for error messages.
     """
 
     def __init__(self, cache_dir: str | os.PathLike | None, dataset_root: str | os.PathLike,
-                 settings: CropSettings = CropSettings(), read_only: bool = False):
+                 settings: CropSettings = CropSettings(), read_only: bool = False, hint: str = CONFIG_HINT):
         self.root = os.path.abspath(dataset_root)
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir(self.root)
         self.settings = settings
         self.db_path = self.cache_dir / f"{Path(self.root).name or 'root'}.sqlite"
         self.read_only = read_only
+        self.hint = hint
 
     def ensure(self, paths: Iterable[str], workers: int = 0, progress: bool = True) -> dict[str, FaceRecord]:
         """Records for all ``paths`` (keyed as given), detecting only missing or stale ones.
@@ -119,7 +133,7 @@ class CropCache:
         db, stored = self._open(key)
         with closing(db):
             for path in paths:
-                rel, stamp = self._relative(path), _stat(path)
+                rel, stamp = _db_key(self._relative(path)), _stat(path)
                 hit = stored.get(rel)
                 if hit is not None and hit[:2] == stamp:
                     texts[path] = hit[2]
@@ -128,11 +142,12 @@ class CropCache:
             log.info("crop cache %s%s: %d of %d images cached (%s), %d to compute", self.db_path,
                      " (read-only)" if self.read_only else "", len(texts), len(paths), key, len(todo))
             if todo and self.read_only:
+                prepare = (f", or run `python dataset/prepare.py --dataset_root {self.root}` where {self.cache_dir} "
+                           f"can be written" if self.hint == CONFIG_HINT else "")
                 raise CropCacheError(
                     f"the crop cache {self.db_path} is read-only here and lacks {len(todo)} of {len(paths)} images "
                     f"(settings {key}, e.g. {next(iter(todo))}); point the cache at a writable folder with "
-                    f"crop_cache_dir=DIR (prepare.py --cache_dir DIR), or run `python dataset/prepare.py "
-                    f"--dataset_root {self.root}` where {self.cache_dir} can be written")
+                    f"{self.hint}{prepare}")
             if todo:
                 try:
                     self._compute(db, key, todo, task, workers, progress, desc, texts)
@@ -163,11 +178,11 @@ class CropCache:
                 db.close()
             if isinstance(err, sqlite3.OperationalError) and _code(err) not in _CORRUPT:
                 raise CropCacheError(f"cannot read the crop cache {self.db_path} ({err}); point the cache at "
-                                     f"another folder with crop_cache_dir=DIR (prepare.py --cache_dir DIR)") from None
+                                     f"another folder with {self.hint}") from None
             reason = str(err)
         if self.read_only:
             raise CropCacheError(f"the crop cache {self.db_path} is corrupt ({reason}) and read-only here; point the "
-                                 f"cache at a writable folder with crop_cache_dir=DIR (prepare.py --cache_dir DIR)")
+                                 f"cache at a writable folder with {self.hint}")
         moved = self._set_aside()
         log.warning("the crop cache %s was corrupt (%s); moved it to %s and rebuilding it (every image is "
                     "computed again)", self.db_path, reason, moved.name)
@@ -197,12 +212,12 @@ class CropCache:
                 reason = str(err)
             if not self.db_path.is_file():
                 raise CropCacheError(f"cannot create the crop cache {self.db_path} ({reason}); point it at a "
-                                     f"writable folder with crop_cache_dir=DIR (prepare.py --cache_dir DIR)")
+                                     f"writable folder with {self.hint}")
             log.info("crop cache %s cannot be written here (%s): reading it read-only", self.db_path, reason)
             self.read_only = True
         if not self.db_path.is_file():
-            raise CropCacheError(f"no crop cache at {self.db_path} to read; point crop_cache_dir=DIR "
-                                 f"(prepare.py --cache_dir DIR) at a complete cache or at a writable folder")
+            raise CropCacheError(f"no crop cache at {self.db_path} to read; point {self.hint} "
+                                 f"at a complete cache or at a writable folder")
         # Without a WAL beside it the file is the whole database: read it as immutable, so SQLite needs
         # no -shm file in a folder it cannot write.
         wal = Path(f"{self.db_path}-wal")
@@ -229,13 +244,23 @@ class CropCache:
             return CropCacheError(f"the crop cache {self.db_path} turned out corrupt while writing ({err}); run "
                                   f"again: it is then set aside and rebuilt")
         return CropCacheError(f"cannot write the crop cache {self.db_path} ({err}); point the cache at a "
-                              f"writable folder with crop_cache_dir=DIR (prepare.py --cache_dir DIR)")
+                              f"writable folder with {self.hint}")
 
     def _relative(self, path: str) -> str:
         full, prefix = os.path.abspath(path), os.path.join(self.root, "")  # prefix ends in one separator
         if not full.startswith(prefix):
             raise ValueError(f"{path!r} is not under the dataset root {self.root!r}")
         return full[len(prefix):].replace(os.sep, "/")
+
+
+def _db_key(rel: str) -> str | bytes:
+    """The database form of a relative path: itself, or its bytes when it is not valid UTF-8
+    (``os.listdir`` gives such a name with surrogate escapes, which SQLite text cannot hold)."""
+    try:
+        rel.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(rel)
+    return rel
 
 
 def _code(err: sqlite3.Error) -> int:

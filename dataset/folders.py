@@ -6,7 +6,11 @@ class and several folders may share it. Images (.jpg/.jpeg/.png, any case)
 are found recursively. Folders and files are sorted, so the result never
 depends on file-system order (METHOD.md pitfall). Hidden entries (names
 starting with ".", e.g. macOS ``._x.jpg`` resource forks) are ignored;
-symlinked folders are followed.
+symlinked folders are followed, except a link back to a folder above it (a
+symlink loop), which is skipped with a warning naming it. Names
+are kept as the OS gives them (undecodable bytes as surrogate escapes);
+whether a file is a regular, readable image is decided when it is read
+(dataset/image_io.py), so the scan never opens a file.
 """
 from __future__ import annotations
 
@@ -57,10 +61,29 @@ def labels_by_path(classes: dict[int, list[tuple[str, list[str]]]]) -> dict[str,
 
 def _find_images(folder: str) -> list[str]:
     found = []  # (path components below folder, path)
+    above = {folder: frozenset({_identity(folder)})}  # folder -> (device, inode) of it and its parents
     for directory, subdirs, files in os.walk(folder, followlinks=True):
-        subdirs[:] = [d for d in subdirs if not d.startswith(".")]
+        kept = []
+        for d in (d for d in subdirs if not d.startswith(".")):
+            path = os.path.join(directory, d)
+            identity = _identity(path)
+            if identity in above[directory]:
+                warnings.warn(f"skipping {path!r}: a symbolic link loop (it leads back to {directory!r} or a "
+                              f"folder above it)", stacklevel=3)
+                continue
+            above[path] = above[directory] | {identity}
+            kept.append(d)
+        subdirs[:] = kept
         parts = os.path.relpath(directory, folder).split(os.sep) if directory != folder else []
         found.extend((parts + [f], os.path.join(directory, f))
                      for f in files if not f.startswith(".") and is_image_file(f))
     # Sorting on components keeps the order independent of the OS path separator.
     return [path for _, path in sorted(found)]
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:  # a dangling or looping link: os.walk cannot enter it either
+        return None
+    return st.st_dev, st.st_ino

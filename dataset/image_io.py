@@ -7,13 +7,17 @@ forgery method wrote); 16-bit grayscale is scaled to 8 bit by 255/65535 with
 rounding; CMYK goes through Pillow's conversion; EXIF orientation is NOT
 applied, so a recorded crop box always refers to the same pixels. Anything
 that cannot be decoded completely raises ``UnreadableImage``: a missing,
-empty or unreadable file, a non-image with an image extension, a truncated
-JPEG/PNG (the pixels are loaded in full, with Pillow's
-``LOAD_TRUNCATED_IMAGES`` off) or more than ``max_pixels`` pixels.
+empty or unreadable file, one that is not a regular file (a named pipe,
+device or socket is never opened, so it cannot block), a symlink loop, a
+non-image with an image extension, a truncated JPEG/PNG (the pixels are
+loaded in full, with Pillow's ``LOAD_TRUNCATED_IMAGES`` off) or more than
+``max_pixels`` pixels.
 """
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import struct
 import warnings
 import zlib
@@ -48,7 +52,7 @@ def read_rgb(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndarra
         raise RuntimeError("PIL.ImageFile.LOAD_TRUNCATED_IMAGES is on: truncated images would be read "
                            "as partly grey. Remove the code that sets it.")
     try:
-        with open(path, "rb") as f:
+        with _open_regular(path) as f:
             if os.fstat(f.fileno()).st_size == 0:
                 raise UnreadableImage(path, "empty file (0 bytes)")
             with warnings.catch_warnings():
@@ -72,9 +76,44 @@ def read_rgb(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndarra
         raise UnreadableImage(path, "not an image (unrecognised format)") from None
     except Image.DecompressionBombError as e:
         raise UnreadableImage(path, f"too large: {e}") from None
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise UnreadableImage(path, "symbolic link loop (the link points back to itself)") from None
+        if e.errno is not None and e.filename is not None:  # the file system refused, not the decoder
+            raise UnreadableImage(path, f"cannot be opened ({e.strerror})") from None
+        raise UnreadableImage(path, f"truncated or corrupt ({type(e).__name__}: {e})") from None
     except _DECODE_ERRORS as e:
         raise UnreadableImage(path, f"truncated or corrupt ({type(e).__name__}: {e})") from None
     return _to_rgb(image, path)
+
+
+_SPECIAL = ((stat.S_ISFIFO, "a named pipe"), (stat.S_ISCHR, "a character device"),
+            (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def _open_regular(path):
+    """``path`` opened for binary reading, only when it is a regular file.
+
+    It is checked before opening (opening a named pipe would wait for a
+    writer, a device may act on open) and again on the open descriptor,
+    which ``O_NONBLOCK`` keeps from waiting should the file be swapped.
+    """
+    _check_regular(path, os.stat(path).st_mode)
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        _check_regular(path, os.fstat(fd).st_mode)
+    except BaseException:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "rb")
+
+
+def _check_regular(path, mode: int) -> None:
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(errno.EISDIR, "is a directory", os.fspath(path))
+    if not stat.S_ISREG(mode):
+        kind = next((name for test, name in _SPECIAL if test(mode)), "a special file")
+        raise UnreadableImage(path, f"{kind}, not a regular file: skipped")
 
 
 def _to_rgb(image: Image.Image, path) -> np.ndarray:

@@ -142,18 +142,19 @@ def check_dataset_root(root: str) -> Path:
     return path
 
 
-def build_reader(cfg, labels: dict[str, int], is_main: bool = True,
-                 barrier=None) -> tuple[ImageReader, dict | None, set]:
+def build_reader(cfg, labels: dict[str, int], is_main: bool = True, barrier=None,
+                 cache_hint: str | None = None) -> tuple[ImageReader, dict | None, set]:
     """Fill the crop cache for the images of ``labels`` (path -> class; main
     process only, in parallel) and return the reader, the per-class crop
     report and the paths found unreadable. With ``crop_face=false`` the cache
     holds only whether each image decodes, so unreadable files are still found
-    once, up front (there is no crop report)."""
-    from dataset.crop_cache import CropCache, class_report
+    once, up front (there is no crop report). ``cache_hint``: how the user
+    moves the cache, for its error messages (default: the config key)."""
+    from dataset.crop_cache import CONFIG_HINT, CropCache, class_report
     from dataset.faces import CropSettings, FaceCropper
 
     settings = CropSettings(margin=cfg.face_margin, align=cfg.align_face, predictor_path=cfg.predictor_path)
-    cache = CropCache(cfg.crop_cache_dir or None, cfg.dataset_root, settings)
+    cache = CropCache(cfg.crop_cache_dir or None, cfg.dataset_root, settings, hint=cache_hint or CONFIG_HINT)
     fill = cache.ensure if cfg.crop_face else cache.check_readable
     paths = list(labels)
     if is_main:
@@ -173,9 +174,9 @@ def build_reader(cfg, labels: dict[str, int], is_main: bool = True,
     return ImageReader(found, FaceCropper(settings)), class_report(found, labels), unreadable
 
 
-def build_data(cfg, is_main: bool = True, barrier=None, train: bool = True) -> Data:
-    """Scan, split, crop and wrap the dataset named by ``cfg`` (``train=False``:
-    crop only the test images, for evaluation)."""
+def draw_split(cfg) -> tuple[Split, SplitRecord]:
+    """The split ``cfg`` asks for and its record: read from ``split_file`` or drawn
+    from a folder scan. Lists folders only, never opens an image."""
     from dataset.folders import scan_dataset
 
     root = check_dataset_root(cfg.dataset_root)
@@ -186,10 +187,26 @@ def build_data(cfg, is_main: bool = True, barrier=None, train: bool = True) -> D
         if record.fingerprint != published.fingerprint:
             log.warning("split_file %s: %s since it was written (the data is not byte-identical)",
                         cfg.split_file, describe_change(published, record))
-    else:
-        spec = SplitSpec.from_config(cfg)
-        split = make_split(scan_dataset(str(root)), spec, str(root))
-        record = record_split(split, str(root), asdict(spec))
+        return split, record
+    spec = SplitSpec.from_config(cfg)
+    split = make_split(scan_dataset(str(root)), spec, str(root))
+    return split, record_split(split, str(root), asdict(spec))
+
+
+def check_batch_fits(split: Split, cfg) -> None:
+    """An epoch needs at least one full batch (the last incomplete one is dropped)."""
+    if len(split.train_paths) < cfg.batch_size:
+        raise DatasetError(f"the training split has {len(split.train_paths)} images, fewer than batch_size="
+                           f"{cfg.batch_size}, so an epoch would have no step (the last incomplete batch is "
+                           f"dropped); lower batch_size or add images")
+
+
+def build_data(cfg, is_main: bool = True, barrier=None, train: bool = True,
+               drawn: tuple[Split, SplitRecord] | None = None) -> Data:
+    """Split (``drawn``, from ``draw_split``, or drawn here), crop and wrap the dataset
+    named by ``cfg`` (``train=False``: crop only the test images, for evaluation)."""
+    root = check_dataset_root(cfg.dataset_root)
+    split, record = drawn or draw_split(cfg)
     labels = dict(zip(split.test_paths, split.test_orig.tolist()))
     if train:
         labels.update(zip(split.train_paths, split.train_orig.tolist()))
@@ -239,10 +256,7 @@ def _worker_options(num_workers: int, pin_memory: bool) -> dict:
 
 
 def train_loader(data: Data, cfg, rank: int = 0, world_size: int = 1, pin_memory: bool = False) -> DataLoader:
-    if len(data.train_set) < cfg.batch_size:
-        raise DatasetError(f"the training split has {len(data.train_set)} images, fewer than batch_size="
-                           f"{cfg.batch_size}, so an epoch would have no step (the last incomplete batch is "
-                           f"dropped); lower batch_size or add images")
+    check_batch_fits(data.split, cfg)
     sampler = EpochDrawSampler(labelled_weights(data.split.labelled), cfg.batch_size, cfg.seed, rank, world_size)
     return DataLoader(data.train_set, batch_sampler=sampler, **_worker_options(cfg.num_workers, pin_memory))
 

@@ -25,6 +25,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 from dataset.crop_cache import CropCache, CropCacheError, class_report, format_report  # noqa: E402
 from dataset.faces import CropSettings  # noqa: E402
 from dataset.folders import labels_by_path, scan_dataset  # noqa: E402
+from utils.text import printable  # noqa: E402
 
 
 def prepare(dataset_root: str, settings: CropSettings, cache_dir: str | None = None, workers: int = 0,
@@ -68,10 +69,10 @@ def main(argv: list[str] | None = None) -> None:
     try:
         report = prepare(args.dataset_root, settings, args.cache_dir, args.workers, args.report)
     except CropCacheError as err:
-        sys.exit(f"error: {err}")
+        sys.exit(printable(f"error: {err}"))
     print(format_report(report))
     for item in report["unreadable"]:
-        print(f"unreadable: {item['path']} ({item['reason']})")
+        print(printable(f"unreadable: {item['path']} ({item['reason']})"))
     print(f"report: {report['report_path']}")
 
 

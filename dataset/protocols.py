@@ -16,6 +16,8 @@ novel ones K_known..C-1, each in ascending order of their original index.
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -123,6 +125,14 @@ class LabelSpace:
         """Display name of each model label, e.g. ``"S1 Deepfakes"``."""
         return [f"{c.code} {c.method}" for c in map(self.table.get, self.known + self.novel)]
 
+    def class_rows(self) -> list[dict]:
+        """Per model label, in label order: ``label``, original ``index``, display ``name``,
+        ``family``, ``known``, ``real`` (what checkpoints and exports carry)."""
+        known, names = set(self.known), self.label_names
+        return [{"label": label, "index": index, "name": names[label], "family": self.table.get(index).family,
+                 "known": index in known, "real": self.table.get(index).is_real}
+                for label, index in enumerate(self.known + self.novel)]
+
 
 def _ranges(indices) -> str:
     indices = sorted(indices)
@@ -174,6 +184,28 @@ def label_space(cfg) -> LabelSpace:
     known set ``known_classes`` when given, else the table's ``protocol``."""
     table = load_table(cfg["classes_file"]) if cfg["classes_file"] else OWDFA40
     return table.known(tuple(cfg["known_classes"])) if cfg["known_classes"] else table.protocol(cfg["protocol"])
+
+
+FINGERPRINTED = ("label", "index", "name", "family", "known", "real")
+
+
+def class_fingerprint(rows: list[dict]) -> str:
+    """sha256 of the class table's rows (label, index, name, family, known, real), like the split's."""
+    digest = hashlib.sha256()
+    for row in rows:
+        digest.update((json.dumps([row.get(k) for k in FINGERPRINTED]) + "\n").encode())
+    return digest.hexdigest()
+
+
+def describe_class_change(old: list[dict], new: list[dict]) -> str:
+    """What differs between two class tables, e.g. ``"label 3: name 'S3 A' -> 'S3 B'; 2 more classes"``."""
+    parts = [f"{len(new) - len(old):+d} classes ({len(old)} -> {len(new)})"] if len(old) != len(new) else []
+    for a, b in zip(old, new):
+        changed = [f"{k} {a.get(k)!r} -> {b.get(k)!r}" for k in FINGERPRINTED if a.get(k) != b.get(k)]
+        if changed:
+            parts.append(f"label {a.get('label')}: {', '.join(changed)}")
+    listed = "; ".join(parts[:4]) + (f"; and {len(parts) - 4} more" if len(parts) > 4 else "")
+    return listed or "the same classes"
 
 
 def _space(protocol: int | LabelSpace) -> LabelSpace:

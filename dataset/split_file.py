@@ -123,6 +123,11 @@ def split_from_file(path: str | Path, root: str, protocol: int,
     if record.protocol != protocol:
         raise DatasetError(f"split file {path} was drawn for protocol {record.protocol}, but protocol={protocol}; "
                            f"pass protocol={record.protocol} or a split file of protocol {protocol}")
+    outside = [r.path for r in record.images if not is_inside(r.path)]
+    if outside:
+        raise DatasetError(f"split file {path} names {len(outside)} images outside dataset_root (e.g. "
+                           f"{outside[0]!r}); every path must be relative to dataset_root, '/'-separated, without "
+                           f"'..': pass the split.json of a run, unedited")
     paths = [os.path.join(root, *r.path.split("/")) for r in record.images]
     missing = [r.path for r, p in zip(record.images, paths) if not os.path.isfile(p)]
     if missing:
@@ -146,6 +151,12 @@ def split_from_file(path: str | Path, root: str, protocol: int,
                   np.array([record.images[i].role == ROLES[0] for i in train], dtype=bool),
                   [paths[i] for i in test], labels[test], [f"split read from {path}"], space)
     return split, record
+
+
+def is_inside(relative: str) -> bool:
+    """Whether a split.json path stays below dataset_root: relative, with no empty, '.' or '..' part."""
+    parts = relative.split("/")
+    return bool(relative) and not os.path.isabs(relative) and not any(p in ("", ".", "..") for p in parts)
 
 
 def describe_change(old: SplitRecord, new: SplitRecord) -> str:

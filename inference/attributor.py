@@ -30,11 +30,11 @@ class Attributor:
 
     @classmethod
     def load(cls, source: str, device: str | None = None, names_file: str | None = None,
-             trust: bool = False) -> "Attributor":
+             trust: bool = False, allow_class_change: bool = False) -> "Attributor":
         from trainer.distributed import resolve_device
         from utils.config import defaults, merge
 
-        state = load_model_state(source, trust)
+        state = load_model_state(source, trust, allow_class_change)
         cfg = merge(merge(defaults(), state["config"], source), {"pretrained": False, "resume": ""}, "inference")
         torch_device = resolve_device(device or "auto")
         method = restore_method(cfg, state, torch_device)
@@ -64,26 +64,31 @@ class Attributor:
 
 def input_reader(cfg, paths: list[str], crop_cache_dir: str | None, workers: int):
     """The training reader for arbitrary files: with ``crop_face`` the faces
-    are detected once and kept in a crop cache beside the inputs (by default
-    ``<their common folder>/../owdfa_crop_cache``)."""
+    are detected once and kept in a crop cache, by default in the user's cache
+    folder (``dataset.crop_cache.user_cache_dir`` of the inputs' common folder),
+    so inputs on a read-only or shared mount get no files beside them."""
+    from dataset.crop_cache import user_cache_dir
     from dataset.owdfa import ImageReader, build_reader
     from utils.config import Config
 
     if not cfg.crop_face or not paths:
         return ImageReader()
     root = os.path.commonpath([os.path.dirname(os.path.abspath(p)) for p in paths])
-    local = Config({**cfg, "dataset_root": root, "crop_cache_dir": crop_cache_dir or "", "num_workers": workers})
-    return build_reader(local, dict.fromkeys(paths, -1))[0]
+    cache = crop_cache_dir or str(user_cache_dir(root))
+    local = Config({**cfg, "dataset_root": root, "crop_cache_dir": cache, "num_workers": workers})
+    return build_reader(local, dict.fromkeys(paths, -1), cache_hint="--crop_cache_dir DIR")[0]
 
 
 def collect_inputs(inputs: list[str], stdin=None) -> list[str]:
     """Image paths from files (kept as given, readable or not), folders
     (image files below them, recursively, sorted) and ``-`` (one path per
-    line of stdin)."""
+    line of stdin, read as bytes so that any file name arrives as the OS's)."""
     paths = []
     for item in inputs:
         if item == "-":
-            paths += [line.strip() for line in (stdin or sys.stdin) if line.strip()]
+            lines = (os.fsdecode(line) if isinstance(line, bytes) else line
+                     for line in (stdin if stdin is not None else sys.stdin.buffer))
+            paths += [line.strip() for line in lines if line.strip()]
         elif os.path.isdir(item):
             paths += sorted(os.path.join(folder, name) for folder, _, files in os.walk(item)
                             for name in files if is_image_file(name))

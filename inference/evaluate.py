@@ -9,16 +9,18 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from inference.loading import load_model_state, restore_method
+from inference.loading import check_class_table, load_model_state, restore_method
 
 
 def load_for_evaluation(ckpt: str, trust: bool = False, dataset_root: str | None = None,
-                        device: str | None = None, num_workers: int | None = None):
-    """Config and checkpoint state of any model source, checked against this code's class table."""
+                        device: str | None = None, num_workers: int | None = None,
+                        allow_class_change: bool = False):
+    """Config and checkpoint state of any model source, checked against this code's class table
+    (its fingerprint: see ``inference.loading.check_class_table``)."""
     from dataset.protocols import label_space
     from utils.config import ConfigError, defaults, merge, validate
 
-    state = load_model_state(ckpt, trust=trust)
+    state = load_model_state(ckpt, trust=trust, allow_class_change=allow_class_change)
     overrides = {k: v for k, v in (("dataset_root", dataset_root), ("device", device),
                                    ("num_workers", num_workers)) if v is not None}
     cfg = merge(merge(defaults(), state["config"], ckpt), overrides, "the command line")
@@ -31,11 +33,20 @@ def load_for_evaluation(ckpt: str, trust: bool = False, dataset_root: str | None
                           f"{state['num_known']} known, but {space.table.name} {space.name} of this code has "
                           f"{space.num_classes} classes, {space.num_known} known; evaluate it with the code and "
                           f"class table it was trained with")
+    state["classes"] = check_class_table(state, space.class_rows(), ckpt, allow_class_change)
     return cfg, state
 
 
+def run_split_json(ckpt: str) -> Path:
+    """The split.json of the run a checkpoint belongs to: RUN_DIR/split.json for a run directory,
+    the folder above checkpoints/ for a .pt file (an export has none: nothing there)."""
+    path = Path(ckpt)
+    return path / "split.json" if path.is_dir() else path.parent.parent / "split.json"
+
+
 def evaluate_checkpoint(ckpt: str, trust: bool = False, allow_split_change: bool = False,
-                        save_predictions: str | None = None, **overrides) -> dict:
+                        save_predictions: str | None = None, allow_class_change: bool = False,
+                        **overrides) -> dict:
     """Test-split metrics of ``ckpt`` (``overrides``: dataset_root, device, num_workers);
     with ``save_predictions`` also the report files of ``inference.evaluation_report``."""
     from dataset.owdfa import build_data, eval_loader
@@ -46,17 +57,18 @@ def evaluate_checkpoint(ckpt: str, trust: bool = False, allow_split_change: bool
     from utils.run_dir import setup_logging
 
     setup_logging(None)
-    cfg, state = load_for_evaluation(ckpt, trust, **overrides)
+    cfg, state = load_for_evaluation(ckpt, trust, allow_class_change=allow_class_change, **overrides)
     device = resolve_device(cfg.device)
     data = build_data(cfg, train=False)
-    change = verify_split(data.record, state.get("split_fingerprint"), Path(ckpt).parent.parent / "split.json",
-                          allow_split_change)
+    change = verify_split(data.record, state.get("split_fingerprint"), run_split_json(ckpt), allow_split_change)
     if change:
         print(f"warning: {change}; evaluating anyway (--allow_split_change)", file=sys.stderr)
     method = restore_method(cfg, state, device)
     out = predict(method.predict, method.model, eval_loader(data, cfg), device, use_bf16(cfg.amp, cfg.image_size),
                   cfg.channels_last)
     metrics = prediction_metrics(out, data.split.num_known)
+    # found unreadable at the image check (left out of the split) or only when read: counted alike
+    metrics["unreadable_test_images"] += len(data.record.left_out)
     if save_predictions:
         from inference.evaluation_report import save_test_report
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from dataset.protocols import class_fingerprint, describe_class_change
 from inference.names import class_table, prototype_names, space_of
 from trainer.checkpoint import CheckpointError, load_checkpoint, upgrade_config
 
@@ -45,6 +46,7 @@ def export_info(state: dict) -> dict:
         "epoch": state["epoch"],
         "selected_on_test_set": bool(state.get("selected_on_test_set")),
         "split_fingerprint": state.get("split_fingerprint"),
+        "class_fingerprint": class_fingerprint(classes),
         "metrics": {k: record[k] for k in metric_keys if k in record},
         "classes": classes,
         "cluster_assignment": [{**a, "name": names[a["prototype"]]}
@@ -63,7 +65,9 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, trust: bool = Fal
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     weights = {k: v.detach().cpu().contiguous() for k, v in state["model"].items()}
-    save_file(weights, str(out / WEIGHTS), metadata={"format": EXPORT_FORMAT})
+    # the weights file keeps its own copy of the class table, to name what an edit of config.json changed
+    save_file(weights, str(out / WEIGHTS), metadata={"format": EXPORT_FORMAT, "classes": json.dumps(info["classes"]),
+                                                     "class_fingerprint": info["class_fingerprint"]})
     (out / CONFIG).write_text(json.dumps(info, indent=2) + "\n")
     write_card(out)
     return out
@@ -75,10 +79,13 @@ def write_card(folder: str | Path, repo_id: str = "REPO_ID") -> None:
     (folder / CARD).write_text(model_card(json.loads((folder / CONFIG).read_text()), repo_id))
 
 
-def read_export(folder: str | Path) -> dict:
-    """The checkpoint-like dict of an export folder (weights as tensors)."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+def read_export(folder: str | Path, allow_class_change: bool = False) -> dict:
+    """The checkpoint-like dict of an export folder (weights as tensors), once config.json passes
+    its schema, the class table its fingerprint, and the tensors their checks (inference.export_schema);
+    ``allow_class_change`` accepts a class table that no longer matches its fingerprint."""
+    from safetensors import SafetensorError, safe_open
+
+    from inference.export_schema import check_info, check_weights
 
     folder = Path(folder)
     missing = [name for name in (WEIGHTS, CONFIG) if not (folder / name).is_file()]
@@ -87,16 +94,40 @@ def read_export(folder: str | Path) -> dict:
                               f"write one with `python export.py RUN_DIR --out {folder}`")
     try:
         info = json.loads((folder / CONFIG).read_text())
-        model = load_file(str(folder / WEIGHTS))
-    except (ValueError, OSError, SafetensorError) as err:
+    except (ValueError, OSError) as err:
         raise CheckpointError(f"export {folder} cannot be read ({type(err).__name__}: {err}); export it again "
                               f"with `python export.py RUN_DIR --out {folder}`") from err
-    if info.get("format") != EXPORT_FORMAT:
-        raise CheckpointError(f"{folder / CONFIG} has format {info.get('format')!r}, not {EXPORT_FORMAT!r}: it "
+    if not isinstance(info, dict) or info.get("format") != EXPORT_FORMAT:
+        found = info.get("format") if isinstance(info, dict) else None
+        raise CheckpointError(f"{folder / CONFIG} has format {found!r}, not {EXPORT_FORMAT!r}: it "
                               f"was not written by this code's export.py")
     if isinstance(info.get("config"), dict):
         info["config"] = upgrade_config(info["config"])
+    cfg = check_info(info, folder / CONFIG)
+    try:
+        with safe_open(str(folder / WEIGHTS), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+        check_classes(info, metadata, folder, allow_class_change)
+        model = check_weights(folder / WEIGHTS, cfg, info)
+    except (SafetensorError, OSError) as err:
+        raise CheckpointError(f"export {folder} cannot be read ({type(err).__name__}: {err}); export it again "
+                              f"with `python export.py RUN_DIR --out {folder}`") from err
     return {**info, "model": model, "source": str(folder)}
+
+
+def check_classes(info: dict, metadata: dict, folder: Path, allow: bool) -> None:
+    """config.json's class table must match the fingerprint recorded with it (in config.json and the
+    weights file); a table edited since is refused, naming the rows that changed."""
+    recorded = metadata.get("class_fingerprint") or info.get("class_fingerprint")
+    if recorded is None or recorded == class_fingerprint(info["classes"]) or allow:
+        return
+    try:
+        what = describe_class_change(json.loads(metadata["classes"]), info["classes"])
+    except (KeyError, ValueError, TypeError, AttributeError):
+        what = "the original table is not recorded, so the rows cannot be named"
+    raise CheckpointError(f"the class table in {folder / CONFIG} no longer matches its fingerprint "
+                          f"{recorded[:12]} (edited since export): {what}; export the run again, or pass "
+                          f"--allow_class_change to use the table as it is")
 
 
 def _percent(value) -> str:

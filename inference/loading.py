@@ -7,8 +7,10 @@ method its config names (CAL, CPL, SimGCD), placed on a device for evaluation.
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
+from dataset.protocols import ClassTableError, class_fingerprint, describe_class_change
 from inference.export import read_export
 from inference.hub import HUB_PREFIX
 from inference.names import class_table, space_of
@@ -27,22 +29,38 @@ def restore_method(cfg, state: dict, device):
     return method
 
 
-def load_model_state(source: str, trust: bool = False) -> dict:
+def load_model_state(source: str, trust: bool = False, allow_class_change: bool = False) -> dict:
     """Checkpoint-like dict (config, model, num_known, num_classes, epoch,
     classes, cluster_assignment, split_fingerprint, ...) from any model source
-    (``trust``: see ``trainer.checkpoint.load_checkpoint``)."""
+    (``trust``: see ``trainer.checkpoint.load_checkpoint``; ``allow_class_change``:
+    accept an export whose class table no longer matches its fingerprint)."""
     if source.startswith(HUB_PREFIX):
         from inference.hub import download
 
-        return read_export(download(source))
+        return read_export(download(source), allow_class_change)
     path = Path(source)
     if (path / "model.safetensors").is_file():
-        return read_export(path)
+        return read_export(path, allow_class_change)
     if (path / "checkpoints" / "last.pt").is_file():
         path = path / "checkpoints" / "last.pt"
     elif path.is_dir():
         raise CheckpointError(f"{source} is a folder but neither an export (model.safetensors + config.json) nor "
                               f"a run directory (checkpoints/last.pt); pass one of those or a .pt checkpoint")
     state = load_checkpoint(path, trust=trust)
-    state.setdefault("classes", class_table(space_of(state["config"])))
+    state.setdefault("classes", class_table(space_of(state["config"])))  # written before checkpoints held it
     return state
+
+
+def check_class_table(state: dict, now: list[dict], source: str, allow: bool) -> list[dict]:
+    """``now`` (the table the config's classes_file gives today), once it matches the fingerprint the
+    model was trained with (or none was recorded); a differing one is refused naming the rows that
+    changed, or with ``allow`` used as it is, with a warning."""
+    recorded = state.get("class_fingerprint")
+    if recorded is None or recorded == class_fingerprint(now):
+        return now
+    message = (f"the class table of classes_file={state['config'].get('classes_file') or '(OWDFA-40)'} differs from "
+               f"the one {source} was trained with: {describe_class_change(state['classes'], now)}")
+    if not allow:
+        raise ClassTableError(f"{message}; restore that file, or pass --allow_class_change to evaluate with it")
+    print(f"warning: {message}; evaluating with it (--allow_class_change)", file=sys.stderr)
+    return now

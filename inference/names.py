@@ -11,16 +11,13 @@ from __future__ import annotations
 import csv
 import os
 
-from dataset.protocols import REAL_CLASS, LabelSpace, known_classes, label_map, label_names, label_space
+from dataset.protocols import OWDFA40, LabelSpace, label_space
 
 
 def class_table(protocol: int | LabelSpace) -> list[dict]:
-    """Per model label: ``label``, original ``index``, display ``name``, ``known``, ``real``
-    (``protocol``: an OWDFA-40 protocol number or any label space)."""
-    known, names = set(known_classes(protocol)), label_names(protocol)
-    return [{"label": label, "index": index, "name": names[label], "known": index in known,
-             "real": index == REAL_CLASS}
-            for index, label in sorted(label_map(protocol).items(), key=lambda item: item[1])]
+    """Per model label: ``label``, original ``index``, display ``name``, ``family``, ``known``,
+    ``real`` (``protocol``: an OWDFA-40 protocol number or any label space)."""
+    return (protocol if isinstance(protocol, LabelSpace) else OWDFA40.protocol(protocol)).class_rows()
 
 
 def space_of(config: dict) -> LabelSpace:

@@ -1,14 +1,23 @@
 """The prediction CSV: one row per image (path, predicted, confidence,
-is_real, top3, error; test.py adds the true class) and its summary."""
+is_real, top3, error; test.py adds the true class) and its summary.
+
+CSVs are UTF-8; a file name's bytes that are not UTF-8 appear as ``\\xHH`` and
+a cell starting with = + - @ gets a leading ' (utils/text.py). Output paths
+are checked (``check_output``) before any image is read, and a CSV file is
+written whole or not at all (a temporary file renamed over it).
+"""
 from __future__ import annotations
 
 import csv
 import os
 import sys
+import tempfile
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
+
+from utils.text import csv_cell
 
 COLUMNS = ("path", "predicted", "confidence", "is_real", "top3", "error")
 TEST_COLUMNS = ("path", "true") + COLUMNS[1:]
@@ -35,20 +44,50 @@ def prediction_rows(paths: list[str], out: dict, names: list[str], real: set[int
     return rows
 
 
+class OutputError(ValueError):
+    """An output path that cannot be written; the message names it and why."""
+
+
+def check_output(path: str | os.PathLike, what: str = "--out") -> Path:
+    """Fail now, before any work, when ``path`` cannot be written: a directory, or a folder where no
+    file can be created (tried with a temporary file). Creates the missing parent folders."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{what} {path} is a directory; name a file, e.g. {path / 'predictions.csv'}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".check"):
+            pass
+    except OSError as err:
+        raise OutputError(f"{what} {path} cannot be written ({err.strerror or err}); choose a writable "
+                          f"place") from None
+    return path
+
+
 def write_csv(rows: list[dict], path: str | os.PathLike | None, columns=COLUMNS) -> None:
-    """Rows to ``path`` (stdout when None)."""
+    """Rows to ``path`` (stdout when None), UTF-8, each cell through ``csv_cell``."""
     if path is None:
-        _write_rows(rows, sys.stdout, columns)
+        write_rows(sys.stdout, [list(columns)] + [[r[c] for c in columns] for r in rows])
         return
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as handle:
-        _write_rows(rows, handle, columns)
+    write_table(path, [list(columns)] + [[r[c] for c in columns] for r in rows])
 
 
-def _write_rows(rows, handle, columns) -> None:
-    writer = csv.DictWriter(handle, fieldnames=list(columns), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
+def write_table(path: str | os.PathLike, table: list[list]) -> None:
+    """A CSV file of ``table`` (header first), written to a temporary file and renamed over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "w", newline="", encoding="utf-8") as handle:
+            write_rows(handle, table)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_rows(handle, table: list[list]) -> None:
+    writer = csv.writer(handle, lineterminator="\n")
+    writer.writerows([csv_cell(cell) for cell in row] for row in table)
 
 
 def summary(rows: list[dict]) -> str:

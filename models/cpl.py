@@ -55,8 +55,9 @@ class CPLNet(CALNet):
 class CPL(NetworkMethod):
     NAME, TITLE = "CPL", "contrastive pseudo learning, Sun et al., ICCV 2023"
 
-    def __init__(self, cfg, num_known: int, num_classes: int):
-        super().__init__(cfg, num_known, num_classes, CPLNet(cfg, num_classes))
+    @staticmethod
+    def network(cfg, num_known: int, num_classes: int) -> CPLNet:
+        return CPLNet(cfg, num_classes)
 
     def training_step(self, batch: dict, epoch: int) -> dict:
         """The four terms on the weak view; the loss is ce + w_glv glv + w_csp csp - w_en entropy."""

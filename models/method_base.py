@@ -12,8 +12,14 @@ class NetworkMethod:
     NAME, TITLE = "", ""       # short name and what it stands for (model cards)
     FREQUENCY_ATTENTION = False  # baselines run on the plain backbone
 
-    def __init__(self, cfg, num_known: int, num_classes: int, model: torch.nn.Module):
-        self.cfg, self.num_known, self.num_classes, self.model = cfg, num_known, num_classes, model
+    def __init__(self, cfg, num_known: int, num_classes: int):
+        self.cfg, self.num_known, self.num_classes = cfg, num_known, num_classes
+        self.model = self.network(cfg, num_known, num_classes)
+
+    @staticmethod
+    def network(cfg, num_known: int, num_classes: int) -> torch.nn.Module:
+        """The network alone (what a checkpoint's or an export's weights must fit)."""
+        raise NotImplementedError
 
     @property
     def net(self) -> torch.nn.Module:

@@ -56,8 +56,9 @@ class SimGCDNet(CALNet):
 class SimGCD(NetworkMethod):
     NAME, TITLE = "SimGCD", "parametric generalized category discovery, Wen et al., ICCV 2023"
 
-    def __init__(self, cfg, num_known: int, num_classes: int):
-        super().__init__(cfg, num_known, num_classes, SimGCDNet(cfg, num_classes))
+    @staticmethod
+    def network(cfg, num_known: int, num_classes: int) -> SimGCDNet:
+        return SimGCDNet(cfg, num_classes)
 
     def predict(self, images: torch.Tensor) -> torch.Tensor:
         """Cosine logits over the student temperature, so their softmax is the trained prediction."""

@@ -39,7 +39,7 @@ def test_wok_configs_enable_unknown_k():
     ("known_classes=0,3,3", ["known_classes=(0, 3, 3)", "distinct"]),
     ("known_classes=a,b", ["known_classes='a,b'", "integers like 0,1,3"]),
     ("epochs=0", ["epochs=0", ">= 1"]),
-    ("image_size=-32", ["image_size=-32", "positive"]),
+    ("image_size=-32", ["image_size=-32", "[1, 4096]"]),
     ("gamma=1.5", ["gamma=1.5", "[0.0, 1.0]"]),
     ("ccr_weight=-0.2", ["ccr_weight=-0.2", ">= 0"]),
     ("device=tpu", ["device='tpu'"]),

@@ -7,6 +7,9 @@ import numpy as np
 import pytest
 from conftest import TINY, run_cli
 
+import test as test_py
+from trainer.checkpoint import load_checkpoint, save_atomic
+
 # new index, code, family, method <- folder(s) of the mini dataset providing the images
 CLASSES = [(0, "REAL", "Real", "Camera", ["0_Real_CelebDF", "0_Real_FFHQ", "0_Real_FFpp"]),
            (3, "A", "Swap", "Alpha", ["1_Swap_Deepfakes"]), (5, "B", "Swap", "Beta", ["2_Swap_FaceSwap"]),
@@ -64,3 +67,24 @@ def test_test_py_reproduces_the_last_epoch(custom_run, tmp_path):
     recorded = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])
     for key in ("all_acc", "known_acc", "novel_acc", "nmi", "ari", "k_novel_estimate", "k_novel_true"):
         assert evaluated[key] == recorded[key], key
+
+
+def test_a_swapped_class_table_is_refused_naming_the_rows(custom_run, tmp_path, capsys):
+    run_dir, _ = custom_run
+    state = load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    table = tmp_path / "my_classes.csv"
+    shutil.copy(state["config"]["classes_file"], table)
+    state["config"]["classes_file"] = str(table)  # the same table under another path
+    save_atomic(state, tmp_path / "last.pt")
+    preds = tmp_path / "preds.csv"
+    assert test_py.main(["--ckpt", str(tmp_path / "last.pt")]) == 0
+    capsys.readouterr()
+    table.write_text(table.read_text().replace("Alpha", "TMP").replace("Gamma", "Alpha").replace("TMP", "Gamma"))
+    assert test_py.main(["--ckpt", str(tmp_path / "last.pt"), "--save_predictions", str(preds)]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "label 1: name 'A Alpha' -> 'A Gamma'" in errors[0]
+    assert "label 2: name 'C Gamma' -> 'C Alpha'" in errors[0] and "--allow_class_change" in errors[0]
+    assert not preds.exists()
+    assert test_py.main(["--ckpt", str(tmp_path / "last.pt"), "--save_predictions", str(preds),
+                         "--allow_class_change"]) == 0
+    assert "evaluating with it (--allow_class_change)" in capsys.readouterr().err

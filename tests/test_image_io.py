@@ -77,7 +77,8 @@ def test_permission_error_is_reported(tmp_path, monkeypatch):
     def denied(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(image_io, "open", denied, raising=False)
+    Image.fromarray(_rgb()).save(tmp_path / "a.png")
+    monkeypatch.setattr(image_io.os, "open", denied)  # read_rgb opens with os.open (O_NONBLOCK)
     assert _reason(tmp_path / "a.png") == "permission denied"
 
 

@@ -165,12 +165,16 @@ def changed_data_run(known_k_run, tmp_path_factory):
 
 def test_resume_refuses_a_changed_dataset(changed_data_run, capsys):
     before = (changed_data_run / "split.json").read_text()
-    assert train.main(["--resume", str(changed_data_run)]) == 2
+    started = (changed_data_run / "run.json").read_text()
+    assert train.main(["--resume", str(changed_data_run), "epochs=3"]) == 2
     line = one_line_error(capsys)
     for words in ("differs from the one this run was trained on", "added", "removed", "moved between roles",
                   "from training to test", "--allow_split_change"):
         assert words in line, words
     assert (changed_data_run / "split.json").read_text() == before
+    # a refused resume is not recorded as a start, nor its changed keys
+    assert (changed_data_run / "run.json").read_text() == started
+    assert not (changed_data_run / "config_history.jsonl").exists()
 
 
 def test_test_py_refuses_a_changed_dataset(changed_data_run, capsys):
@@ -179,6 +183,50 @@ def test_test_py_refuses_a_changed_dataset(changed_data_run, capsys):
     assert "removed" in one_line_error(capsys)
     assert test_py.main(["--ckpt", ckpt, "--allow_split_change"]) == 0
     assert "evaluating anyway" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("entry", ["../../../../etc/passwd", "/etc/passwd", "0_Real_CelebDF/./x.png"])
+def test_a_split_file_entry_outside_dataset_root_fails_before_the_run_directory(mini_root, tmp_path, capsys,
+                                                                                entry):
+    build_data(mini_config(mini_root)).record.write(tmp_path / "split.json")
+    doc = json.loads((tmp_path / "split.json").read_text())
+    doc["images"][0]["path"] = entry
+    (tmp_path / "split.json").write_text(json.dumps(doc))
+    run = tmp_path / "run"
+    assert train.main(["configs/demo.py", *TINY, f"dataset_root={mini_root}", f"run_dir={run}",
+                       f"split_file={tmp_path / 'split.json'}"]) == 2
+    line = one_line_error(capsys)
+    assert "outside dataset_root" in line and repr(entry) in line and not run.exists()
+
+
+def test_test_py_on_a_run_directory_lists_the_changes(changed_data_run, capsys):
+    assert test_py.main(["--ckpt", str(changed_data_run)]) == 2
+    line = one_line_error(capsys)
+    assert "removed" in line and "added" in line and "cannot be listed" not in line
+
+
+def test_a_same_size_corruption_is_counted_when_it_fails_to_decode(known_k_run, tmp_path, capsys):
+    run_dir, _ = known_k_run
+    state = load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    data = tmp_path / "data"
+    shutil.copytree(state["config"]["dataset_root"], data)
+    state["config"]["dataset_root"] = str(data)
+    save_atomic(state, tmp_path / "last.pt")
+    out = tmp_path / "metrics.json"
+    assert test_py.main(["--ckpt", str(tmp_path / "last.pt"), "--out", str(out)]) == 0  # fills the image check
+    before = json.loads(out.read_text())
+    tests = [r["path"] for r in json.loads((run_dir / "split.json").read_text())["images"] if r["role"] == "test"]
+    for rel, keep_time in zip(tests[:2], (True, False)):
+        path = data / rel
+        stamp = path.stat()
+        path.write_bytes(bytes(stamp.st_size))  # same size, not an image any more
+        if keep_time:  # the image check's cache still takes it for readable: found when decoded
+            os.utime(path, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    capsys.readouterr()
+    assert test_py.main(["--ckpt", str(tmp_path / "last.pt"), "--out", str(out)]) == 0
+    after = json.loads(out.read_text())
+    assert after["unreadable_test_images"] == 2 and after["num_test"] == before["num_test"] - 2
+    assert f"{before['num_test'] - 2} test images (2 more unreadable, left out" in capsys.readouterr().out
 
 
 # ------------------------------------------------------------ one writer

@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 from dataset.owdfa import Data, eval_loader, shutdown_workers, train_eval_set, train_loader
+from dataset.protocols import class_fingerprint
 from dataset.transforms import device_views
 from models.wrappers import unwrap
 from trainer.checkpoint import save_atomic
@@ -39,6 +40,7 @@ CHECKPOINT_FORMAT = 1
 COUNTERS = ("replaced_images", "skipped_steps")  # summed over the epoch; other terms are averaged
 PRE_PRUNE_KEYS = ("all_acc", "known_acc", "novel_acc", "nmi", "ari")  # logged before the epoch-end update too
 BEST_SELECTION = "highest all_acc on the test set (as the authors select; optimistic, report the last epoch)"
+SCHEDULE_KEYS = ("lr", "weight_decay", "lr_step", "lr_gamma")  # written into a restored optimiser/scheduler
 
 
 class NonFiniteLoss(RuntimeError):
@@ -82,6 +84,7 @@ class Trainer:
         self.train_loader = train_loader(data, cfg, dist.rank, dist.world_size, pin)
         self.eval_loader = eval_loader(data, cfg, dist.rank, dist.world_size, pin)
         self.metrics_log = MetricsLog(run_path / "metrics.jsonl")
+        self.classes = data.split.space.class_rows()
         self.history: list[dict] = []
         self.best: dict | None = None
         self.cluster_assignment: list[dict] = []  # last evaluation's prototype -> class matching
@@ -101,6 +104,7 @@ class Trainer:
             "config": dict(self.cfg), "num_known": self.data.split.num_known,
             "num_classes": self.data.split.num_classes, "protocol": self.cfg.protocol,
             "split_fingerprint": self.data.record.fingerprint if self.data.record else None,
+            "classes": self.classes, "class_fingerprint": class_fingerprint(self.classes),
             "cluster_assignment": self.cluster_assignment,
         }
 
@@ -110,6 +114,13 @@ class Trainer:
         self.method.load_state_dict(state["method"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        changed = [k for k in SCHEDULE_KEYS if state["config"].get(k) != self.cfg[k]]
+        if changed:
+            lr = apply_schedule(self.optimizer, self.scheduler, self.cfg)
+            log.info("resume: %s written into the optimiser and scheduler; from the next step lr %.6g, "
+                     "weight_decay %g (StepLR every %d epochs by %g, at epoch %d of the schedule)",
+                     ", ".join(f"{k} {state['config'].get(k)!r} -> {self.cfg[k]!r}" for k in changed), lr,
+                     self.cfg.weight_decay, self.cfg.lr_step, self.cfg.lr_gamma, self.scheduler.last_epoch)
         set_rng_state(state["rng"])  # rank 0's streams; other ranks draw their own below
         if not self.dist.is_main:
             torch.manual_seed(self.cfg.seed + 1_000_003 * self.dist.rank + state["global_step"])
@@ -305,6 +316,21 @@ class Trainer:
         if self.best:
             log.info("best epoch by test all_acc (selected on the test set, optimistic): epoch %d, all_acc %s",
                      self.best["epoch"], fmt(self.best["all_acc"]))
+
+
+def apply_schedule(optimizer, scheduler, cfg) -> float:
+    """Set lr, weight_decay, lr_step and lr_gamma of ``cfg`` in a restored Adam and StepLR; returns the lr.
+
+    The schedule continues as if it had had these values from the start: the
+    lr becomes ``lr * lr_gamma ** (epochs done // lr_step)``, StepLR's closed form.
+    """
+    lr = cfg.lr * cfg.lr_gamma ** (scheduler.last_epoch // cfg.lr_step)
+    for group in optimizer.param_groups:
+        group.update(lr=lr, initial_lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler.base_lrs = [cfg.lr] * len(optimizer.param_groups)
+    scheduler.step_size, scheduler.gamma = cfg.lr_step, cfg.lr_gamma
+    scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]
+    return lr
 
 
 def write_hparams(writer, cfg) -> None:

@@ -16,6 +16,8 @@ import types
 from pathlib import Path
 
 BASE_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "base.py"
+MAX_IMAGE_SIZE = 4096  # px per side; far beyond any face crop, still below absurd allocations
+MAX_BATCH_BYTES = 32 * 2**30  # float32 input views of one batch (training: weak + strong)
 _TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
 
 
@@ -168,17 +170,35 @@ def read_json_config(path: str | Path) -> dict:
 
 
 # Keys that shape the data, the model or a step: a resumed run keeps them.
-RESUME_FIXED = ("protocol", "dataset_root", "split_seed", "split_file", "real_source_cap", "budget_real",
+CLASS_KEYS = ("protocol", "known_classes")  # which classes are known; classes_file is checked by its content
+RESUME_FIXED = ("dataset_root", "split_seed", "split_file", "real_source_cap", "budget_real",
                 "budget_known", "budget_novel", "train_fraction", "prop_train_labels", "image_size", "crop_face",
                 "face_margin", "align_face", "backbone", "input_mean", "input_std", "frequency_attention",
                 "unknown_k", "prototypes_per_known", "batch_size", "seed", "method", "cpl_parts",
                 "simgcd_projection_dim", "simgcd_hidden_dim", "simgcd_mlp_layers")
 
 
+# Keys a resumed run could not apply: they act only when a run starts, or are restored with the
+# method's state (the ACR thresholds), so an override would be recorded but have no effect.
+RESUME_INERT = ("gamma", "acr_asymmetric", "prototype_init_std", "pretrained", "pretrained_path", "experiment")
+
+
 def resume_changes(saved: Config, cfg: Config) -> dict:
     """Keys ``cfg`` changes relative to the run's ``saved`` config, as key -> [old, new];
     a ConfigError listing them when any of them is in RESUME_FIXED."""
     changed = {k: [saved[k], cfg[k]] for k in cfg if cfg[k] != saved[k] and k not in ("resume", "run_dir")}
+    classes = [k for k in CLASS_KEYS if k in changed]
+    if classes:
+        listed = ", ".join(f"{k} ({changed[k][0]!r} -> {changed[k][1]!r})" for k in classes)
+        raise ConfigError(f"a resumed run keeps its classes, but {listed} would change which classes are known "
+                          f"to the model it trained; start a new run instead (python train.py RUN_DIR/config.json "
+                          f"key=value ...)")
+    inert = [k for k in RESUME_INERT if k in changed]
+    if inert:
+        listed = ", ".join(f"{k} ({changed[k][0]!r} -> {changed[k][1]!r})" for k in inert)
+        raise ConfigError(f"a resumed run cannot apply {listed}: these act only when a run starts or are restored "
+                          f"with the method's state (ACR thresholds); start a new run instead (python train.py "
+                          f"RUN_DIR/config.json key=value ...)")
     fixed = [k for k in RESUME_FIXED if k in changed]
     if fixed:
         listed = ", ".join(f"{k} ({changed[k][0]!r} -> {changed[k][1]!r})" for k in fixed)
@@ -210,7 +230,7 @@ RULES = {
     "epochs": _AT_LEAST_ONE,
     "batch_size": _AT_LEAST_ONE,
     "test_batch_size": _AT_LEAST_ONE,
-    "image_size": _POSITIVE,
+    "image_size": _between(1, MAX_IMAGE_SIZE),
     "num_workers": _NON_NEGATIVE,
     "log_every": _AT_LEAST_ONE,
     "real_source_cap": _AT_LEAST_ONE,
@@ -276,6 +296,12 @@ def validate(cfg: Config) -> None:
     if cfg.method != "cal" and cfg.unknown_k:
         raise ConfigError(f"method={cfg.method} needs a known number of classes; set unknown_k=false "
                           f"(prototype pruning and the post-hoc K seeding are CAL's)")
+    for key, views in (("batch_size", 2), ("test_batch_size", 1)):
+        size = cfg[key] * views * 3 * cfg.image_size ** 2 * 4
+        if size > MAX_BATCH_BYTES:
+            raise ConfigError(f"{key}={cfg[key]} at image_size={cfg.image_size} needs {size / 2**30:.0f} GiB for "
+                              f"one batch's input{' views' if views > 1 else 's'} alone (limit "
+                              f"{MAX_BATCH_BYTES // 2**30} GiB); lower {key} or image_size")
     if cfg.resume and not any((Path(cfg.resume) / name).is_file() for name in ("checkpoints/last.pt",
                                                                               "config.json")):
         raise ConfigError(f"resume={cfg.resume!r} has no checkpoints/last.pt and no config.json; pass the run "

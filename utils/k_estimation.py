@@ -309,7 +309,7 @@ def choose_k(ks: list[int], draw_scores: np.ndarray, within_se: float = 1.0) -> 
 
 
 def estimate_novel_k(features, labels, num_known: int, k_max: int | None = None, probe_fraction: float = 0.3,
-                     probe_draws: int = 12, probe_weight: float = 0.9, n_init: int = 3, max_iter: int = 30,
+                     probe_draws: int = 12, probe_weight: float = 0.9, n_init: int = 10, max_iter: int = 30,
                      seed: int = 0, device: str | torch.device = "cpu", batch_size: int = 16384,
                      max_rows: int | None = 30000, max_points: int = 13, k_limit: int | None = None,
                      within_se: float = 1.0, dims: int | None = 64) -> KEstimate:

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from utils.disk import disk_full_message, is_disk_full
+from utils.text import printable
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -125,8 +126,8 @@ def setup_logging(path: Path | None, is_main: bool = True, rank: int = 0) -> Non
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
-    fmt = logging.Formatter("%(asctime)s %(levelname).1s " + (f"[rank {rank}] " if rank else "") + "%(message)s",
-                            "%H:%M:%S")
+    fmt = PrintableFormatter("%(asctime)s %(levelname).1s " + (f"[rank {rank}] " if rank else "") + "%(message)s",
+                             "%H:%M:%S")
     console = logging.StreamHandler(sys.stdout)
     console.setFormatter(fmt)
     console.setLevel(logging.INFO if is_main else logging.WARNING)
@@ -137,6 +138,13 @@ def setup_logging(path: Path | None, is_main: bool = True, rank: int = 0) -> Non
         root.addHandler(file_handler)
     root.setLevel(logging.INFO)
     logging.captureWarnings(True)  # data warnings (empty folders, ...) reach log.txt too
+
+
+class PrintableFormatter(logging.Formatter):
+    """Log lines as valid UTF-8: a file name's undecodable bytes appear as ``\\xHH`` (utils/text.py)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return printable(super().format(record))
 
 
 def log_fatal(err: BaseException | str) -> str:
@@ -152,6 +160,7 @@ def log_fatal(err: BaseException | str) -> str:
         message = disk_full_message(where)
     elif isinstance(err, OSError):
         message = f"{type(err).__name__}: {err}"
+    message = printable(message)
     print(f"error: {message}", file=sys.stderr)
     record = logging.LogRecord("fatal", logging.ERROR, __file__, 0, "%s", (message,), None)
     for handler in files:
