@@ -1,4 +1,4 @@
-"""Train CAL on OWDFA-40 (or any folder tree in its layout).
+"""Train CAL, or a baseline (method=cpl, method=simgcd), on OWDFA-40 or any folder tree in its layout.
 
     python train.py configs/owdfa40_p1.py dataset_root=/data/OWDFA40-Benchmark/data
     python train.py configs/demo.py run_dir=exp/demo epochs=2 backbone=resnet18
@@ -241,13 +241,13 @@ def check_split(data, state: dict | None, run_path: Path, allow_change: bool, is
 
 
 def build_method(cfg, data, state: dict | None, device, dist):
-    """CAL on ``device`` (weights from ``state`` when resuming), DDP-wrapped under torchrun."""
+    """The config's method on ``device`` (weights from ``state`` when resuming), DDP-wrapped under torchrun."""
     import torch
 
-    from models.cal import CAL
+    from models.methods import create_method
     from trainer.device import place_model
 
-    method = CAL(cfg, data.split.num_known, data.split.num_classes)
+    method = create_method(cfg, data.split.num_known, data.split.num_classes)
     if state is not None:
         method.net.load_state_dict(state["model"])
     place_model(method.model, device, cfg.channels_last, cfg.cudnn_benchmark)

@@ -12,6 +12,7 @@ here is an error, and so is a value of the wrong type.
 import os
 
 # ---------------------------------------------------------------- run
+method = "cal"                 # cal (this paper), or a baseline on the same data: cpl, simgcd (docs/baselines.md)
 experiment = "base"            # name of the experiment; runs go to exp/<experiment>/<timestamp>/
 run_dir = ""                   # write the run here instead (must be new or empty)
 resume = ""                    # run directory to continue from its checkpoints/last.pt
@@ -112,3 +113,23 @@ compile = True                 # torch.compile the network (CUDA); false: eager
 # parameters; the weak/strong views are made batched on the device. Same random choices from the same
 # (seed, epoch, position) draw, so exact resume is kept; the pixels differ from the CPU views by resampling.
 gpu_augment = False            # make the training views on the device instead of in the loader workers
+
+# ---------------------------------------------------------------- baselines (docs/baselines.md)
+# CPL (method=cpl): its recipe (Adam 2e-4, weight decay 1e-5, StepLR(10, 0.2)) is in configs/cpl_*.py.
+cpl_parts = 3                  # part grid side: parts x parts part features, each with its own BNNeck
+cpl_margin = 0.2               # raise of the target logit in the labelled cross-entropy (the release's -m)
+cpl_glv_weight = 0.5           # weight of the global-local voting pairwise BCE (eta1)
+cpl_csp_weight = 0.5           # weight of the confidence-based soft pseudo-label loss (eta2)
+cpl_entropy_weight = 1.0       # weight of the mean entropy, subtracted from the loss (eta3)
+# SimGCD (method=simgcd), on the CAL backbone and BNNeck with its own cosine classifier and projector.
+simgcd_sup_weight = 0.35       # lambda: weight of the supervised terms, 1 - lambda for the unsupervised ones
+simgcd_memax_weight = 2.0      # weight of the mean-entropy regulariser
+simgcd_student_temperature = 0.1        # student temperature of both classification terms
+simgcd_teacher_temperature = 0.04       # teacher temperature after the warm-up
+simgcd_warmup_teacher_temperature = 0.07  # teacher temperature at epoch 0, linear to the one above
+simgcd_warmup_teacher_epochs = 30       # epochs of the teacher temperature warm-up
+simgcd_unsup_temperature = 1.0          # temperature of the unsupervised contrastive loss (the release's call)
+simgcd_supcon_temperature = 0.07        # temperature of the supervised contrastive loss
+simgcd_projection_dim = 256             # projector output width
+simgcd_hidden_dim = 2048                # projector hidden width
+simgcd_mlp_layers = 3                   # projector linear layers

@@ -136,7 +136,10 @@ def _percent(value) -> str:
 
 def model_card(info: dict, repo_id: str = "REPO_ID") -> str:
     """A Markdown model card (Hugging Face front matter) for an export."""
+    from models.methods import METHODS
+
     cfg, metrics = info["config"], info["metrics"]
+    method = METHODS[cfg.get("method", "cal")]
     known = [c["name"] for c in info["classes"] if c["known"]]
     novel = [c["name"] for c in info["classes"] if not c["known"]]
     named = [f"| {a['prototype']} | {a['name']} | {a['images']} of {a['predicted']} |"
@@ -145,9 +148,10 @@ def model_card(info: dict, repo_id: str = "REPO_ID") -> str:
                  else "last epoch")
     lines = [
         "---", "library_name: pytorch", "tags:", "- deepfake-attribution", "- open-world", "- safetensors", "---",
-        "", f"# CAL deepfake attribution: OWDFA-40 protocol {info['protocol']}", "",
-        "Open-world deepfake attribution with CAL (confidence-aware asymmetric learning): a "
-        f"{cfg['backbone']} backbone with frequency attention and {info['valid_prototypes']} valid prototypes "
+        "", f"# {method.NAME} deepfake attribution: OWDFA-40 protocol {info['protocol']}", "",
+        f"Open-world deepfake attribution with {method.NAME} ({method.TITLE}): a {cfg['backbone']} backbone"
+        f"{' with frequency attention' if method.FREQUENCY_ATTENTION and cfg['frequency_attention'] else ''} "
+        f"and {info['valid_prototypes']} valid prototypes "
         f"({info['num_known']} known classes; {'unknown' if cfg['unknown_k'] else 'known'} number of novel "
         "classes).", "",
         "## Data", "",

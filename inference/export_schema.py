@@ -75,16 +75,14 @@ def check_weights(weights: Path, cfg, info: dict) -> dict:
     import torch
     from safetensors import safe_open
 
-    from models.cal import num_prototypes
-    from models.cal_net import CALNet
+    from models.methods import create_network
 
     def fail(problem: str):
         raise CheckpointError(f"{weights}: {problem}; export the run again with `python export.py RUN_DIR --out "
                               f"{weights.parent}`")
 
     with torch.device("meta"):
-        expected = CALNet(cfg.backbone, num_prototypes(cfg, info["num_known"], info["num_classes"]), False, "",
-                          cfg.frequency_attention, cfg.dropout, cfg.prototype_init_std).state_dict()
+        expected = create_network(cfg, info["num_known"], info["num_classes"]).state_dict()
     with safe_open(str(weights), framework="pt") as handle:
         names = set(handle.keys())
         missing, extra = sorted(expected.keys() - names), sorted(names - expected.keys())

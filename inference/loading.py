@@ -2,8 +2,8 @@
 
 A model comes from a training checkpoint, a run directory (its last.pt), an
 export folder (export.py) or ``hf://REPO_ID[@rev]``; all of them load into the
-same dict (``load_model_state``), which ``restore_method`` turns into CAL's
-method placed on a device for evaluation.
+same dict (``load_model_state``), which ``restore_method`` turns into the
+method its config names (CAL, CPL, SimGCD), placed on a device for evaluation.
 """
 from __future__ import annotations
 
@@ -18,12 +18,12 @@ from trainer.checkpoint import CheckpointError, load_checkpoint
 
 
 def restore_method(cfg, state: dict, device):
-    """CAL built from ``cfg`` with the weights (and valid prototype count) of
+    """The method of ``cfg`` with the weights (and valid prototype count) of
     ``state``, placed on ``device`` for evaluation."""
-    from models.cal import CAL
+    from models.methods import create_method
     from trainer.device import place_model
 
-    method = CAL(cfg, state["num_known"], state["num_classes"])
+    method = create_method(cfg, state["num_known"], state["num_classes"])
     method.net.load_state_dict(state["model"])
     place_model(method.model, device, cfg.channels_last, cfg.cudnn_benchmark)
     return method

@@ -29,13 +29,21 @@ def num_prototypes(cfg, num_known: int, num_classes: int) -> int:
 
 
 class CAL:
+    NAME, TITLE = "CAL", "confidence-aware asymmetric learning"
+    FREQUENCY_ATTENTION = True  # the network has the frequency attention when cfg.frequency_attention
+
     def __init__(self, cfg, num_known: int, num_classes: int):
         self.cfg, self.num_known, self.num_classes = cfg, num_known, num_classes
-        self.model = CALNet(cfg.backbone, num_prototypes(cfg, num_known, num_classes), cfg.pretrained,
-                            cfg.pretrained_path, cfg.frequency_attention, cfg.dropout, cfg.prototype_init_std,
-                            cfg.fused_gate, cfg.input_mean, cfg.input_std)
+        self.model = self.network(cfg, num_known, num_classes)
         self.threshold = NovelThreshold(cfg.gamma, 0.0, cfg.acr_asymmetric)
         self.usage = torch.zeros(self.net.prototypes.num_valid, dtype=torch.long)
+
+    @staticmethod
+    def network(cfg, num_known: int, num_classes: int) -> CALNet:
+        """The network alone (what a checkpoint's or an export's weights must fit)."""
+        return CALNet(cfg.backbone, num_prototypes(cfg, num_known, num_classes), cfg.pretrained,
+                      cfg.pretrained_path, cfg.frequency_attention, cfg.dropout, cfg.prototype_init_std,
+                      cfg.fused_gate, cfg.input_mean, cfg.input_std)
 
     @property
     def net(self) -> CALNet:

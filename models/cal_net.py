@@ -81,14 +81,22 @@ class CALNet(nn.Module):
         self.register_buffer("input_mean", torch.tensor(mean).view(1, 3, 1, 1) * 255, persistent=False)
         self.register_buffer("input_std", torch.tensor(std).view(1, 3, 1, 1) * 255, persistent=False)
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Pooled, normalised feature z [B, D] (before dropout)."""
+    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
+        """The backbone's map [B, D, h, w], times the frequency mask when there is one."""
         x = normalise_input(x, self.input_mean, self.input_std)
         fmap = self.backbone.forward_features(x)
         if self.attention is not None:
             fmap = fmap * self.attention(x, fmap.shape[-2:]).to(fmap.dtype)
+        return fmap
+
+    def pooled(self, fmap: torch.Tensor) -> torch.Tensor:
+        """BNNeck feature z [B, D] of a feature map, in float32."""
         with full_precision(fmap):
             return self.neck(F.adaptive_avg_pool2d(fmap.float(), 1).flatten(1))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled, normalised feature z [B, D] (before dropout)."""
+        return self.pooled(self.feature_map(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits over the valid prototypes [B, V], float32 under autocast too."""

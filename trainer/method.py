@@ -1,4 +1,6 @@
-"""The contract between the trainer and a method (CAL is models/cal.py).
+"""The contract between the trainer and a method (CAL is models/cal.py; the
+baselines CPL and SimGCD, models/cpl.py and models/simgcd.py; models/methods.py
+builds any of them by name).
 
 The trainer moves batches to the device, runs autocast, backward, the
 optimiser and the scheduler, evaluates, logs whatever the method returns and
@@ -14,6 +16,14 @@ import torch
 
 class Method(Protocol):
     model: torch.nn.Module  # the trainer may replace it with a DistributedDataParallel wrapper
+
+    @staticmethod
+    def network(cfg, num_known: int, num_classes: int) -> torch.nn.Module:
+        """The bare network of ``cfg`` (what checkpoints and exports hold; built on the meta
+        device to check an export's tensors). Its ``prototypes.valid`` buffer counts the valid
+        classifier rows; everything else a training step needs, e.g. features or projections
+        beside the logits, goes through one ``model(...)`` call with keyword flags, so a
+        DistributedDataParallel wrapper sees every forward."""
 
     def parameters(self) -> Iterable[torch.nn.Parameter]:
         """Parameters to optimise."""

@@ -174,7 +174,8 @@ CLASS_KEYS = ("protocol", "known_classes")  # which classes are known; classes_f
 RESUME_FIXED = ("dataset_root", "split_seed", "split_file", "real_source_cap", "budget_real",
                 "budget_known", "budget_novel", "train_fraction", "prop_train_labels", "image_size", "crop_face",
                 "face_margin", "align_face", "backbone", "input_mean", "input_std", "frequency_attention",
-                "unknown_k", "prototypes_per_known", "batch_size", "seed")
+                "unknown_k", "prototypes_per_known", "batch_size", "seed", "method", "cpl_parts",
+                "simgcd_projection_dim", "simgcd_hidden_dim", "simgcd_mlp_layers")
 
 
 # Keys a resumed run could not apply: they act only when a run starts, or are restored with the
@@ -216,7 +217,10 @@ _NON_NEGATIVE = (lambda v: v >= 0, "must be >= 0")
 _AT_LEAST_ONE = (lambda v: v >= 1, "must be >= 1")
 _UNIT = _between(0.0, 1.0)
 
+METHOD_NAMES = ("cal", "cpl", "simgcd")  # models/methods.py maps each to its class
+
 RULES = {
+    "method": (lambda v: v in METHOD_NAMES, f"must be one of {', '.join(METHOD_NAMES)} (docs/baselines.md)"),
     "protocol": _AT_LEAST_ONE,  # defined by the class table: dataset.protocols.label_space checks it
     "known_classes": (lambda v: len(set(v)) == len(v) and all(i >= 0 for i in v),
                       "must list distinct class indices >= 0, e.g. known_classes=0,1,3"),
@@ -262,6 +266,22 @@ RULES = {
     "input_std": (lambda v: len(v) in (0, 3) and all(s > 0 for s in v),
                   "must be empty (the backbone's) or 3 positive numbers, e.g. 0.5,0.5,0.5"),
     "amp": (lambda v: v in ("auto", "bf16", "fp32"), "must be 'auto', 'bf16' or 'fp32' (true/false: bf16/fp32)"),
+    "cpl_parts": _AT_LEAST_ONE,
+    "cpl_margin": _NON_NEGATIVE,
+    "cpl_glv_weight": _NON_NEGATIVE,
+    "cpl_csp_weight": _NON_NEGATIVE,
+    "cpl_entropy_weight": _NON_NEGATIVE,
+    "simgcd_sup_weight": _UNIT,
+    "simgcd_memax_weight": _NON_NEGATIVE,
+    "simgcd_student_temperature": _POSITIVE,
+    "simgcd_teacher_temperature": _POSITIVE,
+    "simgcd_warmup_teacher_temperature": _POSITIVE,
+    "simgcd_warmup_teacher_epochs": _AT_LEAST_ONE,
+    "simgcd_unsup_temperature": _POSITIVE,
+    "simgcd_supcon_temperature": _POSITIVE,
+    "simgcd_projection_dim": _AT_LEAST_ONE,
+    "simgcd_hidden_dim": _AT_LEAST_ONE,
+    "simgcd_mlp_layers": _AT_LEAST_ONE,
 }
 
 
@@ -270,6 +290,9 @@ def validate(cfg: Config) -> None:
     for key, (ok, requirement) in RULES.items():
         if not ok(cfg[key]):
             raise ConfigError(f"{key}={cfg[key]!r} {requirement}; fix it in the config file or with {key}=...")
+    if cfg.method != "cal" and cfg.unknown_k:
+        raise ConfigError(f"method={cfg.method} needs a known number of classes; set unknown_k=false "
+                          f"(prototype pruning and the post-hoc K seeding are CAL's)")
     for key, views in (("batch_size", 2), ("test_batch_size", 1)):
         size = cfg[key] * views * 3 * cfg.image_size ** 2 * 4
         if size > MAX_BATCH_BYTES:

@@ -1,6 +1,7 @@
 """Aggregate finished runs into mean ± std tables (scripts/aggregate.py is the command line).
 
-Runs are grouped by task and K setting. The task is the protocol (``P1``)
+Runs are grouped by task, K setting and method (CAL's runs carry no
+method label; a baseline's is named after the task, ``P1 cpl``). The task is the protocol (``P1``)
 for the shipped OWDFA-40 table; for a custom table (``classes_file``) it is
 the table's file name and the protocol or, with ``known_classes``, the
 known set (``classes.csv known 0,3,8``). Each group reports the last epoch's
@@ -50,7 +51,13 @@ class Group:
     task: str
     unknown_k: bool
     protocol: int | None  # an OWDFA-40 protocol, for the paper's numbers
+    method: str = "cal"
     runs: list[Run] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        """The task, followed by the method's name unless it is CAL."""
+        return self.task if self.method == "cal" else f"{self.task} {self.method}"
 
     @property
     def setting(self) -> str:
@@ -90,8 +97,8 @@ def group_runs(runs: list[Run]) -> list[Group]:
     groups: dict[tuple[str, bool], Group] = {}
     for run in runs:
         task, protocol = task_of(run.config)
-        key = (task, bool(run.config.get("unknown_k")))
-        groups.setdefault(key, Group(task, key[1], protocol)).runs.append(run)
+        key = (task, bool(run.config.get("unknown_k")), method_of(run))
+        groups.setdefault(key, Group(task, key[1], protocol, key[2])).runs.append(run)
     for group in groups.values():
         group.runs.sort(key=lambda r: (r.config["seed"], str(r.path)))
     return [groups[k] for k in sorted(groups)]
@@ -115,11 +122,11 @@ def summary_rows(groups: list[Group]) -> tuple[list[str], list[list[str]]]:
     header = ["task", "K", "seeds", *(title for _, title in METRICS), "est. total K (true)", "paper All / Known / Novel"]
     rows = []
     for g in groups:
-        cells = [g.task, g.setting, ", ".join(str(r.config["seed"]) for r in g.runs)]
+        cells = [g.label, g.setting, ", ".join(str(r.config["seed"]) for r in g.runs)]
         cells += [mean_std([r.last.get(key) for r in g.runs]) for key, _ in METRICS]
         k = [r.total_k for r in g.runs if r.total_k]
         cells.append(f"{mean_std([e for e, _ in k], scale=1)} ({k[0][1]})" if k else "")
-        paper = PAPER_ACC.get((g.protocol, g.unknown_k))
+        paper = PAPER_ACC.get((g.protocol, g.unknown_k)) if g.method == "cal" else None
         k_paper = f" (K {PAPER_TOTAL_K[g.protocol]})" if paper and g.unknown_k else ""
         cells.append(" / ".join(map(str, paper)) + k_paper if paper else "")
         rows.append(cells)
@@ -128,7 +135,7 @@ def summary_rows(groups: list[Group]) -> tuple[list[str], list[list[str]]]:
 
 def per_run_rows(groups: list[Group]) -> tuple[list[str], list[list[str]]]:
     header = ["task", "K", "seed", *(title for _, title in METRICS), "est. total K", "run"]
-    rows = [[g.task, g.setting, str(r.config["seed"]), *(_pct(r.last.get(key)) for key, _ in METRICS),
+    rows = [[g.label, g.setting, str(r.config["seed"]), *(_pct(r.last.get(key)) for key, _ in METRICS),
              str(r.total_k[0]) if r.total_k else "", str(r.path)] for g in groups for r in g.runs]
     return header, rows
 
@@ -137,10 +144,10 @@ def notes(groups: list[Group]) -> list[str]:
     out = []
     for g in groups:
         if differing := g.differing_keys():
-            out.append(f"{g.task}, {g.setting}: its runs differ in {', '.join(differing)}")
+            out.append(f"{g.label}, {g.setting}: its runs differ in {', '.join(differing)}")
         seeds = [r.config["seed"] for r in g.runs]
         if len(set(seeds)) < len(seeds):
-            out.append(f"{g.task}, {g.setting}: repeated seeds {sorted(seeds)}")
+            out.append(f"{g.label}, {g.setting}: repeated seeds {sorted(seeds)}")
     return out
 
 
@@ -164,3 +171,29 @@ def latex(header: list[str], rows: list[list[str]], caption: str) -> str:
              " & ".join(map(_tex, header)) + r" \\", r"\midrule"]
     lines += [" & ".join(map(_tex, row)) + r" \\" for row in rows]
     return "\n".join(lines + [r"\bottomrule", r"\end{tabular}", r"\end{table}"])
+
+
+# ---------------------------------------------------------------- comparing methods
+def method_of(run: Run) -> str:
+    """The run's method (runs from before the ``method`` key are CAL's)."""
+    return run.config.get("method", "cal")
+
+
+def split_conflicts(groups: list[Group], fingerprints: dict[Path, str]) -> list[str]:
+    """One line per task whose runs were trained on more than one split, naming
+    each fingerprint's runs (``fingerprints``: run path -> its split.json fingerprint)."""
+    by_task: dict[str, dict[str, list[str]]] = {}
+    for g in groups:
+        for r in g.runs:
+            by_task.setdefault(g.task, {}).setdefault(fingerprints[r.path], []).append(str(r.path))
+    return [f"{task}: the runs were trained on {len(splits)} different splits ("
+            + "; ".join(f"{fp[:12]}: {', '.join(paths)}" for fp, paths in sorted(splits.items())) + ")"
+            for task, splits in by_task.items() if len(splits) > 1]
+
+
+def comparison_rows(groups: list[Group]) -> tuple[list[str], list[list[str]]]:
+    """One row per task, K setting and method: seeds and mean ± std of each metric."""
+    header = ["task", "K", "method", "seeds", *(title for _, title in METRICS)]
+    rows = [[g.task, g.setting, g.method, ", ".join(str(r.config["seed"]) for r in g.runs),
+             *(mean_std([r.last.get(key) for r in g.runs]) for key, _ in METRICS)] for g in groups]
+    return header, rows

@@ -37,14 +37,14 @@ STEPS = {"cpu": 2, "cuda": 10}
 def build(backbone: str, size: int, device, attention: bool, channels_last: bool):
     import torch
 
-    from models.cal import CAL
+    from models.methods import create_method
     from trainer.device import make_optimizer, place_model
     from utils.config import load_config
 
     cfg = load_config(None, [f"backbone={backbone}", "pretrained=false", f"image_size={size}",
                              f"frequency_attention={attention}", "pseudo_start=0", "epochs=10"])
     torch.manual_seed(0)
-    method = CAL(cfg, num_known=19, num_classes=41)
+    method = create_method(cfg, num_known=19, num_classes=41)
     place_model(method.model, device, channels_last)
     return method, make_optimizer(method.parameters(), cfg.lr, cfg.weight_decay)
 
