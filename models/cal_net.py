@@ -77,7 +77,6 @@ class CALNet(nn.Module):
         # but stay out of state dicts (the config carries them: input_mean/input_std); built per forward from
         # Python floats, they would be two host-to-device copies, each a host sync on CUDA, in every step
         mean, std = input_normalisation(backbone, input_mean, input_std)
-        self.normalisation = (mean, std)
         self.register_buffer("input_mean", torch.tensor(mean).view(1, 3, 1, 1) * 255, persistent=False)
         self.register_buffer("input_std", torch.tensor(std).view(1, 3, 1, 1) * 255, persistent=False)
 
