@@ -25,7 +25,7 @@ nonfinite_loss = "stop"        # stop: end the run naming the bad term; skip: sk
 # ---------------------------------------------------------------- data
 dataset_root = os.environ.get("DATASET_ROOT", "")  # folder holding <index>_<Type>_<Method>/ class folders
 protocol = 1                   # which classes are known: 1 (19 known), 2 (13 known) or 3 (29 known), from the class table
-classes_file = ""              # class table CSV (index,code,family,method,known_in); empty: dataset/owdfa40_classes.csv
+classes_file = ""              # class table CSV (index,code,family,method,known_in,...); empty: dataset/owdfa40_classes.csv
 known_classes = ()             # known class indices, e.g. (0, 1, 3) or known_classes=0,1,3; empty: use `protocol`
 split_seed = 2025              # seed of the sampling/split generator, independent of `seed`
 split_file = ""                # a run's split.json: train on exactly that split instead of drawing one
@@ -33,6 +33,7 @@ real_source_cap = 10000        # images drawn per real source folder before the 
 budget_real = 20000            # images drawn for the real class (when known)
 budget_known = 2000            # images drawn per other known class
 budget_novel = 1500            # images drawn per novel class
+budget_scale = 1.0             # factor on the class table's per-class counts (known_labelled, ...); budget_* unscaled
 train_fraction = 0.8           # share of each class's drawn images used for training (rest: test)
 prop_train_labels = 0.75       # share of known-class training images that keep their label
 image_size = 256               # side of the square network input

@@ -2,7 +2,9 @@
 
 Layout (METHOD.md section 2): top-level folders ``<index>_<Type>_<Method>``
 (``0_Real_CelebDF``, ``17_Generate_StyleGAN``); the integer prefix is the
-class and several folders may share it. Images (.jpg/.jpeg/.png, any case)
+class and several folders may share it. A class table with a ``folder``
+column names one folder per class instead, at any depth (the OW-DFA release's
+``<Family>/<Method>/<Source>``). Images (.jpg/.jpeg/.png, any case)
 are found recursively. Folders and files are sorted, so the result never
 depends on file-system order (METHOD.md pitfall). Hidden entries (names
 starting with ".", e.g. macOS ``._x.jpg`` resource forks) are ignored;
@@ -29,14 +31,19 @@ def parse_class_index(folder_name: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def scan_dataset(root: str) -> dict[int, list[tuple[str, list[str]]]]:
+def scan_dataset(root: str, class_folders: dict[int, str] | None = None) -> dict[int, list[tuple[str, list[str]]]]:
     """Class index -> [(folder name, sorted image paths under it)], classes and folders sorted.
 
     A folder without an index prefix is skipped and a folder without images is
     kept with an empty list; both give a warning naming the folder.
+    ``class_folders`` (class index -> folder below ``root``, from a class table)
+    scans exactly those folders; a missing one is kept with an empty list.
     """
     if not os.path.isdir(root):
         raise FileNotFoundError(f"dataset root {root!r} is not a folder")
+    if class_folders is not None:
+        return {index: [(name, _find_images(os.path.join(root, *name.split("/"))))]
+                for index, name in sorted(class_folders.items())}
     classes: dict[int, list[tuple[str, list[str]]]] = {}
     for name in sorted(os.listdir(root)):
         folder = os.path.join(root, name)

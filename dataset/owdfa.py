@@ -189,7 +189,7 @@ def draw_split(cfg) -> tuple[Split, SplitRecord]:
                         cfg.split_file, describe_change(published, record))
         return split, record
     spec = SplitSpec.from_config(cfg)
-    split = make_split(scan_dataset(str(root)), spec, str(root))
+    split = make_split(scan_dataset(str(root), spec.label_space().table.class_folders()), spec, str(root))
     return split, record_split(split, str(root), asdict(spec))
 
 

@@ -9,7 +9,10 @@ A class table is a CSV file, one row per class::
 ``index`` is the integer prefix of the class's folders, ``family`` the
 folder's Type (``Real`` gets the real budget and the per-source cap), ``code``
 an optional display name, ``known_in`` the protocols in which the class is
-known. The shipped table is OWDFA-40 (dataset/owdfa40_classes.csv, P1-P3).
+known. Optional: ``folder`` (the class's image folder below the dataset root,
+for nested layouts) and per-class image counts ``known_labelled``,
+``known_unlabelled``, ``novel_unlabelled`` that replace the config budgets.
+Shipped: OWDFA-40 (owdfa40_classes.csv, P1-P3) and OW-DFA (owdfa_p1/p2_classes.csv).
 The model's label space (``LabelSpace``): known classes 0..K_known-1, then
 novel ones K_known..C-1, each in ascending order of their original index.
 """
@@ -24,6 +27,7 @@ from pathlib import Path
 
 OWDFA40_FILE = Path(__file__).resolve().with_name("owdfa40_classes.csv")
 _COLUMNS = ("index", "code", "family", "method", "known_in")
+COUNT_COLUMNS = ("known_labelled", "known_unlabelled", "novel_unlabelled")
 
 
 class ClassTableError(ValueError):
@@ -36,11 +40,24 @@ class ForgeryClass:
     code: str    # the paper's short code, e.g. "S1", "G12"
     family: str  # Real, Swap, Reenact, Edit or Generate (the folder's Type)
     method: str  # forgery method name
+    folder: str = ""  # image folder below the dataset root; empty: the <index>_<Type>_<Method> folders
+    known_labelled: int | None = None    # images drawn labelled / unlabelled when the class is known,
+    known_unlabelled: int | None = None  # None: the config budgets apply
+    novel_unlabelled: int | None = None  # images drawn when the class is novel, None: the config budget
 
     @property
     def folder_name(self) -> str:
-        """Canonical folder name, e.g. ``1_Swap_Deepfakes``."""
-        return f"{self.index}_{self.family}_{self.method}"
+        """The table's folder, else the canonical folder name, e.g. ``1_Swap_Deepfakes``."""
+        return self.folder or f"{self.index}_{self.family}_{self.method}"
+
+    def role_counts(self, known: bool, scale: float = 1.0) -> tuple[int, int] | None:
+        """(labelled, unlabelled) images the table asks for when the class is known / novel,
+        each times ``scale`` rounded half up and at least 1 where the table gives more than 0;
+        None where the table gives no count for that role (the config budgets apply)."""
+        counts = (self.known_labelled, self.known_unlabelled) if known else (0, self.novel_unlabelled)
+        if counts[1] is None:
+            return None
+        return tuple(max(1, int(n * scale + 0.5)) if n else 0 for n in counts)
 
     @property
     def is_real(self) -> bool:
@@ -65,6 +82,10 @@ class ClassTable:
     @property
     def name(self) -> str:
         return "OWDFA-40" if Path(self.source) == OWDFA40_FILE else Path(self.source).name
+
+    def class_folders(self) -> dict[int, str] | None:
+        """Class index -> its image folder when the table names folders (a nested layout), else None."""
+        return {c.index: c.folder for c in self.classes} if self.classes[0].folder else None
 
     def get(self, index: int) -> ForgeryClass:
         try:
@@ -140,7 +161,7 @@ def _ranges(indices) -> str:
 
 
 def load_table(path: str | Path) -> ClassTable:
-    """Read a class table CSV (columns index, family, method; optional code, known_in)."""
+    """Read a class table CSV (columns index, family, method; optional code, known_in, folder and the counts)."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise ClassTableError(f"classes_file={str(path)!r} does not exist; give a CSV with columns "
@@ -162,14 +183,43 @@ def load_table(path: str | Path) -> ClassTable:
         family, method = (row["family"] or "").strip(), (row["method"] or "").strip()
         if index < 0 or not family or not method:
             raise ClassTableError(f"{path} line {line}: needs an index >= 0, a family and a method, got {row}")
-        classes.append(ForgeryClass(index, (row.get("code") or "").strip() or method, family, method))
+        folder = _folder(row, path, line)
+        classes.append(ForgeryClass(index, (row.get("code") or "").strip() or method, family, method, folder,
+                                    *_counts(row, path, line)))
         for p in known_in:
             protocols.setdefault(p, []).append(index)
     indices = [c.index for c in classes]
     if len(set(indices)) != len(indices) or len(classes) < 2:
         raise ClassTableError(f"{path}: needs at least 2 classes with distinct indices, got {indices}")
+    folders = [c.folder for c in classes]
+    if any(folders) and (not all(folders) or len(set(folders)) != len(folders)):
+        raise ClassTableError(f"{path}: the folder column must name a distinct folder for every class or for "
+                              f"none, got {folders}")
     return ClassTable(tuple(sorted(classes, key=lambda c: c.index)),
                       {p: tuple(sorted(v)) for p, v in sorted(protocols.items())}, str(path))
+
+
+def _folder(row: dict, path: Path, line: int) -> str:
+    folder = (row.get("folder") or "").strip().strip("/")
+    if folder.startswith(("/", "~")) or ".." in folder.split("/") or "\\" in folder:
+        raise ClassTableError(f"{path} line {line}: folder {folder!r} must be a path below the dataset root "
+                              f"with / separators, e.g. IdentitySwap/Deepfakes/faceforensics")
+    return folder
+
+
+def _counts(row: dict, path: Path, line: int) -> tuple[int | None, ...]:
+    """The row's known_labelled, known_unlabelled, novel_unlabelled (None where empty)."""
+    try:
+        counts = tuple(int(text) if (text := (row.get(k) or "").strip()) else None for k in COUNT_COLUMNS)
+    except ValueError:
+        raise ClassTableError(f"{path} line {line}: {', '.join(COUNT_COLUMNS)} must be integers or empty, "
+                              f"got {[row.get(k) for k in COUNT_COLUMNS]}") from None
+    labelled, unlabelled, novel = counts
+    if (labelled is None) != (unlabelled is None) or (labelled is not None and (labelled < 1 or unlabelled < 0)) \
+            or (novel is not None and novel < 1):
+        raise ClassTableError(f"{path} line {line}: give known_labelled >= 1 and known_unlabelled >= 0 together "
+                              f"(or neither) and novel_unlabelled >= 1 (or empty), got {counts}")
+    return counts
 
 
 OWDFA40 = load_table(OWDFA40_FILE)

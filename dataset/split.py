@@ -11,6 +11,10 @@ Order of draws (one generator, classes in ascending index):
      "real" is every class of family Real in the class table (OWDFA-40: class 0);
   3. each class: shuffle, first ``floor(train_fraction * n)`` to train, rest to test;
   4. labelled set: ``floor(prop_train_labels * n)`` of the known-class train images.
+A class whose table row gives counts for its role (``ForgeryClass.role_counts``,
+times ``budget_scale``) skips the cap, draws labelled + unlabelled images in 2,
+takes the first ``labelled`` of its shuffle in 3 as labelled and splits each
+role 80/20 on its own, so its counts are exact; step 4 leaves it alone.
 """
 from __future__ import annotations
 
@@ -38,6 +42,7 @@ class SplitSpec:
     budget_novel: int = 1500
     train_fraction: float = 0.8
     prop_train_labels: float = 0.75
+    budget_scale: float = 1.0            # factor on the class table's per-class counts
     classes_file: str = ""               # class table CSV; empty: OWDFA-40
     known_classes: tuple[int, ...] = ()  # known set; empty: the table's `protocol`
 
@@ -127,6 +132,17 @@ def _draw(items: list[str], k: int, rng: np.random.Generator) -> list[str]:
     return [items[i] for i in rng.choice(len(items), size=k, replace=False)]
 
 
+def _config_budget(real: bool, known: bool, spec: SplitSpec) -> int:
+    return spec.budget_real if real and known else spec.budget_known if known else spec.budget_novel
+
+
+def _labelled_share(n: int, counts: tuple[int, int]) -> int:
+    """Labelled images among ``n`` drawn for table counts (labelled, unlabelled): all the labelled
+    ones when the class has enough images, else the same share of what there is (rounded down)."""
+    labelled, unlabelled = counts
+    return labelled if n >= labelled + unlabelled else n * labelled // (labelled + unlabelled)
+
+
 def check_classes(scan: dict[int, list[tuple[str, list[str]]]], root: str, table: ClassTable = OWDFA40) -> None:
     """Every class of the table must have at least one image."""
     missing = [c for c in table.indices if not any(files for _, files in scan.get(c, []))]
@@ -161,31 +177,37 @@ def make_split(scan: dict[int, list[tuple[str, list[str]]]], spec: SplitSpec, ro
     rng = np.random.default_rng(spec.split_seed)
     known, table = set(space.known), space.table
     notes = [note] if (note := unmatched_folders(scan, space)) else []
+    counts = {c: table.get(c).role_counts(c in known, spec.budget_scale) for c in table.indices}
     pools = {}
     for c in table.indices:
         pool = []
+        capped = table.get(c).is_real and counts[c] is None
         for _, files in sorted(scan[c]):
-            pool += _draw(sorted(files), spec.real_source_cap, rng) if table.get(c).is_real else sorted(files)
+            pool += _draw(sorted(files), spec.real_source_cap, rng) if capped else sorted(files)
         pools[c] = pool
-    train_paths, train_orig, test_paths, test_orig = [], [], [], []
+    train_paths, train_orig, test_paths, test_orig, preset = [], [], [], [], []
     for c in table.indices:
-        budget = spec.budget_real if (table.get(c).is_real and c in known) else (
-            spec.budget_known if c in known else spec.budget_novel)
+        budget = sum(counts[c]) if counts[c] else _config_budget(table.get(c).is_real, c in known, spec)
         if len(pools[c]) < budget:
             notes.append(f"class {c} ({table.get(c).code} {table.get(c).method}) has {len(pools[c])} images, "
                          f"fewer than its budget {budget}: all are used")
         pools[c] = _draw(pools[c], budget, rng)
     for c in table.indices:
         pool = [pools[c][i] for i in rng.permutation(len(pools[c]))]
-        n_train = int(len(pool) * spec.train_fraction)
-        train_paths += pool[:n_train]
-        test_paths += pool[n_train:]
-        train_orig += [c] * n_train
-        test_orig += [c] * (len(pool) - n_train)
+        n_labelled = _labelled_share(len(pool), counts[c]) if counts[c] else 0
+        roles = [(pool[:n_labelled], True), (pool[n_labelled:], False)] if counts[c] else [(pool, False)]
+        for part, labelled_role in roles:
+            n_train = int(len(part) * spec.train_fraction)
+            train_paths += part[:n_train]
+            test_paths += part[n_train:]
+            train_orig += [c] * n_train
+            test_orig += [c] * (len(part) - n_train)
+            preset += [labelled_role] * n_train
     train_orig = np.array(train_orig, dtype=np.int64)
-    known_rows = np.flatnonzero(np.isin(train_orig, list(known)))
+    pooled = [c for c in known if counts[c] is None]
+    known_rows = np.flatnonzero(np.isin(train_orig, pooled))
     n_labelled = int(len(known_rows) * spec.prop_train_labels)
-    labelled = np.zeros(len(train_orig), dtype=bool)
+    labelled = np.array(preset, dtype=bool)
     labelled[known_rows[rng.permutation(len(known_rows))[:n_labelled]]] = True
     for note in notes:
         log.warning(note)

@@ -1,6 +1,7 @@
-"""A mini OWDFA-40: synthetic images in the real folder layout, made in seconds.
+"""A mini OWDFA-40 or OW-DFA: synthetic images in the real folder layout, made in seconds.
 
     python -m dataset.synthetic --out data/mini --per_class 120 --size 64 --seed 0
+    python -m dataset.synthetic --out data/mini_owdfa --layout cpl --scale 0.01
 
 writes one folder per class, named as in the real benchmark (e.g.
 ``1_Swap_Deepfakes``), of PNG files ``00000.png, ...``; the real class is split
@@ -10,8 +11,10 @@ forgery is a fresh base plus its class's trace. The classes of one family
 share one trait and differ in a subtler, parametric one, so a novel class
 resembles its known neighbours. Image ``i`` of class ``c`` draws everything
 from ``numpy.random.default_rng([seed, c, i])``: the output is byte-identical
-for the same arguments, whatever the number of workers. The traces and the
-reasons behind them: docs/mini_dataset.md.
+for the same arguments, whatever the number of workers. ``--layout cpl`` writes
+the 22 OW-DFA classes (dataset/owdfa_p2_classes.csv) in the CPL release's
+``<Family>/<Method>/<Source>`` folders, each with its table counts times
+``--scale``. The traces and the reasons behind them: docs/mini_dataset.md.
 """
 from __future__ import annotations
 
@@ -28,7 +31,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from dataset.protocols import CLASSES, REAL_CLASS, ForgeryClass
+from dataset.protocols import CLASSES, REAL_CLASS, ForgeryClass, load_table
 
 # Real sources: folder suffix -> photographs bundled with scikit-image. "lfw" is
 # the 200 small grey-level crops of skimage.data.lfw_subset (100 faces).
@@ -39,6 +42,9 @@ REAL_SOURCES: dict[str, tuple[str, ...]] = {
              "motorcycle_right.png", "hubble_deep_field.jpg", "retina.jpg", "ihc.png"),
 }
 REAL_FACTOR = 2    # the real class gets REAL_FACTOR * per_class images over its sources
+OWDFA_TABLE = Path(__file__).resolve().with_name("owdfa_p2_classes.csv")  # all 22 OW-DFA classes
+CPL_REAL_SOURCES = {"faceforensics": "FFpp", "CelebDF": "CelebDF"}  # release source folder -> photo pool
+LAYOUTS = ("owdfa40", "cpl")
 POOL_SIDE = 256    # photographs are kept at most this large (speed; crops are smaller)
 
 
@@ -158,8 +164,8 @@ def _grid_position(k: int, columns: int) -> tuple[int, int]:
 # ----------------------------------------------------------------------------- traces
 
 def trace_params(cls: ForgeryClass) -> dict:
-    """The trace parameters of ``cls`` (empty for the real class); see the module docstring."""
-    if cls.index == REAL_CLASS:
+    """The trace parameters of ``cls`` (empty for a real class); see the module docstring."""
+    if cls.is_real:
         return {}
     k = int(cls.code[1:]) - 1
     if cls.family == "Swap":
@@ -267,7 +273,7 @@ def make_image(cls: ForgeryClass, index: int, size: int, seed: int, source: str 
     """Image ``index`` of class ``cls`` as uint8 [size, size, 3]. A real image comes
     from ``source``; a forgery's base comes from a source drawn at random."""
     rng = np.random.default_rng([seed, cls.index, index])
-    if cls.index == REAL_CLASS:
+    if cls.is_real:
         image = base_image(rng, source, size)
     else:
         image = base_image(rng, _random_source(rng), size)
@@ -289,8 +295,26 @@ def folder_plan(per_class: int) -> list[tuple[ForgeryClass, str, str | None, ran
     return plan
 
 
+def cpl_plan(scale: float) -> list[tuple[ForgeryClass, str, str | None, range]]:
+    """The ``folder_plan`` of the CPL layout: every OW-DFA class in its release folder, with as
+    many images as its larger role needs (``ForgeryClass.role_counts`` times ``scale``)."""
+    plan = []
+    for cls in load_table(OWDFA_TABLE).classes:
+        n = max(sum(cls.role_counts(known, scale) or (0,)) for known in (True, False))
+        source = CPL_REAL_SOURCES[cls.folder.rsplit("/", 1)[-1]] if cls.is_real else None
+        plan.append((cls, cls.folder, source, range(n)))
+    return plan
+
+
 def _real_folder(source: str) -> str:
     return f"{REAL_CLASS}_Real_{source}"
+
+
+def _generated_folders(layout: str) -> list[str]:
+    """The top-level folders a layout writes (what ``overwrite`` removes)."""
+    if layout == "cpl":
+        return sorted({c.folder.split("/")[0] for c in load_table(OWDFA_TABLE).classes})
+    return [c.folder_name for c in CLASSES if c.index != REAL_CLASS] + list(map(_real_folder, REAL_SOURCES))
 
 
 def _write_folder(out_dir: str, cls: ForgeryClass, folder: str, source: str | None,
@@ -303,22 +327,27 @@ def _write_folder(out_dir: str, cls: ForgeryClass, folder: str, source: str | No
 
 
 def generate(out_dir: str | os.PathLike, per_class: int = 120, size: int = 64, seed: int = 0,
-             workers: int = 1, overwrite: bool = False) -> dict:
+             workers: int = 1, overwrite: bool = False, layout: str = "owdfa40", scale: float = 0.01) -> dict:
     """Write the mini dataset under ``out_dir``; return a summary dict.
 
-    ``out_dir`` must be missing or empty unless ``overwrite`` is set, which
-    first removes the class folders this function writes. ``workers`` > 1 uses
-    a process pool; the output does not depend on it.
+    ``layout`` "owdfa40": ``per_class`` images per forgery class in the
+    OWDFA-40 folders; "cpl": the OW-DFA classes in the CPL release's folders,
+    their table counts times ``scale``. ``out_dir`` must be missing or empty
+    unless ``overwrite`` is set, which first removes the folders this function
+    writes. ``workers`` > 1 uses a process pool; the output does not depend on it.
     """
-    if per_class < 1 or size < 16:
-        raise ValueError(f"need per_class >= 1 and size >= 16, got per_class={per_class}, size={size}")
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+    if per_class < 1 or size < 16 or not 0 < scale <= 1:
+        raise ValueError(f"need per_class >= 1, size >= 16 and 0 < scale <= 1, got per_class={per_class}, "
+                         f"size={size}, scale={scale}")
     out_dir = Path(out_dir)
-    plan = folder_plan(per_class)
+    plan = cpl_plan(scale) if layout == "cpl" else folder_plan(per_class)
     if out_dir.exists() and any(out_dir.iterdir()):
         if not overwrite:
             raise FileExistsError(f"{out_dir} is not empty; pass overwrite=True (--overwrite) "
                                   "to replace the generated folders")
-        for folder in [c.folder_name for c in CLASSES if c.index != REAL_CLASS] + list(map(_real_folder, REAL_SOURCES)):
+        for folder in _generated_folders(layout):
             shutil.rmtree(out_dir / folder, ignore_errors=True)
     start = time.perf_counter()
     jobs = [(str(out_dir), cls, folder, source, indices, size, seed) for cls, folder, source, indices in plan]
@@ -335,15 +364,28 @@ def generate(out_dir: str | os.PathLike, per_class: int = 120, size: int = 64, s
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", required=True, help="output root (missing or empty)")
-    parser.add_argument("--per_class", type=int, default=120,
-                        help=f"images per forgery class; the real class gets {REAL_FACTOR}x over its sources")
+    parser.add_argument("--layout", choices=LAYOUTS, default="owdfa40",
+                        help="owdfa40: the 41 OWDFA-40 class folders; cpl: the 22 OW-DFA classes in the CPL "
+                             "release's <Family>/<Method>/<Source> folders")
+    parser.add_argument("--per_class", type=int, default=None,
+                        help=f"owdfa40: images per forgery class (default 120); the real class gets "
+                             f"{REAL_FACTOR}x over its sources")
+    parser.add_argument("--scale", type=float, default=None,
+                        help="cpl: factor on the class table's per-class counts (default 0.01: 20 images per "
+                             "forgery class, 200 Youtube-Real, 50 Celeb-Real)")
     parser.add_argument("--size", type=int, default=64, help="image side in pixels")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=1, help="processes; the output does not depend on it")
     parser.add_argument("--overwrite", action="store_true", help="replace the generated folders in --out")
     args = parser.parse_args(argv)
+    wrong = "--scale" if args.layout == "owdfa40" and args.scale is not None else (
+        "--per_class" if args.layout == "cpl" and args.per_class is not None else None)
+    if wrong:
+        parser.error(f"{wrong} does not apply to --layout {args.layout}; use "
+                     f"{'--per_class' if wrong == '--scale' else '--scale'}")
     try:
-        summary = generate(args.out, args.per_class, args.size, args.seed, args.workers, args.overwrite)
+        summary = generate(args.out, args.per_class or 120, args.size, args.seed, args.workers, args.overwrite,
+                           args.layout, 0.01 if args.scale is None else args.scale)
     except (FileExistsError, ValueError) as error:
         parser.error(str(error))
     print(f"wrote {summary['images']} images of {args.size} px in {len(summary['folders'])} folders "

@@ -53,6 +53,19 @@ def mini_root(tmp_path_factory) -> Path:
     return root
 
 
+CPL_SCALE = 0.004  # of the OW-DFA counts: 6 + 2 images per known method, 6 per novel one, 60 + 20 Youtube-Real
+
+
+@pytest.fixture(scope="session")
+def cpl_root(tmp_path_factory) -> Path:
+    """A mini OW-DFA tree in the CPL release's nested layout, counts times CPL_SCALE, at 32 px."""
+    from dataset.synthetic import generate
+
+    root = tmp_path_factory.mktemp("mini_cpl") / "data"
+    generate(root, size=32, seed=0, layout="cpl", scale=CPL_SCALE)
+    return root
+
+
 @pytest.fixture(scope="session")
 def known_k_run(mini_root, tmp_path_factory):
     """One finished 2-epoch run on the mini dataset, shared by the end-to-end tests
@@ -67,6 +80,15 @@ def known_k_run(mini_root, tmp_path_factory):
 def run_cli(*args: str, timeout: float = 300, env: dict | None = None,
             stdin: str | None = None) -> subprocess.CompletedProcess:
     """Run ``python <args>`` from the repository root (``stdin`` as its input) and capture its output."""
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     return subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=timeout, env=full_env, input=stdin)
+                          timeout=timeout, env=_cli_env(env), input=stdin)
+
+
+def start_cli(*args: str, env: dict | None = None) -> subprocess.Popen:
+    """Start ``python <args>`` like ``run_cli`` without waiting (``communicate()`` collects the output)."""
+    return subprocess.Popen([sys.executable, *args], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=_cli_env(env))
+
+
+def _cli_env(env: dict | None) -> dict:
+    return {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}

@@ -172,8 +172,8 @@ def read_json_config(path: str | Path) -> dict:
 # Keys that shape the data, the model or a step: a resumed run keeps them.
 CLASS_KEYS = ("protocol", "known_classes")  # which classes are known; classes_file is checked by its content
 RESUME_FIXED = ("dataset_root", "split_seed", "split_file", "real_source_cap", "budget_real",
-                "budget_known", "budget_novel", "train_fraction", "prop_train_labels", "image_size", "crop_face",
-                "face_margin", "align_face", "backbone", "input_mean", "input_std", "frequency_attention",
+                "budget_known", "budget_novel", "budget_scale", "train_fraction", "prop_train_labels", "image_size",
+                "crop_face", "face_margin", "align_face", "backbone", "input_mean", "input_std", "frequency_attention",
                 "unknown_k", "prototypes_per_known", "batch_size", "seed", "method", "cpl_parts",
                 "simgcd_projection_dim", "simgcd_hidden_dim", "simgcd_mlp_layers")
 
@@ -234,6 +234,7 @@ RULES = {
     "budget_real": _AT_LEAST_ONE,
     "budget_known": _AT_LEAST_ONE,
     "budget_novel": _AT_LEAST_ONE,
+    "budget_scale": _POSITIVE,
     "train_fraction": _between(0.0, 1.0, lo_open=True, hi_open=True),
     "prop_train_labels": _between(0.0, 1.0, lo_open=True),
     "face_margin": (lambda v: v >= 1.0, "must be >= 1.0 (1.0 is the bare detector box)"),
