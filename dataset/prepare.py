@@ -1,10 +1,10 @@
 """Detect every face of a dataset once, into the crop cache, and report what was found.
 
     python dataset/prepare.py --dataset_root DIR [--workers N] [--align] [--margin M]
-                              [--cache_dir D] [--report FILE.json]
+                              [--cache_dir D] [--report FILE.json] [--classes_file CSV]
 
 (or ``python -m dataset.prepare ...``). Scans the ``<index>_<Type>_<Method>``
-class folders under DIR, fills the crop cache (default
+class folders under DIR (or the folders a ``--classes_file`` names), fills the crop cache (default
 ``DIR/../owdfa_crop_cache``) and writes a JSON report: per class images, faces
 found, no face, unreadable; totals; the unreadable files with their reasons.
 Re-running only detects new or changed images, so it is cheap. Training uses
@@ -25,13 +25,15 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 from dataset.crop_cache import CropCache, CropCacheError, class_report, format_report  # noqa: E402
 from dataset.faces import CropSettings  # noqa: E402
 from dataset.folders import labels_by_path, scan_dataset  # noqa: E402
+from dataset.protocols import ClassTableError, load_table  # noqa: E402
 from utils.text import printable  # noqa: E402
 
 
 def prepare(dataset_root: str, settings: CropSettings, cache_dir: str | None = None, workers: int = 0,
-            report_path: str | None = None, progress: bool = True) -> dict:
-    """Fill the crop cache for every image under ``dataset_root``; write and return the report."""
-    classes = scan_dataset(dataset_root)
+            report_path: str | None = None, progress: bool = True, classes_file: str = "") -> dict:
+    """Fill the crop cache for every image under ``dataset_root`` (the folders of
+    ``classes_file`` when it names them); write and return the report."""
+    classes = scan_dataset(dataset_root, load_table(classes_file).class_folders() if classes_file else None)
     labels = labels_by_path(classes)
     if not labels:
         raise FileNotFoundError(f"no images found under {dataset_root!r}: it should hold <index>_<Type>_<Method> "
@@ -64,11 +66,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cache_dir", default=None,
                         help="crop cache folder (default: DATASET_ROOT/../owdfa_crop_cache)")
     parser.add_argument("--report", default=None, help="JSON report path (default: inside the cache folder)")
+    parser.add_argument("--classes_file", default="",
+                        help="class table whose folder column names the class folders (e.g. "
+                             "dataset/owdfa_p2_classes.csv for the CPL release's nested layout)")
     args = parser.parse_args(argv)
     settings = CropSettings(margin=args.margin, align=args.align, predictor_path=args.predictor_path)
     try:
-        report = prepare(args.dataset_root, settings, args.cache_dir, args.workers, args.report)
-    except CropCacheError as err:
+        report = prepare(args.dataset_root, settings, args.cache_dir, args.workers, args.report,
+                         classes_file=args.classes_file)
+    except (CropCacheError, ClassTableError) as err:
         sys.exit(printable(f"error: {err}"))
     print(format_report(report))
     for item in report["unreadable"]:

@@ -31,6 +31,16 @@ def test_wok_configs_enable_unknown_k():
         assert cfg.unknown_k is True and cfg.protocol == p
 
 
+def test_owdfa_configs_name_their_class_table_by_absolute_path(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    monkeypatch.chdir(tmp_path)  # the table is found from any working directory
+    for p in (1, 2):
+        cfg = load_config(Path(__file__).parents[1] / "configs" / f"owdfa_p{p}.py")
+        assert cfg.protocol == p and Path(cfg.classes_file).is_file() and Path(cfg.classes_file).is_absolute()
+        assert Path(cfg.classes_file).name == f"owdfa_p{p}_classes.csv" and cfg.budget_scale == 1.0
+
+
 @pytest.mark.parametrize("override, words", [
     ("epoch=3", ["unknown config key 'epoch'", "did you mean 'epochs'"]),
     ("epochs=three", ["epochs='three'", "int"]),
@@ -42,6 +52,7 @@ def test_wok_configs_enable_unknown_k():
     ("image_size=-32", ["image_size=-32", "[1, 4096]"]),
     ("gamma=1.5", ["gamma=1.5", "[0.0, 1.0]"]),
     ("ccr_weight=-0.2", ["ccr_weight=-0.2", ">= 0"]),
+    ("budget_scale=0", ["budget_scale=0", "positive"]),
     ("device=tpu", ["device='tpu'"]),
     ("nonfinite_loss=ignore", ["nonfinite_loss"]),
     ("resume=/does/not/exist", ["resume=", "checkpoints/last.pt"]),

@@ -30,7 +30,8 @@ def test_protocol_2_adds_youtube_real_known_and_celeb_real_novel():
     assert set(real) == {"Youtube-Real", "Celeb-Real"}
     assert real["Youtube-Real"] in space.known and real["Celeb-Real"] in space.novel
     fakes = [c for c in P2.classes if not c.is_real]
-    assert fakes == list(P1.classes) and [i for i in space.known if i not in real.values()] == list(P1.protocol(1).known)
+    assert fakes == list(P1.classes)
+    assert [i for i in space.known if i not in real.values()] == list(P1.protocol(1).known)
 
 
 def test_every_class_has_its_own_release_folder():

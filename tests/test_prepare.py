@@ -99,3 +99,23 @@ def test_empty_dataset_is_an_error(tmp_path):
     (tmp_path / "data" / "0_Real_A").mkdir(parents=True)
     with pytest.warns(UserWarning), pytest.raises(FileNotFoundError, match="no images"):
         main(["--dataset_root", str(tmp_path / "data"), "--workers", "0"])
+
+
+def test_a_class_table_with_folders_scans_exactly_those(tmp_path):
+    root = tmp_path / "data"
+    for rel in ["RealFace/Real/CelebDF/b.png", "RealFace/Real/CelebDF/sub/a.png", "IdentitySwap/FSGAN/ForgeryNet/x.png",
+                "EntireFaceSyncthesis/PGGAN/ForgeryNIR/not_in_table.png"]:
+        _image(root / rel)
+    classes = scan_dataset(str(root), {21: "RealFace/Real/CelebDF", 5: "IdentitySwap/FSGAN/ForgeryNet",
+                                       7: "ExpressionTransfer/Missing/src"})
+    assert [(name, [os.path.relpath(p, root) for p in paths]) for name, paths in classes[21]] == [
+        ("RealFace/Real/CelebDF", ["RealFace/Real/CelebDF/b.png", "RealFace/Real/CelebDF/sub/a.png"])]
+    assert list(classes) == [5, 7, 21] and classes[7] == [("ExpressionTransfer/Missing/src", [])]
+    table = tmp_path / "classes.csv"
+    table.write_text("index,family,method,folder\n21,Real,Celeb,RealFace/Real/CelebDF\n"
+                     "5,Swap,FSGAN,IdentitySwap/FSGAN/ForgeryNet\n")
+    report_path = tmp_path / "report.json"
+    main(["--dataset_root", str(root), "--workers", "0", "--report", str(report_path), "--classes_file", str(table)])
+    report = json.loads(report_path.read_text())
+    assert {k: (v["images"], v["folders"]) for k, v in report["classes"].items()} == {
+        "5": (1, ["IdentitySwap/FSGAN/ForgeryNet"]), "21": (2, ["RealFace/Real/CelebDF"])}

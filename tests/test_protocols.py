@@ -73,6 +73,14 @@ def test_custom_table_and_known_set(tmp_path):
     ("index,family,method\nx,Real,Real\n1,Swap,A\n", "line 2: index and known_in must be integers"),
     ("index,family,method\n0,Real,Real\n0,Swap,A\n", "distinct indices"),
     ("index,family,method\n0,Real,\n1,Swap,A\n", "line 2: needs an index >= 0, a family and a method"),
+    ("index,family,method,known_labelled\n0,Real,R,10\n1,Swap,A,\n", "line 2: give known_labelled >= 1 and "
+                                                                      "known_unlabelled >= 0 together"),
+    ("index,family,method,novel_unlabelled\n0,Real,R,many\n1,Swap,A,\n", "line 2: known_labelled, "
+                                                                          "known_unlabelled, novel_unlabelled must"),
+    ("index,family,method,novel_unlabelled\n0,Real,R,0\n1,Swap,A,\n", "novel_unlabelled >= 1 (or empty)"),
+    ("index,family,method,folder\n0,Real,R,a/b\n1,Swap,A,\n", "must name a distinct folder for every class"),
+    ("index,family,method,folder\n0,Real,R,a/b\n1,Swap,A,a/b\n", "must name a distinct folder for every class"),
+    ("index,family,method,folder\n0,Real,R,../b\n1,Swap,A,c\n", "line 2: folder '../b' must be a path below"),
 ])
 def test_bad_table_is_one_line(tmp_path, text, words):
     path = tmp_path / "bad.csv"
@@ -80,3 +88,14 @@ def test_bad_table_is_one_line(tmp_path, text, words):
     with pytest.raises(P.ClassTableError) as err:
         P.load_table(path)
     assert words in str(err.value) and "\n" not in str(err.value)
+
+
+def test_role_counts_scale_round_half_up_and_fall_back_to_the_config():
+    cls = P.ForgeryClass(1, "A", "Swap", "A", "Swap/A", known_labelled=1500, known_unlabelled=500,
+                         novel_unlabelled=1500)
+    assert cls.role_counts(True) == (1500, 500) and cls.role_counts(False) == (0, 1500)
+    assert cls.role_counts(True, 0.01) == (15, 5) and cls.role_counts(False, 0.001) == (0, 2)  # 1.5 -> 2
+    assert cls.role_counts(True, 0.0001) == (1, 1)  # a count above 0 stays at least 1
+    assert P.ForgeryClass(2, "B", "Swap", "B", novel_unlabelled=9).role_counts(True) is None  # config budgets
+    assert P.get_class(1).role_counts(False) is None and P.OWDFA40.class_folders() is None
+    assert cls.folder_name == "Swap/A" and P.get_class(1).folder_name == "1_Swap_Deepfakes"

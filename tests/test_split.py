@@ -145,3 +145,63 @@ def test_split_file_of_a_custom_table_keeps_its_label_space(tmp_path):
     assert read.space == drawn.space and np.array_equal(read.test_labels, drawn.test_labels)
     with pytest.raises(DatasetError, match=r"classes \[45\] that the OWDFA-40 class table lacks"):
         split_from_file(path, str(root), 1)
+
+
+COUNTS_TABLE = """index,code,family,method,known_in,folder,known_labelled,known_unlabelled,novel_unlabelled
+0,YT,Real,Youtube,1,Real/Youtube,30,10,
+1,A,Swap,A,1,Swap/A/src,15,5,15
+2,B,Swap,B,,Swap/B/src,15,5,15
+3,C,Edit,C,1,Edit/C/src,,,
+4,D,Edit,D,,Edit/D/src,,,
+5,CD,Real,Celeb,,Real/Celeb,,,10
+"""
+
+
+def counts_split(tmp_path, sizes, **spec):
+    table = tmp_path / "classes.csv"
+    table.write_text(COUNTS_TABLE)
+    root = make_tree(tmp_path / "data", sizes)
+    spec = SplitSpec(**{**SPEC.__dict__, "classes_file": str(table), **spec})
+    return make_split(scan_dataset(str(root), spec.label_space().table.class_folders()), spec, str(root))
+
+
+def roles(split, cls):
+    """(train labelled, train unlabelled, test) images of class ``cls``."""
+    train = split.train_orig == cls
+    test = int((split.test_orig == cls).sum())
+    return int((train & split.labelled).sum()), int((train & ~split.labelled).sum()), test
+
+
+SIZES = {"Real/Youtube": 60, "Swap/A/src": 30, "Swap/B/src": 30, "Edit/C/src": 30, "Edit/D/src": 30, "Real/Celeb": 12}
+
+
+def test_table_counts_are_drawn_exactly_per_role_then_80_20(tmp_path):
+    split = counts_split(tmp_path, SIZES)
+    assert roles(split, 0) == (24, 8, 8)   # known real: 30 + 10, no per-source cap (20) although real
+    assert roles(split, 1) == (12, 4, 4)   # known: 15 labelled + 5 unlabelled, each 80/20
+    assert roles(split, 2) == (0, 12, 3)   # novel: 15 unlabelled
+    assert roles(split, 5) == (0, 8, 2)    # novel real: its own count, not budget_novel (15)
+    # the classes without counts keep the config budgets (known 20, novel 15) and the pooled labelled share
+    assert sum(roles(split, 3)) == 20 and sum(roles(split, 4)) == 15 and roles(split, 4)[0] == 0
+    assert roles(split, 3)[0] == int(0.75 * 16)
+    assert "fewer than its budget" not in " ".join(split.notes)
+
+
+def test_budget_scale_rounds_half_up_and_keeps_at_least_one(tmp_path):
+    split = counts_split(tmp_path, SIZES, budget_scale=0.1)
+    assert roles(split, 0) == (2, 0, 2)    # 30 x 0.1 = 3 labelled, 10 x 0.1 = 1 unlabelled
+    assert roles(split, 1) == (1, 0, 2)    # 1.5 -> 2 labelled, 0.5 -> 1 unlabelled
+    assert roles(split, 2) == (0, 1, 1)    # 1.5 -> 2
+    assert sum(roles(split, 3)) == 20      # config budgets are not scaled
+
+
+def test_too_few_images_keep_the_labelled_share(tmp_path):
+    split = counts_split(tmp_path, {**SIZES, "Swap/A/src": 10})
+    assert roles(split, 1) == (5, 2, 3)    # 10 of 15 + 5: 7 labelled (floor 10 x 15/20), 3 unlabelled
+    assert any("class 1" in note and "fewer than its budget 20" in note for note in split.notes)
+
+
+def test_a_missing_table_folder_is_named(tmp_path):
+    sizes = {k: v for k, v in SIZES.items() if k != "Swap/B/src"}
+    with pytest.raises(DatasetError, match="missing: Swap/B/src"):
+        counts_split(tmp_path, sizes)

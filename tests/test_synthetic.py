@@ -12,7 +12,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from dataset import synthetic
-from dataset.protocols import CLASSES, REAL_CLASS, get_class
+from dataset.protocols import CLASSES, REAL_CLASS, get_class, load_table
 
 FAMILIES = ["Real", "Swap", "Reenact", "Edit", "Generate"]
 
@@ -141,3 +141,34 @@ def test_families_learnable_from_simple_features(tmp_path, monkeypatch):
     monkeypatch.setattr(synthetic, "TRACES", {f: lambda image, *a, **k: image for f in FAMILIES[1:]})
     synthetic.generate(tmp_path / "plain", per_class=32, size=40, seed=1)
     assert _family_accuracy(tmp_path / "plain") < 0.4
+
+
+def test_cpl_layout_holds_each_class_in_its_release_folder(cpl_root):
+    from conftest import CPL_SCALE
+
+    table = load_table(synthetic.OWDFA_TABLE)
+    assert sorted(p.name for p in cpl_root.iterdir()) == ["AttributeManipulation", "EntireFaceSyncthesis",
+                                                         "ExpressionTransfer", "IdentitySwap", "RealFace"]
+    found = {p.parent.relative_to(cpl_root).as_posix() for p in cpl_root.rglob("*.png")}
+    assert found == {c.folder for c in table.classes}
+    for cls in table.classes:  # the larger role's counts times the scale: what the split draws at that scale
+        wanted = max(sum(cls.role_counts(known, CPL_SCALE) or (0,)) for known in (True, False))
+        assert len(list((cpl_root / cls.folder).glob("*.png"))) == wanted, cls.folder
+    assert len(list((cpl_root / "RealFace/Real/faceforensics").glob("*.png"))) == 80   # 60 + 20 Youtube-Real
+    assert len(list((cpl_root / "RealFace/Real/CelebDF").glob("*.png"))) == 20          # 20 Celeb-Real
+    assert _images(cpl_root / "RealFace/Real/CelebDF")[0].shape == (32, 32, 3)
+
+
+def test_cpl_layout_overwrite_and_flags(tmp_path, capsys):
+    synthetic.main(["--out", str(tmp_path), "--layout", "cpl", "--scale", "0.002", "--size", "16"])
+    summary = synthetic.main(["--out", str(tmp_path), "--layout", "cpl", "--scale", "0.001", "--size", "16",
+                              "--overwrite"])
+    # 0.001: 1500 -> 2 labelled, 500 -> 1 unlabelled; the 4 images of scale 0.002 are gone
+    assert len(list((tmp_path / "IdentitySwap/Deepfakes/faceforensics").glob("*.png"))) == 3
+    assert len(list(tmp_path.rglob("*.png"))) == summary["images"]
+    for argv, words in ((["--scale", "0.1"], "--scale does not apply to --layout owdfa40"),
+                        (["--layout", "cpl", "--per_class", "3"], "--per_class does not apply to --layout cpl"),
+                        (["--layout", "cpl", "--scale", "2"], "0 < scale <= 1")):
+        with pytest.raises(SystemExit) as exit_:
+            synthetic.main(["--out", str(tmp_path / "x"), *argv])
+        assert exit_.value.code == 2 and words in capsys.readouterr().err
