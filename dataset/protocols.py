@@ -8,11 +8,9 @@ A class table is a CSV file, one row per class::
 
 ``index`` is the integer prefix of the class's folders, ``family`` the
 folder's Type (``Real`` gets the real budget and the per-source cap), ``code``
-an optional display name, ``known_in`` the protocols in which the class is
-known. Optional: ``folder`` (the class's image folder below the dataset root,
-for nested layouts) and per-class image counts ``known_labelled``,
-``known_unlabelled``, ``novel_unlabelled`` that replace the config budgets.
-Shipped: OWDFA-40 (owdfa40_classes.csv, P1-P3) and OW-DFA (owdfa_p1/p2_classes.csv).
+a display name, ``known_in`` the protocols in which it is known; optional
+``folder`` (for nested layouts) and per-class counts (docs/data.md). Shipped:
+OWDFA-40 (owdfa40_classes.csv, P1-P3), OW-DFA (owdfa_p1/p2_classes.csv).
 The model's label space (``LabelSpace``): known classes 0..K_known-1, then
 novel ones K_known..C-1, each in ascending order of their original index.
 """

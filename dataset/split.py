@@ -7,14 +7,12 @@ depends only on the file names and the seed, never on file-system order.
 Order of draws (one generator, classes in ascending index):
   1. each real source folder (sorted by name): at most ``real_source_cap`` images;
   2. each class: at most its budget (real 20,000 if known, other known 2,000,
-     novel 1,500); a class with fewer images keeps all and a warning says so;
-     "real" is every class of family Real in the class table (OWDFA-40: class 0);
+     novel 1,500; "real": family Real); a class with fewer images keeps all, with a warning;
   3. each class: shuffle, first ``floor(train_fraction * n)`` to train, rest to test;
   4. labelled set: ``floor(prop_train_labels * n)`` of the known-class train images.
-A class whose table row gives counts for its role (``ForgeryClass.role_counts``,
-times ``budget_scale``) skips the cap, draws labelled + unlabelled images in 2,
-takes the first ``labelled`` of its shuffle in 3 as labelled and splits each
-role 80/20 on its own, so its counts are exact; step 4 leaves it alone.
+A class with table counts for its role (``ForgeryClass.role_counts``) skips 1,
+draws labelled + unlabelled in 2, labels the first ones of its shuffle in 3 and
+splits each role on its own, so its counts are exact; 4 leaves it alone.
 """
 from __future__ import annotations
 

@@ -3,18 +3,16 @@
     python -m dataset.synthetic --out data/mini --per_class 120 --size 64 --seed 0
     python -m dataset.synthetic --out data/mini_owdfa --layout cpl --scale 0.01
 
-writes one folder per class, named as in the real benchmark (e.g.
-``1_Swap_Deepfakes``), of PNG files ``00000.png, ...``; the real class is split
-over three source folders and gets twice ``per_class`` images. A real image is
+writes one folder per class as in OWDFA-40 (``1_Swap_Deepfakes``), of PNG files
+``00000.png, ...``, the real class over three source folders with twice
+``per_class`` images; ``--layout cpl``: the 22 OW-DFA classes in the CPL
+release's ``<Family>/<Method>/<Source>`` folders. A real image is
 a *base* (a jittered random crop of a photograph bundled with scikit-image); a
-forgery is a fresh base plus its class's trace. The classes of one family
-share one trait and differ in a subtler, parametric one, so a novel class
-resembles its known neighbours. Image ``i`` of class ``c`` draws everything
+forgery is a fresh base plus its class's trace; the classes of one family
+share one trait and differ in a subtler, parametric one. Image ``i`` of class ``c`` draws everything
 from ``numpy.random.default_rng([seed, c, i])``: the output is byte-identical
-for the same arguments, whatever the number of workers. ``--layout cpl`` writes
-the 22 OW-DFA classes (dataset/owdfa_p2_classes.csv) in the CPL release's
-``<Family>/<Method>/<Source>`` folders, each with its table counts times
-``--scale``. The traces and the reasons behind them: docs/mini_dataset.md.
+for the same arguments, whatever the number of workers. The traces and the
+reasons behind them, and the CPL layout's counts: docs/mini_dataset.md.
 """
 from __future__ import annotations
 

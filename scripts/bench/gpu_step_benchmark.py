@@ -4,15 +4,14 @@
     python scripts/bench/gpu_step_benchmark.py --cases fused_gate                     # the fused gate only (~3 min)
     python scripts/bench/gpu_step_benchmark.py --smoke                                # CPU check of the harness
 
-Cases: ``step`` (CAL's training step, batch 128 x 2 views, channels_last, as
-images/s for bf16 / fp32, with and without the frequency attention and cuDNN
-autotuning, host syncs counted, optionally ``--compile``), ``check`` (the CUDA
+Cases: ``step`` (the training step of ``--method``, default cal, from models/methods.py;
+batch 128 x 2 views, channels_last, images/s for bf16 / fp32, with and without the
+frequency attention and cuDNN autotuning, host syncs, ``--compile``), ``check`` (the CUDA
 attention path against float64 references, the fused gate against the fp32
 CPU mask), ``gate`` (the attention alone, two convolutions against the fused
 gate at several launch settings) and ``e2e`` (a training epoch from 256 px
-JPEGs against the step-only rate). A reference tree (``--before``, labelled
-"before") runs the same cases with its own model code. Every case has a
-timeout; results go to stdout and ``--out`` (gpu_step_results.md / .jsonl).
+JPEGs against the step-only rate). A reference tree (``--before``) runs the same
+cases with its own model code. Results go to stdout and ``--out`` (.md / .jsonl).
 """
 from __future__ import annotations
 
@@ -36,17 +35,23 @@ def _tree_config(overrides: list[str]):
 
 
 def _build(backbone: str, size: int, attention: bool, device, compile_net: bool, cudnn_benchmark: bool,
-           fused_gate: bool = False):
+           fused_gate: bool = False, method_name: str = "cal"):
     import torch
 
-    from models.cal import CAL
     from trainer.device import place_model
 
     cfg = _tree_config([f"backbone={backbone}", "pretrained=false", f"image_size={size}",
                         f"frequency_attention={attention}", "pseudo_start=0", "epochs=10",
-                        *(["fused_gate=true"] if fused_gate else [])])
+                        *(["fused_gate=true"] if fused_gate else []),
+                        *([f"method={method_name}"] if method_name != "cal" else [])])
+    try:
+        from models.methods import create_method
+    except ImportError:  # a reference tree from before the method table: CAL only
+        if method_name != "cal":
+            raise
+        from models.cal import CAL as create_method
     torch.manual_seed(0)
-    method = CAL(cfg, num_known=19, num_classes=41)
+    method = create_method(cfg, num_known=19, num_classes=41)
     place_model(method.model, device, True)
     try:
         from trainer.device import make_optimizer  # fused Adam on CUDA (a reference tree may lack it)
@@ -127,7 +132,7 @@ def case_step(args) -> None:
         precision, attention = variant.split(":")
         started = time.perf_counter()
         method, optimizer = _build(args.backbone, args.size, attention == "att", device, args.compile,
-                                   args.cudnn_benchmark, args.fused_gate)
+                                   args.cudnn_benchmark, args.fused_gate, args.method)
         batch = _fixed_batch(args.batch, args.size, device)
         step = _make_step(method, optimizer, lambda: batch, device, precision == "bf16")
         first = time.perf_counter()
@@ -137,7 +142,8 @@ def case_step(args) -> None:
         for _ in range(args.warmup):
             step()
         rates = _rate(step, device, 2 * args.batch, args.steps, args.repeats)
-        record = {"case": "step", "tree": args.label, "model": f"{args.backbone}@{args.size}", "batch": args.batch,
+        record = {"case": "step", "tree": args.label, "method": args.method,
+                  "model": f"{args.backbone}@{args.size}", "batch": args.batch,
                   "precision": precision, "attention": attention == "att", "compile": args.compile,
                   "cudnn_benchmark": args.cudnn_benchmark, "fused_gate": args.fused_gate,
                   "images_per_s": statistics.median(rates), "rates": [round(r, 1) for r in rates],
@@ -263,7 +269,8 @@ def case_e2e(args) -> None:
     # an OWDFA-40 P1 epoch has 556 steps
     sampler = EpochDrawSampler(np.ones(n), args.batch, 0, num_draws=4 * n)
     loader = DataLoader(dataset, batch_sampler=sampler, **_worker_options(args.workers, device.type == "cuda"))
-    method, optimizer = _build(args.backbone, args.size, True, device, args.compile, args.cudnn_benchmark)
+    method, optimizer = _build(args.backbone, args.size, True, device, args.compile, args.cudnn_benchmark,
+                               method_name=args.method)
     bf16 = args.size >= 128
 
     def prepare(batch):
@@ -322,12 +329,13 @@ def run_case(tree: Path, label: str, args: list[str], timeout: float) -> tuple[l
     return records, error
 
 
-def plan(before: Path | None, smoke: bool, device: str, jpegs: Path, only: str = "") -> list[tuple]:
+def plan(before: Path | None, smoke: bool, device: str, jpegs: Path, only: str = "",
+         method: str = "cal") -> list[tuple]:
     """(tree, label, case args, timeout) in order of importance. The new tree runs with cuDNN's
     autotuning (its default, ``cudnn_benchmark``) and once without it, so the gain splits into
     the autotuning and the code; the old tree never set it. ``only="fused_gate"``: the fused
-    gate's cases alone."""
-    common = ["--device", device]
+    gate's cases alone. ``method``: whose training step the step and e2e cases time."""
+    common = ["--device", device, "--method", method]
     if smoke:
         r50, r18, batch = ("resnet18", 64), ("resnet18", 32), "4"
         timing = ["--steps", "1", "--repeats", "1", "--warmup", "0"]
@@ -367,19 +375,20 @@ def format_results(records: list[dict]) -> str:
     steps = [r for r in records if r["case"] == "step"]
 
     def setting(r):
-        return r["tree"], r["model"], r["precision"], r["compile"], r.get("cudnn_benchmark", False)
+        return (r["tree"], r.get("method", "cal"), r["model"], r["precision"], r["compile"],
+                r.get("cudnn_benchmark", False))
 
     # the share compares with the same setting without attention (the gate kernel plays no part there)
     rate = {(*setting(r), r["attention"]): r["images_per_s"] for r in steps}
-    lines = ["| tree | model | precision | compile | cuDNN autotune | fused gate | train img/s (both views) "
+    lines = ["| tree | method | model | precision | compile | cuDNN autotune | fused gate | train img/s (both views) "
              "| attention share | first step s | host syncs/step | fused Adam |",
-             "|---|---|---|---|---|---|---:|---:|---:|---:|---|"]
+             "|---|---|---|---|---|---|---|---:|---:|---:|---:|---|"]
     for r in steps:
         if not r["attention"]:
             continue
         without = rate.get((*setting(r), False))
         share = f"{100 * (1 - r['images_per_s'] / without):.1f} %" if without else "-"
-        lines.append(f"| {r['tree']} | {r['model']} | {r['precision']} | {r['compile']} "
+        lines.append(f"| {r['tree']} | {r.get('method', 'cal')} | {r['model']} | {r['precision']} | {r['compile']} "
                      f"| {r.get('cudnn_benchmark', False)} | {r.get('fused_gate', False)} | {r['images_per_s']:.0f} "
                      f"{r['rates']} | {share} | {r['first_step_s']} | {r['syncs_per_step']} | {r['fused_adam']} |")
     for r in records:
@@ -409,6 +418,8 @@ def main(argv=None) -> int:
     parser.add_argument("--smoke", action="store_true", help="tiny CPU run of every case (checks the harness)")
     parser.add_argument("--cases", default="", choices=["", "fused_gate"],
                         help="fused_gate: only the fused gate's cases")
+    parser.add_argument("--method", default="cal",
+                        help="the method whose training step is timed: cal, cpl or simgcd (models/methods.py)")
     parser.add_argument("--budget_s", type=float, default=float(os.environ.get("GPU_BENCH_BUDGET_S", "360")),
                         help="skip the cases still waiting after this many seconds")
     parser.add_argument("--case", action="store_true", help=argparse.SUPPRESS)
@@ -440,7 +451,7 @@ def main(argv=None) -> int:
         made = make_jpegs(jpegs, 64 if args.smoke else 3072)
         print(f"made {len(made)} JPEGs in {time.time() - started:.1f} s", flush=True)
     records, errors = [], []
-    for tree, label, case_args, timeout in plan(before, args.smoke, device, jpegs, args.cases):
+    for tree, label, case_args, timeout in plan(before, args.smoke, device, jpegs, args.cases, args.method):
         name = f"{label} {' '.join(case_args)}"
         left = args.budget_s - (time.time() - started)
         if left < 20:
