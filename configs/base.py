@@ -25,7 +25,7 @@ nonfinite_loss = "stop"        # stop: end the run naming the bad term; skip: sk
 # ---------------------------------------------------------------- data
 dataset_root = os.environ.get("DATASET_ROOT", "")  # folder holding <index>_<Type>_<Method>/ class folders
 protocol = 1                   # which classes are known: 1 (19 known), 2 (13 known) or 3 (29 known), from the class table
-classes_file = ""              # class table CSV (index,code,family,method,known_in,...); empty: dataset/owdfa40_classes.csv
+classes_file = ""              # class table CSV (index,code,family,method,known_in,...); empty: OWDFA-40
 known_classes = ()             # known class indices, e.g. (0, 1, 3) or known_classes=0,1,3; empty: use `protocol`
 split_seed = 2025              # seed of the sampling/split generator, independent of `seed`
 split_file = ""                # a run's split.json: train on exactly that split instead of drawing one

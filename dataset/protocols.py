@@ -198,7 +198,7 @@ def load_table(path: str | Path) -> ClassTable:
 
 
 def _folder(row: dict, path: Path, line: int) -> str:
-    folder = (row.get("folder") or "").strip().strip("/")
+    folder = (row.get("folder") or "").strip().rstrip("/")
     if folder.startswith(("/", "~")) or ".." in folder.split("/") or "\\" in folder:
         raise ClassTableError(f"{path} line {line}: folder {folder!r} must be a path below the dataset root "
                               f"with / separators, e.g. IdentitySwap/Deepfakes/faceforensics")

@@ -81,6 +81,7 @@ def test_custom_table_and_known_set(tmp_path):
     ("index,family,method,folder\n0,Real,R,a/b\n1,Swap,A,\n", "must name a distinct folder for every class"),
     ("index,family,method,folder\n0,Real,R,a/b\n1,Swap,A,a/b\n", "must name a distinct folder for every class"),
     ("index,family,method,folder\n0,Real,R,../b\n1,Swap,A,c\n", "line 2: folder '../b' must be a path below"),
+    ("index,family,method,folder\n0,Real,R,a\n1,Swap,A,/abs/c\n", "line 3: folder '/abs/c' must be a path below"),
 ])
 def test_bad_table_is_one_line(tmp_path, text, words):
     path = tmp_path / "bad.csv"
