@@ -117,7 +117,7 @@ def exported(run, tmp_path_factory):
     """The run's last.pt and its folder written by export.py."""
     run_dir, _ = run
     checkpoint, folder = run_dir / "checkpoints" / "last.pt", tmp_path_factory.mktemp("export") / "export"
-    assert export_cli.main([str(run_dir), "--out", str(folder)]) == 0
+    assert export_cli.main(["--ckpt", str(run_dir), "--out", str(folder)]) == 0
     return checkpoint, folder
 
 
@@ -231,7 +231,7 @@ def stub_hub(tmp_path, monkeypatch):
 
 def test_push_and_pull_through_the_hub(exported, stub_hub, mini_root, capsys):
     checkpoint, folder = exported
-    assert export_cli.main([str(checkpoint), "--out", str(folder), "--push_to_hub", "lab/cal-p1"]) == 0
+    assert export_cli.main(["--ckpt", str(checkpoint), "--out", str(folder), "--push_to_hub", "lab/cal-p1"]) == 0
     assert "load it with --ckpt hf://lab/cal-p1" in capsys.readouterr().out
     assert stub_hub.calls[:2] == [("create_repo", "lab/cal-p1", False),
                                   ("upload_folder", "lab/cal-p1", ["README.md", "config.json", "model.safetensors"])]
