@@ -24,7 +24,8 @@ from pathlib import Path
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ckpt", required=True, help="checkpoint file (a run's checkpoints/last.pt or best.pt)")
+    parser.add_argument("--ckpt", required=True, help="checkpoint file (a run's checkpoints/last.pt or best.pt), "
+                        "run directory or export folder")
     parser.add_argument("--k_max", type=int, default=None, help="largest total K tried (default: from 3 x K_known, "
                         "grown by K_known while the best K is the largest tried, up to 10 x K_known)")
     parser.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N (default: the run's)")

@@ -5,16 +5,14 @@
     python test.py --ckpt cal_p1 --classes_file tables/my_classes.csv --batch_size 64 --device cpu
 
 The model and the test split are rebuilt from the config stored in the
-checkpoint, so a checkpoint evaluates to exactly the numbers recorded for its
-epoch on the same kind of device. ``--ckpt`` also takes a run directory, an
-export folder (export.py) or ``hf://REPO_ID[@rev]``. Data with another split
-than the one trained on is refused unless ``--allow_split_change``; a pickle
-checkpoint loads only with ``--trust_checkpoint``. ``--dataset_root`` and
-``--classes_file`` name where the data and the class table are now, if they
-moved. Prints a table (progress bars on stderr); ``--out`` writes the metrics
-to a .json file; ``--save_predictions preds.csv`` writes one row per test image
-and, beside it, per_class.csv and confusion.csv / confusion.png. Both are
-checked before the model loads. Exit codes: 0 done, 2 bad input.
+checkpoint, so it evaluates to the numbers recorded for its epoch on the same
+kind of device. ``--ckpt`` also takes a run directory, an export folder or
+``hf://REPO_ID[@rev]``. Another split than the one trained on is refused unless
+``--allow_split_change``; a pickle loads only with ``--trust_checkpoint``.
+``--dataset_root`` / ``--classes_file``: where data and class table moved to.
+Prints a table (progress on stderr); ``--out`` writes the metrics to a .json
+file, ``--save_predictions`` a .csv row per test image with per_class.csv and
+confusion.csv/.png beside it (both checked first). Exit: 0 done, 2 bad input.
 """
 from __future__ import annotations
 
