@@ -54,8 +54,8 @@ def main(argv) -> int:
             write_card(out, args.push_to_hub)  # the card uploaded names where it is
             try:
                 url = push(out, args.push_to_hub, args.private)
-            except CheckpointError:
-                write_card(out)  # not on the hub: the card must not say it is
+            except BaseException:  # a refused or interrupted push: the card must not claim the hub
+                write_card(out)
                 raise
             print(f"pushed to {args.push_to_hub}: {url}\nload it with --ckpt hf://{args.push_to_hub}")
     except (CheckpointError, OutputError) as err:

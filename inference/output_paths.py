@@ -20,8 +20,10 @@ FILE_SUFFIXES = {".json", ".csv", ".md", ".tex", ".png", ".txt", ".pt", ".safete
 def check_file(path: str | os.PathLike, flag: str, suffix: str, what: str) -> Path:
     """``path`` for ``what`` (e.g. "the metrics as JSON"), a writable file ending in ``suffix``."""
     path = Path(path)
+    if path.is_dir():
+        return check_output(path, flag)  # refuses it: a directory
     if path.suffix.lower() != suffix:
-        example = path.with_suffix(suffix) if path.name and not path.is_dir() else path / f"out{suffix}"
+        example = path.with_suffix(suffix)
         raise OutputError(f"{flag} {path}: writes {what}, so it takes a {suffix} file; name one, e.g. "
                           f"{flag} {example}")
     return check_output(path, flag)

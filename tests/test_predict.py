@@ -237,7 +237,7 @@ def test_push_and_pull_through_the_hub(exported, stub_hub, mini_root, capsys):
                                   ("upload_folder", "lab/cal-p1", ["README.md", "config.json", "model.safetensors"])]
     card = (stub_hub.root / "lab/cal-p1/main/README.md").read_text()
     fingerprint = json.loads((folder / "config.json").read_text())["split_fingerprint"]
-    assert "hf://lab/cal-p1" in card and "OWDFA-40, protocol 1" in card and fingerprint in card
+    assert "hf://lab/cal-p1" in card and "OWDFA-40 protocol 1" in card and fingerprint in card
     images = collect_inputs([str(mini_root / "2_Swap_FaceSwap")])
     pulled = Attributor.load("hf://lab/cal-p1@v1", "cpu").predict_paths(images, progress=False)
     assert stub_hub.calls[-1] == ("snapshot_download", "lab/cal-p1", "v1")
