@@ -33,7 +33,8 @@ def check_info(info, where: Path):
     from utils.config import ConfigError, defaults, merge, validate
 
     def fail(problem: str):
-        raise CheckpointError(f"{where}: {problem}; export the run again with `python export.py --ckpt RUN_DIR --out DIR`")
+        raise CheckpointError(f"{where}: {problem}; export the run again with "
+                              f"`python export.py --ckpt RUN_DIR --out DIR`")
 
     if not isinstance(info, dict):
         fail("is not a JSON object")

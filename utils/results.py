@@ -33,9 +33,9 @@ RUN_ONLY_KEYS = {"seed", "run_dir", "resume", "experiment", "dataset_root", "cro
 # Keys a run may set otherwise and still compare with the paper: the class table's file (the task
 # is judged by its content), how unknown K counts the novel classes (the paper's DPP or the post-hoc
 # estimate), the split's seed, and numerics.
-PAPER_FREE_KEYS = {"classes_file", "known_classes", "novel_k_source", "posthoc_epoch", "prune_start", "prune_max_drop", "prune_anchor_norm",
-                   "prune_optimizer_state", "split_seed", "amp", "fused_gate", "gpu_augment", "sync_batchnorm",
-                   "nonfinite_loss"}
+PAPER_FREE_KEYS = {"classes_file", "known_classes", "novel_k_source", "posthoc_epoch", "prune_start",
+                   "prune_max_drop", "prune_anchor_norm", "prune_optimizer_state", "split_seed", "amp", "fused_gate",
+                   "gpu_augment", "sync_batchnorm", "nonfinite_loss"}
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -110,7 +110,8 @@ def read_run(path: str | Path) -> Run:
         config_text, metrics_text = config_file.read_text(), metrics_file.read_text()
         records = [json.loads(line) for line in metrics_text.splitlines() if line.strip()]
         config = json.loads(config_text)
-        missing = [k for k in ("epochs", "seed", "protocol") if k not in config]
+        missing = [k for k in ("epochs", "seed", "protocol") if k not in config] if isinstance(config, dict) else \
+            ["every key (it is not a JSON object)"]
         done = records[-1]["epoch"] + 1 if records else 0
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise ResultsError(f"{path} has an unreadable config.json or metrics.jsonl ({type(err).__name__}: "
