@@ -9,9 +9,10 @@ and unlabelled, test view, no dropout), sweeps semi-supervised k-means over
 the total K in [K_known, k_max] and scores each K on known classes held out
 of the clustering's labels (utils/k_estimation.py explains the score). Prints
 the chosen novel K, the truth where the split knows it and the error; writes
-``k_curve.png`` and ``k_curve.json`` to ``--out`` (default: the run folder).
-Exit status: 0 estimate made, 2 bad input (checkpoint, config, data),
-3 the features allow no estimate (the reason is printed).
+``k_curve.png`` and ``k_curve.json`` to the folder ``--out`` (default: the run
+folder; checked before any work). Progress bars on stderr: crop check, feature
+extraction, the K sweep. Exit status: 0 estimate made, 2 bad input (checkpoint,
+config, data, --out), 3 the features allow no estimate (the reason is printed).
 """
 from __future__ import annotations
 
@@ -23,14 +24,18 @@ from pathlib import Path
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ckpt", required=True, help="checkpoint file (a run's checkpoints/last.pt or best.pt)")
+    parser.add_argument("--ckpt", required=True, help="checkpoint file (a run's checkpoints/last.pt or best.pt), "
+                        "run directory or export folder")
     parser.add_argument("--k_max", type=int, default=None, help="largest total K tried (default: from 3 x K_known, "
                         "grown by K_known while the best K is the largest tried, up to 10 x K_known)")
     parser.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N (default: the run's)")
     parser.add_argument("--batch_size", type=int, default=None,
                         help="images per forward pass (default: the run's test_batch_size)")
-    parser.add_argument("--out", default=None, help="folder for k_curve.png and k_curve.json (default: the run's)")
+    parser.add_argument("--out", default=None, metavar="DIR",
+                        help="folder for k_curve.png and k_curve.json (created; default: the run's)")
     parser.add_argument("--dataset_root", default=None, help="dataset folder, if it moved since training")
+    parser.add_argument("--classes_file", default=None, metavar="CSV",
+                        help="class table file, if it moved since training (same content)")
     parser.add_argument("--num_workers", type=int, default=None, help="data-loader workers (default: the run's)")
     parser.add_argument("--max_rows", type=int, default=30000,
                         help="cluster a seeded random subset of this many images (default 30000; 0: all)")
@@ -50,37 +55,40 @@ def training_features(args):
     from trainer.evaluation import extract_features
 
     cfg, state = load_for_evaluation(args.ckpt, args.trust_checkpoint, args.dataset_root, args.device,
-                                     args.num_workers)
-    if args.batch_size is not None:
-        cfg.test_batch_size = args.batch_size
+                                     args.num_workers, classes_file=args.classes_file, batch_size=args.batch_size)
     device = resolve_device(cfg.device)
     data = build_data(cfg, train=True)
     method = restore_method(cfg, state, device)
     loader = eval_loader(data, cfg, dataset=train_eval_set(data))
     features, labels = extract_features(method.net.features, method.model, loader, device,
-                                        use_bf16(cfg.amp, cfg.image_size), cfg.channels_last)
+                                        use_bf16(cfg.amp, cfg.image_size), cfg.channels_last, progress=True)
     return features, labels, data.split, device
 
 
 def main(argv) -> int:
     from dataset.split import DatasetError
+    from inference.output_paths import check_folder
+    from inference.predictions import OutputError
     from trainer.checkpoint import CheckpointError
     from utils.config import ConfigError
     from utils.k_estimation import estimate_novel_k
     from utils.plotting import plot_k_curve
     from utils.run_dir import setup_logging
+    from utils.text import printable
 
     args = parse_args(argv)
     setup_logging(None)
+    source = Path(args.ckpt).resolve()
+    out_dir = Path(args.out) if args.out else source if source.is_dir() else source.parent.parent
     try:
+        check_folder(out_dir, "--out", "k_curve.png and k_curve.json")
         features, labels, split, device = training_features(args)
-    except (ConfigError, DatasetError, CheckpointError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (ConfigError, DatasetError, CheckpointError, OutputError) as err:
+        print(f"error: {printable(str(err))}", file=sys.stderr)
         return 2
     estimate = estimate_novel_k(features, labels, split.num_known, args.k_max, seed=args.seed, device=device,
-                                max_rows=args.max_rows or None)
+                                max_rows=args.max_rows or None, progress=True)
     true_novel = split.num_novel_in_test
-    out_dir = Path(args.out) if args.out else Path(args.ckpt).resolve().parent.parent
     out_dir.mkdir(parents=True, exist_ok=True)
     record = {"checkpoint": str(args.ckpt), "num_images": int(len(labels)),
               "num_labelled": int((labels >= 0).sum()), "k_novel_true": true_novel, **estimate.to_dict()}

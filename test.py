@@ -2,15 +2,17 @@
 
     python test.py --ckpt exp/owdfa40_p1/<stamp>/checkpoints/last.pt
     python test.py --ckpt best.pt --dataset_root /data/OWDFA40-Benchmark/data --out metrics.json
+    python test.py --ckpt cal_p1 --classes_file tables/my_classes.csv --batch_size 64 --device cpu
 
 The model and the test split are rebuilt from the config stored in the
-checkpoint, so a checkpoint evaluates to exactly the numbers recorded for its
-epoch on the same kind of device. ``--ckpt`` also takes a run directory, an
-export folder (export.py) or ``hf://REPO_ID[@rev]``. Data with another split
-than the one trained on is refused unless ``--allow_split_change``; a pickle
-checkpoint loads only with ``--trust_checkpoint``. Prints a table; ``--out``
-writes the metrics as JSON; ``--save_predictions preds.csv`` writes one row per
-test image and, beside it, per_class.csv and confusion.csv / confusion.png.
+checkpoint, so it evaluates to the numbers recorded for its epoch on the same
+kind of device. ``--ckpt`` also takes a run directory, an export folder or
+``hf://REPO_ID[@rev]``. Another split than the one trained on is refused unless
+``--allow_split_change``; a pickle loads only with ``--trust_checkpoint``.
+``--dataset_root`` / ``--classes_file``: where data and class table moved to.
+Prints a table (progress on stderr); ``--out`` writes the metrics to a .json
+file, ``--save_predictions`` a .csv row per test image with per_class.csv and
+confusion.csv/.png beside it (both checked first). Exit: 0 done, 2 bad input.
 """
 from __future__ import annotations
 
@@ -25,7 +27,11 @@ def parse_args(argv):
     parser.add_argument("--ckpt", required=True, help="checkpoint file (a run's checkpoints/last.pt or best.pt), "
                         "run directory, export folder or hf://REPO_ID[@rev]")
     parser.add_argument("--dataset_root", default=None, help="dataset folder, if it moved since training")
-    parser.add_argument("--out", default=None, help="write the metrics to this JSON file")
+    parser.add_argument("--classes_file", default=None, metavar="CSV",
+                        help="class table file, if it moved since training (same content)")
+    parser.add_argument("--out", default=None, metavar="JSON", help="write the metrics to this .json file")
+    parser.add_argument("--batch_size", type=int, default=None,
+                        help="images per forward pass (default: the run's test_batch_size)")
     parser.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N (default: the run's)")
     parser.add_argument("--num_workers", type=int, default=None, help="data-loader workers (default: the run's)")
     parser.add_argument("--trust_checkpoint", action="store_true",
@@ -35,7 +41,8 @@ def parse_args(argv):
     parser.add_argument("--allow_class_change", action="store_true",
                         help="evaluate although the class table differs from the one trained with")
     parser.add_argument("--save_predictions", default=None, metavar="CSV",
-                        help="per-image predictions; per_class.csv and confusion.csv/.png go beside it")
+                        help="per-image predictions to this .csv file; per_class.csv and confusion.csv/.png "
+                        "go beside it")
     return parser.parse_args(argv)
 
 
@@ -43,7 +50,8 @@ def main(argv) -> int:
     from dataset.protocols import ClassTableError
     from dataset.split import DatasetError
     from inference.evaluate import evaluate_checkpoint
-    from inference.predictions import OutputError, check_output
+    from inference.output_paths import check_file
+    from inference.predictions import OutputError
     from trainer.checkpoint import CheckpointError
     from trainer.trainer import format_table
     from utils.config import ConfigError
@@ -51,13 +59,16 @@ def main(argv) -> int:
 
     args = parse_args(argv)
     try:
-        for flag, path in (("--out", args.out), ("--save_predictions", args.save_predictions)):
+        for flag, path, suffix, what in (("--out", args.out, ".json", "the metrics as JSON"),
+                                         ("--save_predictions", args.save_predictions, ".csv",
+                                          "one CSV row per test image")):
             if path:
-                check_output(path, flag)
+                check_file(path, flag, suffix, what)
         metrics = evaluate_checkpoint(args.ckpt, args.trust_checkpoint, args.allow_split_change,
                                       args.save_predictions, args.allow_class_change,
                                       dataset_root=args.dataset_root, device=args.device,
-                                      num_workers=args.num_workers)
+                                      num_workers=args.num_workers, classes_file=args.classes_file,
+                                      batch_size=args.batch_size)
     except (ConfigError, ClassTableError, DatasetError, CheckpointError, OutputError) as err:
         print(f"error: {printable(str(err))}", file=sys.stderr)
         return 2

@@ -135,7 +135,7 @@ def run(cfg, state: dict | None, changes: dict | None = None, allow_split_change
     from dataset.protocols import label_space
     from models.backbone import check_backbone, input_normalisation
     from trainer.distributed import broadcast_object, init_distributed, resolve_device
-    from utils.run_dir import RunLock, new_run_dir
+    from utils.run_dir import FreshRunDir, RunLock
 
     # Everything that can be checked without reading an image is checked before anything is created.
     check_dataset_root(cfg.dataset_root)
@@ -150,19 +150,26 @@ def run(cfg, state: dict | None, changes: dict | None = None, allow_split_change
                           f"{dist.world_size} processes; choose a multiple of {dist.world_size}")
     drawn = draw_split(cfg)  # folder listing only; its warnings reach log.txt through the split summary
     check_batch_fits(drawn[0], cfg)
-    lock = None
+    lock = fresh = None
     if dist.is_main:
-        run_path = Path(cfg.resume) if cfg.resume else new_run_dir(cfg)
+        fresh = None if cfg.resume else FreshRunDir(cfg)
+        run_path = Path(cfg.resume) if cfg.resume else fresh.path
         lock = RunLock(run_path)  # one writer per run, until this run ends
     try:
         return train_in(Path(broadcast_object(str(run_path) if dist.is_main else None)), cfg, state, changes,
-                        allow_split_change, lock, dist, device, drawn)
+                        allow_split_change, lock, dist, device, drawn, fresh)
+    except BaseException:
+        if fresh is not None and not fresh.started:  # a failed start leaves nothing that blocks its retry
+            lock.release()
+            fresh.discard()
+        raise
     finally:
         if lock is not None:
             lock.release()
 
 
-def train_in(run_path: Path, cfg, state, changes, allow_split_change: bool, lock, dist, device, drawn) -> int:
+def train_in(run_path: Path, cfg, state, changes, allow_split_change: bool, lock, dist, device, drawn,
+             fresh=None) -> int:
     from dataset.owdfa import build_data
     from trainer.distributed import barrier
     from trainer.trainer import StopSignal, Trainer
@@ -192,6 +199,8 @@ def train_in(run_path: Path, cfg, state, changes, allow_split_change: bool, lock
         trainer = Trainer(cfg, method, data, run_path, dist, device)
         if state is not None:
             trainer.restore(state)
+        if fresh is not None:
+            fresh.started = True
         return trainer.fit(stop)
 
 

@@ -11,7 +11,7 @@ empty or unreadable file, one that is not a regular file (a named pipe,
 device or socket is never opened, so it cannot block), a symlink loop, a
 non-image with an image extension, a truncated JPEG/PNG (the pixels are
 loaded in full, with Pillow's ``LOAD_TRUNCATED_IMAGES`` off) or more than
-``max_pixels`` pixels.
+``max_pixels`` pixels (MAX_PIXELS: the message names the size to downscale to).
 """
 from __future__ import annotations
 
@@ -46,6 +46,13 @@ class UnreadableImage(Exception):
         super().__init__(f"{self.path}: {reason}")
 
 
+def too_large(width: int, height: int, max_pixels: int = MAX_PIXELS) -> str:
+    """The reason for an image over the pixel limit, with the size that fits under it."""
+    scale = (max_pixels / (width * height)) ** 0.5
+    return (f"too large: {width}x{height} = {width * height / 1e6:.1f} MP, over the {max_pixels / 1e6:.1f} MP "
+            f"limit; downscale it to {int(width * scale)}x{int(height * scale)} or less to use it")
+
+
 def read_rgb(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Decode ``path`` completely into a writable HxWx3 uint8 RGB array."""
     if ImageFile.LOAD_TRUNCATED_IMAGES:
@@ -61,8 +68,7 @@ def read_rgb(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndarra
                 image = Image.open(f)
             width, height = image.size
             if width * height > max_pixels:
-                raise UnreadableImage(path, f"too large: {width}x{height} = {width * height / 1e6:.0f} MP "
-                                            f"> limit {max_pixels / 1e6:.0f} MP (raise max_pixels to accept it)")
+                raise UnreadableImage(path, too_large(width, height, max_pixels))
             image.load()
     except UnreadableImage:
         raise

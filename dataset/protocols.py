@@ -284,3 +284,17 @@ def label_map(protocol: int | LabelSpace) -> dict[int, int]:
 def label_names(protocol: int | LabelSpace) -> list[str]:
     """Display name of each model label, e.g. ``"S1 Deepfakes"``."""
     return _space(protocol).label_names
+
+
+def owdfa40_protocol(cfg) -> int | None:
+    """The OWDFA-40 protocol whose task ``cfg`` (a config or its dict) trains on, judged by
+    content: its class table's rows (label, index, name, family, known, real) have that
+    protocol's fingerprint, whatever file holds them. None for any other task, or a class
+    table that cannot be read any more."""
+    try:
+        rows = label_space(cfg).class_rows()
+    except (ClassTableError, OSError, KeyError, ValueError):
+        return None
+    fingerprint = class_fingerprint(rows)
+    return next((p for p in OWDFA40.protocols if class_fingerprint(OWDFA40.protocol(p).class_rows()) == fingerprint),
+                None)

@@ -14,19 +14,26 @@ from inference.loading import check_class_table, load_model_state, restore_metho
 
 def load_for_evaluation(ckpt: str, trust: bool = False, dataset_root: str | None = None,
                         device: str | None = None, num_workers: int | None = None,
-                        allow_class_change: bool = False):
+                        allow_class_change: bool = False, classes_file: str | None = None,
+                        batch_size: int | None = None):
     """Config and checkpoint state of any model source, checked against this code's class table
-    (its fingerprint: see ``inference.loading.check_class_table``)."""
+    (its fingerprint: see ``inference.loading.check_class_table``). The flags' values replace the
+    recorded ones: dataset folder, device, workers, class table file (moved, same content), and
+    ``batch_size`` the evaluation batch (test_batch_size)."""
     from dataset.protocols import label_space
     from utils.config import ConfigError, defaults, merge, validate
 
     state = load_model_state(ckpt, trust=trust, allow_class_change=allow_class_change)
     overrides = {k: v for k, v in (("dataset_root", dataset_root), ("device", device),
-                                   ("num_workers", num_workers)) if v is not None}
+                                   ("num_workers", num_workers), ("classes_file", classes_file),
+                                   ("test_batch_size", batch_size)) if v is not None}
     cfg = merge(merge(defaults(), state["config"], ckpt), overrides, "the command line")
     cfg.pretrained = False  # the weights come from the checkpoint
     cfg.resume = ""
     validate(cfg)
+    if cfg.classes_file and not Path(cfg.classes_file).expanduser().is_file():
+        raise ConfigError(f"the class table {cfg.classes_file} that {ckpt} was trained with is not there; "
+                          f"pass where it is now with --classes_file CSV")
     space = label_space(cfg)
     if state["num_classes"] != space.num_classes or state["num_known"] != space.num_known:
         raise ConfigError(f"checkpoint {ckpt} was trained with {state['num_classes']} classes, "
@@ -47,7 +54,8 @@ def run_split_json(ckpt: str) -> Path:
 def evaluate_checkpoint(ckpt: str, trust: bool = False, allow_split_change: bool = False,
                         save_predictions: str | None = None, allow_class_change: bool = False,
                         **overrides) -> dict:
-    """Test-split metrics of ``ckpt`` (``overrides``: dataset_root, device, num_workers);
+    """Test-split metrics of ``ckpt`` (``overrides``: dataset_root, device, num_workers,
+    classes_file, batch_size: ``load_for_evaluation``);
     with ``save_predictions`` also the report files of ``inference.evaluation_report``."""
     from dataset.owdfa import build_data, eval_loader
     from dataset.split_file import verify_split
@@ -65,7 +73,7 @@ def evaluate_checkpoint(ckpt: str, trust: bool = False, allow_split_change: bool
         print(f"warning: {change}; evaluating anyway (--allow_split_change)", file=sys.stderr)
     method = restore_method(cfg, state, device)
     out = predict(method.predict, method.model, eval_loader(data, cfg), device, use_bf16(cfg.amp, cfg.image_size),
-                  cfg.channels_last)
+                  cfg.channels_last, progress=True)
     metrics = prediction_metrics(out, data.split.num_known)
     # found unreadable at the image check (left out of the split) or only when read: counted alike
     metrics["unreadable_test_images"] += len(data.record.left_out)

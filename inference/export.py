@@ -57,7 +57,7 @@ def export_info(state: dict) -> dict:
 
 def export_checkpoint(checkpoint: str | Path, out: str | Path, trust: bool = False) -> Path:
     """Write the export folder of ``checkpoint`` to ``out``; returns ``out``."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     state = load_checkpoint(checkpoint, trust=trust)
     info = export_info(state)
@@ -65,16 +65,19 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, trust: bool = Fal
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     weights = {k: v.detach().cpu().contiguous() for k, v in state["model"].items()}
-    # the weights file keeps its own copy of the class table, to name what an edit of config.json changed
-    save_file(weights, str(out / WEIGHTS), metadata={"format": EXPORT_FORMAT, "classes": json.dumps(info["classes"]),
-                                                     "class_fingerprint": info["class_fingerprint"]})
+    # the weights file keeps its own copy of the class table, to name what an edit of config.json changed;
+    # written as any file is (the umask's mode, 0644 under the usual 022), so the export can be shared
+    (out / WEIGHTS).write_bytes(save(weights, metadata={"format": EXPORT_FORMAT,
+                                                        "classes": json.dumps(info["classes"]),
+                                                        "class_fingerprint": info["class_fingerprint"]}))
     (out / CONFIG).write_text(json.dumps(info, indent=2) + "\n")
     write_card(out)
     return out
 
 
-def write_card(folder: str | Path, repo_id: str = "REPO_ID") -> None:
-    """(Re)write the export's README.md, its commands naming ``repo_id``."""
+def write_card(folder: str | Path, repo_id: str | None = None) -> None:
+    """(Re)write the export's README.md; its commands load ``repo_id`` from the hub when given
+    (once it is pushed there), else the folder."""
     folder = Path(folder)
     (folder / CARD).write_text(model_card(json.loads((folder / CONFIG).read_text()), repo_id))
 
@@ -91,12 +94,12 @@ def read_export(folder: str | Path, allow_class_change: bool = False) -> dict:
     missing = [name for name in (WEIGHTS, CONFIG) if not (folder / name).is_file()]
     if missing:
         raise CheckpointError(f"{folder} is not a complete export: {', '.join(missing)} missing; "
-                              f"write one with `python export.py RUN_DIR --out {folder}`")
+                              f"write one with `python export.py --ckpt RUN_DIR --out {folder}`")
     try:
         info = json.loads((folder / CONFIG).read_text())
     except (ValueError, OSError) as err:
         raise CheckpointError(f"export {folder} cannot be read ({type(err).__name__}: {err}); export it again "
-                              f"with `python export.py RUN_DIR --out {folder}`") from err
+                              f"with `python export.py --ckpt RUN_DIR --out {folder}`") from err
     if not isinstance(info, dict) or info.get("format") != EXPORT_FORMAT:
         found = info.get("format") if isinstance(info, dict) else None
         raise CheckpointError(f"{folder / CONFIG} has format {found!r}, not {EXPORT_FORMAT!r}: it "
@@ -111,7 +114,7 @@ def read_export(folder: str | Path, allow_class_change: bool = False) -> dict:
         model = check_weights(folder / WEIGHTS, cfg, info)
     except (SafetensorError, OSError) as err:
         raise CheckpointError(f"export {folder} cannot be read ({type(err).__name__}: {err}); export it again "
-                              f"with `python export.py RUN_DIR --out {folder}`") from err
+                              f"with `python export.py --ckpt RUN_DIR --out {folder}`") from err
     return {**info, "model": model, "source": str(folder)}
 
 
@@ -134,33 +137,49 @@ def _percent(value) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}"
 
 
-def model_card(info: dict, repo_id: str = "REPO_ID") -> str:
-    """A Markdown model card (Hugging Face front matter) for an export."""
+def task_of(config: dict) -> tuple[str, str]:
+    """(class table, task) a run's config names: ``("OWDFA-40", "protocol 1")`` or, for a custom
+    table with a known set, ``("my_classes.csv", "known 0,3,8")``."""
+    table = Path(config["classes_file"]).name if config.get("classes_file") else "OWDFA-40"
+    known = sorted(config.get("known_classes") or ())
+    return table, ("known " + ",".join(map(str, known)) if known else f"protocol {config['protocol']}")
+
+
+def model_card(info: dict, repo_id: str | None = None) -> str:
+    """A Markdown model card (Hugging Face front matter) for an export, from its config.json: the
+    run's own class table, task, data and metrics; hub commands only for a ``repo_id`` pushed to."""
     from models.methods import METHODS
 
     cfg, metrics = info["config"], info["metrics"]
     method = METHODS[cfg.get("method", "cal")]
+    table, task = task_of(cfg)
     known = [c["name"] for c in info["classes"] if c["known"]]
     novel = [c["name"] for c in info["classes"] if not c["known"]]
     named = [f"| {a['prototype']} | {a['name']} | {a['images']} of {a['predicted']} |"
              for a in info["cluster_assignment"] if a["prototype"] >= info["num_known"]]
     selection = ("best epoch by all_acc on the test set (optimistic)" if info["selected_on_test_set"]
                  else "last epoch")
+    source = f"hf://{repo_id}" if repo_id else "EXPORT_DIR"
+    data_root = Path(cfg["dataset_root"]).name if cfg.get("dataset_root") else "not recorded"
     lines = [
         "---", "library_name: pytorch", "tags:", "- deepfake-attribution", "- open-world", "- safetensors", "---",
-        "", f"# {method.NAME} deepfake attribution: OWDFA-40 protocol {info['protocol']}", "",
+        "", f"# {method.NAME} deepfake attribution: {table} {task}", "",
         f"Open-world deepfake attribution with {method.NAME} ({method.TITLE}): a {cfg['backbone']} backbone"
         f"{' with frequency attention' if method.FREQUENCY_ATTENTION and cfg['frequency_attention'] else ''} "
         f"and {info['valid_prototypes']} valid prototypes "
         f"({info['num_known']} known classes; {'unknown' if cfg['unknown_k'] else 'known'} number of novel "
         "classes).", "",
         "## Data", "",
-        f"OWDFA-40, protocol {info['protocol']}: {len(known)} known (labelled) and {len(novel)} novel classes; "
-        f"split seed {cfg['split_seed']}, face crop {'on' if cfg['crop_face'] else 'off'}, "
-        f"{cfg['image_size']} px input. Split fingerprint: `{info['split_fingerprint'] or 'not recorded'}`.", "",
+        f"Class table {table} ({info['num_classes']} classes), {task}: {len(known)} known (labelled) and "
+        f"{len(novel)} novel classes; images from the dataset folder `{data_root}`, split seed "
+        f"{cfg['split_seed']}, face crop {'on' if cfg['crop_face'] else 'off'}, {cfg['image_size']} px input. "
+        f"Split fingerprint: `{info['split_fingerprint'] or 'not recorded'}`; class table fingerprint: "
+        f"`{info.get('class_fingerprint') or 'not recorded'}`.", "",
         f"Known classes: {', '.join(known)}.", "",
+        f"Novel classes: {', '.join(novel) or 'none'}.", "",
         "## Metrics", "",
-        f"Test split, epoch {info['epoch']} ({selection}).", "",
+        f"Test split of that data, epoch {info['epoch']} ({selection}"
+        f"{'' if metrics.get('num_test') is None else ', ' + str(metrics['num_test']) + ' test images'}).", "",
         "| all ACC | known ACC | novel ACC | NMI | ARI |", "|---|---|---|---|---|",
         "| " + " | ".join(_percent(metrics.get(k)) for k in ("all_acc", "known_acc", "novel_acc", "nmi", "ari"))
         + " |", "",
@@ -170,8 +189,8 @@ def model_card(info: dict, repo_id: str = "REPO_ID") -> str:
         "| prototype | shown as | images |", "|---|---|---|", *named, "",
         "## Use", "",
         "```bash",
-        f"python predict.py --ckpt hf://{repo_id} IMAGE_OR_FOLDER... --out predictions.csv",
-        f"python test.py --ckpt hf://{repo_id} --dataset_root /path/to/OWDFA40/data",
+        f"python predict.py --ckpt {source} IMAGE_OR_FOLDER... --out predictions.csv",
+        f"python test.py --ckpt {source} --dataset_root /path/to/{data_root if cfg.get('dataset_root') else 'data'}",
         "```", "",
     ]
     return "\n".join(lines)

@@ -33,7 +33,8 @@ def check_info(info, where: Path):
     from utils.config import ConfigError, defaults, merge, validate
 
     def fail(problem: str):
-        raise CheckpointError(f"{where}: {problem}; export the run again with `python export.py RUN_DIR --out DIR`")
+        raise CheckpointError(f"{where}: {problem}; export the run again with "
+                              f"`python export.py --ckpt RUN_DIR --out DIR`")
 
     if not isinstance(info, dict):
         fail("is not a JSON object")
@@ -78,7 +79,7 @@ def check_weights(weights: Path, cfg, info: dict) -> dict:
     from models.methods import create_network
 
     def fail(problem: str):
-        raise CheckpointError(f"{weights}: {problem}; export the run again with `python export.py RUN_DIR --out "
+        raise CheckpointError(f"{weights}: {problem}; export the run again with `python export.py --ckpt RUN_DIR --out "
                               f"{weights.parent}`")
 
     with torch.device("meta"):

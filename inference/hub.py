@@ -36,8 +36,12 @@ def _offline() -> bool:
     return constants.is_offline_mode()
 
 
-def check_reachable(timeout: float = REACH_TIMEOUT_S) -> None:
-    """Open (and close) a TCP connection to the hub endpoint, or raise ``HubError``."""
+DOWNLOAD_ADVICE = "check the network, or copy the export folder here and pass it as --ckpt DIR"
+UPLOAD_ADVICE = "check the network (or HF_ENDPOINT), then run export.py --push_to_hub again"
+
+
+def check_reachable(advice: str = DOWNLOAD_ADVICE, timeout: float = REACH_TIMEOUT_S) -> None:
+    """Open (and close) a TCP connection to the hub endpoint, or raise ``HubError`` ending in ``advice``."""
     from huggingface_hub import constants
 
     url = urlparse(constants.ENDPOINT)
@@ -45,8 +49,7 @@ def check_reachable(timeout: float = REACH_TIMEOUT_S) -> None:
     try:
         socket.create_connection((url.hostname, port), timeout=timeout).close()
     except OSError as err:
-        raise HubError(f"cannot reach the Hugging Face hub at {constants.ENDPOINT} ({err}); check the network, "
-                       f"or copy the export folder here and pass it as --ckpt DIR") from None
+        raise HubError(f"cannot reach the Hugging Face hub at {constants.ENDPOINT} ({err}); {advice}") from None
 
 
 def download(source: str) -> Path:
@@ -61,7 +64,7 @@ def download(source: str) -> Path:
                                    etag_timeout=REACH_TIMEOUT_S)
     except Exception as err:  # the hub client raises many types (HTTP, not found, offline cache miss)
         raise HubError(f"cannot download {source} ({type(err).__name__}: {_first_line(err)}); check the repo id "
-                       f"and revision, the network and your token (huggingface-cli login)") from None
+                       f"and revision, the network and your token (`hf auth login`)") from None
     return Path(folder)
 
 
@@ -73,16 +76,32 @@ def push(folder: str | Path, repo_id: str, private: bool = False) -> str:
     parse_source(repo_id)
     if _offline():
         raise HubError("HF_HUB_OFFLINE is set: unset it to push to the hub")
-    check_reachable()
+    check_reachable(UPLOAD_ADVICE)
     api = HfApi()
     try:
         api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
         commit = api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="model",
                                    allow_patterns=EXPORT_FILES, commit_message="Upload CAL export")
-    except Exception as err:  # HTTP and authentication errors of the hub client
-        raise HubError(f"cannot push {folder} to {repo_id} ({type(err).__name__}: {_first_line(err)}); log in "
-                       f"with `huggingface-cli login` (or set HF_TOKEN) with write access to {repo_id}") from None
+    except Exception as err:  # HTTP, authentication and connection errors of the hub client
+        raise HubError(f"cannot push {folder} to {repo_id} ({type(err).__name__}: {_first_line(err)}); "
+                       f"{upload_advice(err, repo_id)}") from None
     return str(getattr(commit, "commit_url", commit))
+
+
+def upload_advice(err: Exception, repo_id: str) -> str:
+    """What to do about a failed upload: log in (no or a read-only token), fix the repo id
+    (not found, invalid, not yours), or retry once the network is back."""
+    status = getattr(getattr(err, "response", None), "status_code", None)
+    kind = type(err).__name__
+    if status in (401, 403) or kind == "LocalTokenNotFoundError":
+        return (f"log in with `hf auth login` (or set HF_TOKEN) using a token with write access to "
+                f"{repo_id.split('/')[0]}")
+    if status == 404 or kind in ("RepositoryNotFoundError", "HFValidationError"):
+        return (f"check the repo id {repo_id!r}: OWNER must be your user name or an organisation you can "
+                f"write to, NAME letters, digits, '-', '_' or '.'")
+    if isinstance(err, (OSError, TimeoutError)) or "Connect" in kind or "Timeout" in kind:
+        return UPLOAD_ADVICE
+    return "check the repo id, your token (`hf auth login`, or HF_TOKEN) and the network, then push again"
 
 
 def _first_line(err: Exception) -> str:

@@ -47,7 +47,8 @@ def load_model_state(source: str, trust: bool = False, allow_class_change: bool 
         raise CheckpointError(f"{source} is a folder but neither an export (model.safetensors + config.json) nor "
                               f"a run directory (checkpoints/last.pt); pass one of those or a .pt checkpoint")
     state = load_checkpoint(path, trust=trust)
-    state.setdefault("classes", class_table(space_of(state["config"])))  # written before checkpoints held it
+    if "classes" not in state:  # written before checkpoints held it (reads classes_file only then)
+        state["classes"] = class_table(space_of(state["config"]))
     return state
 
 

@@ -4,9 +4,13 @@
     SEEDS="2025 2026 2027" bash scripts/train.sh && python scripts/aggregate.py exp/owdfa40_p?/*/
 
 Runs are grouped by task (OWDFA-40 protocol, or a custom class table with its
-protocol or known set) and K setting; each group gives the last epoch's All /
-Known / Novel ACC, NMI, ARI and estimated total K as mean ± sample std, the
-paper's numbers where they exist, and a per-run table. Prints the Markdown.
+protocol or known set), K setting, split and the config keys that change
+results (utils/results.py); each group gives the last epoch's All / Known /
+Novel ACC, NMI, ARI and estimated total K as mean ± sample std, the paper's
+numbers for OWDFA-40 runs on the paper's recipe, and a per-run table. Prints
+the Markdown. A folder that is not a finished run, or a run given twice, is
+left out and named on stderr. Exit codes: 0 done, 2 no finished run or a bad
+--out / --latex.
 """
 from __future__ import annotations
 
@@ -16,8 +20,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from utils.results import (ResultsError, group_runs, latex, markdown, notes, per_run_rows,  # noqa: E402
-                           read_run, summary_rows)
+from dataset.protocols import owdfa40_protocol  # noqa: E402
+from inference.output_paths import check_file  # noqa: E402
+from inference.predictions import OutputError  # noqa: E402
+from utils.results import group_runs, latex, markdown, notes, per_run_rows, read_runs, summary_rows  # noqa: E402
 
 CAPTION = ("Last-epoch test results, mean ± sample std over seeds (accuracies, NMI and ARI in %; "
            "est. total K: known + estimated novel classes).")
@@ -26,14 +32,25 @@ CAPTION = ("Last-epoch test results, mean ± sample std over seeds (accuracies, 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dirs", nargs="+", help="run directories (exp/<experiment>/<timestamp>)")
-    parser.add_argument("--out", default=None, help="also write the Markdown here")
-    parser.add_argument("--latex", default=None, help="write LaTeX (booktabs) tables here")
+    parser.add_argument("--out", default=None, help="also write the Markdown to this .md file")
+    parser.add_argument("--latex", default=None, help="write LaTeX (booktabs) tables to this .tex file")
     args = parser.parse_args(argv)
     try:
-        groups = group_runs([read_run(path) for path in args.run_dirs])
-    except ResultsError as err:
+        for flag, path, suffix, what in (("--out", args.out, ".md", "the tables as Markdown"),
+                                         ("--latex", args.latex, ".tex", "the tables as LaTeX")):
+            if path:
+                check_file(path, flag, suffix, what)
+    except OutputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    runs, skipped = read_runs(args.run_dirs)
+    for reason in skipped:
+        print(f"skipped: {reason}", file=sys.stderr)
+    if not runs:
+        print(f"error: none of the {len(args.run_dirs)} folders is a finished run; pass run directories "
+              f"(exp/<experiment>/<timestamp>) with config.json and a complete metrics.jsonl", file=sys.stderr)
+        return 2
+    groups = group_runs(runs, owdfa40_protocol)
     summary, per_run = summary_rows(groups), per_run_rows(groups)
     parts = [markdown(*summary), "Per run:", markdown(*per_run)]
     if group_notes := notes(groups):

@@ -18,6 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from dataset.split import DatasetError  # noqa: E402
 from dataset.split_file import read_split_json  # noqa: E402
+from inference.output_paths import check_file  # noqa: E402
+from inference.predictions import OutputError  # noqa: E402
 from utils.results import (ResultsError, comparison_rows, group_runs, markdown, read_run,  # noqa: E402
                            split_conflicts)
 
@@ -36,15 +38,17 @@ def fingerprint(run_path: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dirs", nargs="+", help="run directories (exp/<experiment>/<timestamp>)")
-    parser.add_argument("--out", default=None, help="also write the Markdown table here")
+    parser.add_argument("--out", default=None, help="also write the Markdown table to this .md file")
     args = parser.parse_args(argv)
     try:
+        if args.out:
+            check_file(args.out, "--out", ".md", "the table as Markdown")
         runs = [read_run(path) for path in args.run_dirs]
         fingerprints = {r.path: fingerprint(r.path) for r in runs}
-    except (ResultsError, DatasetError) as err:
+    except (ResultsError, DatasetError, OutputError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    groups = group_runs(runs)
+    groups = group_runs(runs, by_settings=False)  # one row per method; its split is checked below
     if conflicts := split_conflicts(groups, fingerprints):
         print("error: refusing to compare runs trained on different splits; " + " | ".join(conflicts)
               + "; retrain them with one split_file=RUN/split.json", file=sys.stderr)

@@ -1,13 +1,17 @@
-"""scripts/aggregate.py on hand-made run directories: grouping, mean ± sample std, LaTeX."""
+"""scripts/aggregate.py on hand-made run directories: grouping (by task, split and settings),
+mean ± sample std, LaTeX, each run counted once, bad folders named, and the paper's numbers only
+beside OWDFA-40 runs on the paper's recipe."""
 import json
+import shutil
 
 import pytest
-from conftest import run_cli
+from conftest import REPO, run_cli
 
 from utils.results import mean_std
 
 
-def make_run(root, name, seed, last, protocol=1, unknown_k=False, epochs=2, **config):
+def make_run(root, name, seed, last, protocol=1, unknown_k=False, epochs=50, **config):
+    """A finished run's config.json and metrics.jsonl (by default on the paper's schedule)."""
     run = root / name
     run.mkdir(parents=True)
     cfg = {"protocol": protocol, "unknown_k": unknown_k, "seed": seed, "epochs": epochs, "classes_file": "",
@@ -65,13 +69,78 @@ def test_groups_means_paper_and_latex(runs, tmp_path):
     assert "2026 & 84.0 & 94.0 & 74.0 & 62.0 & 25.0" in per_seed
 
 
-def test_mixed_configs_are_noted_and_unfinished_runs_refused(tmp_path):
+def summary_of(stdout):
+    """{label, K: cells} of the printed summary table."""
+    return {tuple(c.strip() for c in line.split("|")[1:3]): [c.strip() for c in line.split("|")[1:-1]]
+            for line in stdout.split("Per run:")[0].splitlines()[2:] if line.startswith("|")}
+
+
+def test_runs_with_other_settings_form_their_own_labelled_group(tmp_path):
     a = make_run(tmp_path, "a", 2025, acc(0.8, 0.9, 0.7))
-    b = make_run(tmp_path, "b", 2026, acc(0.8, 0.9, 0.7), lr=1e-3)
+    b = make_run(tmp_path, "b", 2026, acc(0.6, 0.9, 0.7), lr=1e-3)
     result = run_cli("scripts/aggregate.py", str(a), str(b))
-    assert result.returncode == 0 and "P1, known K: its runs differ in lr" in result.stdout
+    assert result.returncode == 0, result.stderr
+    rows = summary_of(result.stdout)
+    assert rows[("P1 [lr=0.0002]", "known K")][3] == "80.0" and rows[("P1 [lr=0.001]", "known K")][3] == "60.0"
+    assert "P1 [lr=0.001], known K: kept apart from the other P1 runs by lr=0.001" in result.stdout
+    assert "lr 0.001 (paper 0.0002)" in result.stdout, "the lr=1e-3 run is not the paper's recipe"
+
+
+def test_runs_on_other_data_are_not_averaged(tmp_path):
+    a = make_run(tmp_path, "a", 2025, acc(0.8, 0.9, 0.7))
+    b = make_run(tmp_path, "b", 2026, acc(0.4, 0.9, 0.7))
+    for run, fingerprint in ((a, "aaaa1111" * 8), (b, "bbbb2222" * 8)):
+        (run / "split.json").write_text(json.dumps({"fingerprint": fingerprint, "images": []}))
+    result = run_cli("scripts/aggregate.py", str(a), str(b))
+    rows = summary_of(result.stdout)
+    assert rows[("P1 [split aaaa1111]", "known K")][3] == "80.0"
+    assert rows[("P1 [split bbbb2222]", "known K")][3] == "40.0"
+
+
+def test_a_run_given_twice_or_copied_counts_once(tmp_path):
+    a = make_run(tmp_path, "a", 2025, acc(0.8, 0.9, 0.7))
+    b = make_run(tmp_path, "b", 2026, acc(0.6, 0.8, 0.5))
+    copy = shutil.copytree(a, tmp_path / "copy_of_a")
+    result = run_cli("scripts/aggregate.py", str(a), f"{a}/../a", str(b), str(copy))
+    assert result.returncode == 0, result.stderr
+    assert summary_of(result.stdout)[("P1", "known K")][2:4] == ["2025, 2026", "70.0 ± 14.1"]
+    assert result.stderr.count("is the same run as") == 2 and f"{copy} is the same run as {a}" in result.stderr
+
+
+def test_bad_folders_are_named_and_skipped(tmp_path):
+    good = make_run(tmp_path, "good", 2025, acc(0.8, 0.9, 0.7))
+    (tmp_path / "notes").mkdir()
+    broken = make_run(tmp_path, "broken", 2026, acc(0.8, 0.9, 0.7))
+    (broken / "metrics.jsonl").write_text("{not json\n")
     unfinished = make_run(tmp_path, "c", 2025, acc(0.8, 0.9, 0.7), epochs=2)
     (unfinished / "config.json").write_text(json.dumps({**json.loads((unfinished / "config.json").read_text()),
                                                          "epochs": 5}))
-    result = run_cli("scripts/aggregate.py", str(a), str(unfinished))
-    assert result.returncode == 2 and "unfinished (2 of 5 epochs)" in result.stderr and "--resume" in result.stderr
+    result = run_cli("scripts/aggregate.py", str(tmp_path / "notes"), str(good), str(broken), str(unfinished))
+    assert result.returncode == 0 and summary_of(result.stdout)[("P1", "known K")][2] == "2025"
+    lines = result.stderr.splitlines()
+    assert len(lines) == 3 and all(line.startswith("skipped: ") for line in lines)
+    assert f"{tmp_path / 'notes'} is not a run directory" in lines[0]
+    assert f"{broken} has an unreadable config.json or metrics.jsonl (JSONDecodeError" in lines[1]
+    assert "unfinished (2 of 5 epochs)" in lines[2] and "--resume" in lines[2]
+    result = run_cli("scripts/aggregate.py", str(tmp_path / "notes"), str(unfinished))
+    assert result.returncode == 2 and "error: none of the 2 folders is a finished run" in result.stderr
+
+
+def test_paper_numbers_only_for_owdfa40_on_the_papers_recipe(tmp_path):
+    table = tmp_path / "owdfa40_copy.csv"
+    shutil.copy(REPO / "dataset" / "owdfa40_classes.csv", table)
+    mini = make_run(tmp_path, "mini", 2025, acc(0.4, 0.7, 0.3), epochs=1, budget_known=12)
+    copy = make_run(tmp_path, "copy", 2025, acc(0.8, 0.9, 0.7), classes_file=str(table))
+    result = run_cli("scripts/aggregate.py", str(mini), str(copy))
+    rows = summary_of(result.stdout)
+    assert rows[("owdfa40_copy.csv P1", "known K")][9] == "88.3 / 98.0 / 76.5", "the same table by content"
+    mini_row = next(cells for (label, _), cells in rows.items() if label.startswith("P1"))
+    assert mini_row[9] == ""
+    assert "no paper numbers, its recipe is not the paper's: budget_known 12 (paper 2000), epochs 1 (paper 50)" \
+        in result.stdout
+
+
+def test_out_and_latex_must_have_their_extension(runs, tmp_path):
+    result = run_cli("scripts/aggregate.py", *map(str, runs), "--out", str(tmp_path / "r.tex"))
+    assert result.returncode == 2 and "--out" in result.stderr and "takes a .md file" in result.stderr
+    assert not result.stdout

@@ -52,7 +52,7 @@ def test_test_py_export_and_predict_serve_the_baseline(baseline, mini_root, tmp_
     assert json.loads(out.read_text())["all_acc"] == metrics_without_time(whole)[-1]["all_acc"]
 
     folder = tmp_path / "export"
-    assert export_cli.main([str(whole), "--out", str(folder)]) == 0
+    assert export_cli.main(["--ckpt", str(whole), "--out", str(folder)]) == 0
     assert json.loads((folder / "config.json").read_text())["config"]["method"] == method
     images = collect_inputs([str(mini_root / "35_Generate_PixArt")])
     from_checkpoint = Attributor.load(str(whole / "checkpoints" / "last.pt"), "cpu").predict_paths(images,

@@ -88,3 +88,34 @@ def test_a_swapped_class_table_is_refused_naming_the_rows(custom_run, tmp_path, 
     assert test_py.main(["--ckpt", str(tmp_path / "last.pt"), "--save_predictions", str(preds),
                          "--allow_class_change"]) == 0
     assert "evaluating with it (--allow_class_change)" in capsys.readouterr().err
+
+
+def test_test_py_takes_a_moved_class_table_and_a_batch_size(custom_run, tmp_path, capsys, monkeypatch):
+    import dataset.owdfa
+
+    run_dir, _ = custom_run
+    state = load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    moved = tmp_path / "tables" / "my_classes.csv"
+    moved.parent.mkdir()
+    shutil.copy(state["config"]["classes_file"], moved)
+    state["config"]["classes_file"] = str(tmp_path / "gone" / "my_classes.csv")  # the table moved since
+    save_atomic(state, tmp_path / "last.pt")
+    assert test_py.main(["--ckpt", str(tmp_path / "last.pt")]) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "is not there" in error and "--classes_file CSV" in error and "classes_file=" not in error
+    batches = []
+    loader = dataset.owdfa.eval_loader
+    monkeypatch.setattr(dataset.owdfa, "eval_loader", lambda data, cfg, **kw: batches.append(cfg.test_batch_size)
+                        or loader(data, cfg, **kw))
+    out = tmp_path / "eval.json"
+    assert test_py.main(["--ckpt", str(tmp_path / "last.pt"), "--classes_file", str(moved), "--batch_size", "5",
+                         "--out", str(out)]) == 0
+    assert batches == [5] and json.loads(out.read_text())["label_space"] == "my_classes.csv known 0,3,8"
+
+
+@pytest.mark.parametrize("flag, name, message", [("--out", "metrics.csv", "takes a .json file"),
+                                                 ("--save_predictions", "preds.json", "takes a .csv file")])
+def test_test_py_outputs_must_have_their_kind(tmp_path, capsys, flag, name, message):
+    assert test_py.main(["--ckpt", str(tmp_path / "missing.pt"), flag, str(tmp_path / name)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "\n" not in error and message in error and f"e.g. {flag} " in error

@@ -135,4 +135,6 @@ def test_cmyk_jpeg(tmp_path):
 def test_pixel_limit(tmp_path):
     Image.new("RGB", (2000, 1000)).save(tmp_path / "big.png")
     assert read_rgb(tmp_path / "big.png").shape == (1000, 2000, 3)
-    assert "too large" in _reason(tmp_path / "big.png", max_pixels=1_000_000)
+    reason = _reason(tmp_path / "big.png", max_pixels=1_000_000)
+    assert reason == "too large: 2000x1000 = 2.0 MP, over the 1.0 MP limit; downscale it to 1414x707 or less to use it"
+    assert "max_pixels" not in reason, "name a remedy a user has"

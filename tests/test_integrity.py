@@ -29,7 +29,7 @@ ODD = os.fsdecode(b"bad_\xff\xfe.png")
 @pytest.fixture(scope="module")
 def export_dir(known_k_run, tmp_path_factory):
     folder = tmp_path_factory.mktemp("integrity") / "export"
-    assert export_cli.main([str(known_k_run[0]), "--out", str(folder)]) == 0
+    assert export_cli.main(["--ckpt", str(known_k_run[0]), "--out", str(folder)]) == 0
     return folder
 
 

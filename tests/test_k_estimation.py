@@ -193,6 +193,7 @@ def test_cli_on_a_one_epoch_checkpoint_says_why_there_is_no_estimate(tiny_checkp
     assert record["degenerate"] and record["k_novel"] is None and record["k_novel_true"] == 22
     assert "form no clusters" in record["message"] and record["message"] in result.stderr
     assert record["num_images"] == 379 and record["num_labelled"] == 135  # the TINY split of the mini tree
+    assert "features: 100%" in result.stderr, "feature extraction shows its progress"
 
 
 def test_cli_prints_the_estimate_and_writes_the_curve(monkeypatch, tmp_path, capsys):
@@ -202,7 +203,8 @@ def test_cli_prints_the_estimate_and_writes_the_curve(monkeypatch, tmp_path, cap
     split = SimpleNamespace(num_known=5, num_novel_in_test=7)
     monkeypatch.setattr(estimate_k, "training_features", lambda args: (x, labels, split, torch.device("cpu")))
     assert estimate_k.main(["--ckpt", "run/checkpoints/last.pt", "--out", str(tmp_path)]) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert "K sweep: " in err and "11K" in err, "the sweep shows its progress (11 K values scored)"
     assert "estimated novel K: 7 (true 7, error +0); total K 12" in out
     assert "novel K scoring within 0.01 of the best: 7-7\n" in out  # separated blobs: a sharp peak
     record = json.loads((tmp_path / "k_curve.json").read_text())
@@ -211,6 +213,18 @@ def test_cli_prints_the_estimate_and_writes_the_curve(monkeypatch, tmp_path, cap
     assert np.array(record["draw_scores"]).shape == (11, 12)  # every draw's score, to recompute any rule
     assert np.allclose(np.mean(record["draw_scores"], axis=1), record["scores"])
     assert (tmp_path / "k_curve.png").stat().st_size > 0
+
+
+def test_cli_out_must_be_a_folder_and_is_checked_first(tmp_path, monkeypatch, capsys):
+    import estimate_k
+
+    monkeypatch.setattr(estimate_k, "training_features", lambda args: pytest.fail("work before the --out check"))
+    (tmp_path / "taken").write_text("")
+    for out, message in ((tmp_path / "taken", "is a file, but it takes a folder"),
+                         (tmp_path / "curve.json", "names a .json file, but it takes a folder")):
+        assert estimate_k.main(["--ckpt", "run/checkpoints/last.pt", "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and message in err and "e.g. --out" in err
 
 
 def test_cli_bad_checkpoint_is_one_line(tmp_path):

@@ -117,7 +117,7 @@ def exported(run, tmp_path_factory):
     """The run's last.pt and its folder written by export.py."""
     run_dir, _ = run
     checkpoint, folder = run_dir / "checkpoints" / "last.pt", tmp_path_factory.mktemp("export") / "export"
-    assert export_cli.main([str(run_dir), "--out", str(folder)]) == 0
+    assert export_cli.main(["--ckpt", str(run_dir), "--out", str(folder)]) == 0
     return checkpoint, folder
 
 
@@ -231,13 +231,13 @@ def stub_hub(tmp_path, monkeypatch):
 
 def test_push_and_pull_through_the_hub(exported, stub_hub, mini_root, capsys):
     checkpoint, folder = exported
-    assert export_cli.main([str(checkpoint), "--out", str(folder), "--push_to_hub", "lab/cal-p1"]) == 0
+    assert export_cli.main(["--ckpt", str(checkpoint), "--out", str(folder), "--push_to_hub", "lab/cal-p1"]) == 0
     assert "load it with --ckpt hf://lab/cal-p1" in capsys.readouterr().out
     assert stub_hub.calls[:2] == [("create_repo", "lab/cal-p1", False),
                                   ("upload_folder", "lab/cal-p1", ["README.md", "config.json", "model.safetensors"])]
     card = (stub_hub.root / "lab/cal-p1/main/README.md").read_text()
     fingerprint = json.loads((folder / "config.json").read_text())["split_fingerprint"]
-    assert "hf://lab/cal-p1" in card and "OWDFA-40, protocol 1" in card and fingerprint in card
+    assert "hf://lab/cal-p1" in card and "OWDFA-40 protocol 1" in card and fingerprint in card
     images = collect_inputs([str(mini_root / "2_Swap_FaceSwap")])
     pulled = Attributor.load("hf://lab/cal-p1@v1", "cpu").predict_paths(images, progress=False)
     assert stub_hub.calls[-1] == ("snapshot_download", "lab/cal-p1", "v1")

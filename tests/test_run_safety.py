@@ -229,6 +229,23 @@ def test_a_same_size_corruption_is_counted_when_it_fails_to_decode(known_k_run, 
     assert f"{before['num_test'] - 2} test images (2 more unreadable, left out" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("existed", [False, True])
+def test_a_failed_start_leaves_nothing_that_blocks_its_retry(mini_root, tmp_path, capsys, monkeypatch, existed):
+    from trainer.trainer import Trainer
+
+    run, not_a_folder = tmp_path / "run", tmp_path / "file"
+    not_a_folder.write_text("")
+    if existed:
+        run.mkdir()
+    args = ["configs/demo.py", *TINY, f"dataset_root={mini_root}", f"run_dir={run}", "epochs=1"]
+    assert train.main([*args, f"crop_cache_dir={not_a_folder}"]) == 2  # fails after the run folder is made
+    assert "cannot create the crop cache" in one_line_error(capsys)
+    assert (sorted(run.iterdir()) == [] if existed else not run.exists())
+    monkeypatch.setattr(Trainer, "fit", lambda self, stop: 0)
+    assert train.main([*args, f"crop_cache_dir={tmp_path / 'cache'}"]) == 0
+    assert (run / "config.json").is_file() and (run / "split.json").is_file()
+
+
 # ------------------------------------------------------------ one writer
 def test_a_second_writer_is_refused_naming_the_holder(known_k_run, tmp_path, capsys):
     run = config_only_copy(known_k_run[0], tmp_path / "run")

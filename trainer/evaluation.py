@@ -15,7 +15,7 @@ TOP_K = 3  # alternatives kept per image (top_index / top_prob)
 
 @torch.no_grad()
 def _collect(outputs_fn, model: torch.nn.Module, loader, device: torch.device, amp: bool,
-             channels_last: bool, progress: bool = False) -> dict:
+             channels_last: bool, progress: bool = False, desc: str = "predicting") -> dict:
     """``index``, ``label`` and the arrays ``outputs_fn(images)`` returns, over
     the whole loader (all processes), in eval mode, sorted by index;
     unreadable images dropped, counted (``unreadable``) and listed with their
@@ -25,7 +25,7 @@ def _collect(outputs_fn, model: torch.nn.Module, loader, device: torch.device, a
     was_training = model.training
     model.eval()
     parts, errors = [], {}
-    for batch in tqdm(loader, desc="predicting", unit="batch", disable=not progress):
+    for batch in tqdm(loader, desc=desc, unit="batch", disable=not progress):
         images = to_layout(batch["image"].to(device, non_blocking=True), channels_last)
         with autocast_for(device, amp):
             outputs = outputs_fn(images)
@@ -69,13 +69,13 @@ def predict(predict_fn, model: torch.nn.Module, loader, device: torch.device, am
 
 
 def extract_features(features_fn, model: torch.nn.Module, loader, device: torch.device, amp: bool = True,
-                     channels_last: bool = False) -> tuple[np.ndarray, np.ndarray]:
+                     channels_last: bool = False, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """L2-normalised features [N, D] (``features_fn``, e.g. ``CALNet.features``:
     the BNNeck output, eval mode, no dropout) and the loader's labels [N],
     over the whole loader (all processes), sorted by index; unreadable
-    images dropped."""
+    images dropped. ``progress``: a bar on stderr."""
     out = _collect(lambda images: {"feature": F.normalize(features_fn(images).float(), dim=1)},
-                   model, loader, device, amp, channels_last)
+                   model, loader, device, amp, channels_last, progress, desc="features")
     return out["feature"], out["label"]
 
 

@@ -312,7 +312,7 @@ def estimate_novel_k(features, labels, num_known: int, k_max: int | None = None,
                      probe_draws: int = 12, probe_weight: float = 0.9, n_init: int = 10, max_iter: int = 30,
                      seed: int = 0, device: str | torch.device = "cpu", batch_size: int = 16384,
                      max_rows: int | None = 30000, max_points: int = 13, k_limit: int | None = None,
-                     within_se: float = 1.0, dims: int | None = 64) -> KEstimate:
+                     within_se: float = 1.0, dims: int | None = 64, progress: bool = False) -> KEstimate:
     """Sweep total K over [num_known, k_max] and choose one (``choose_k``).
 
     Without ``k_max`` the range starts at [num_known, 3 x num_known] and
@@ -332,7 +332,8 @@ def estimate_novel_k(features, labels, num_known: int, k_max: int | None = None,
     sweep clusters the rows' projection on their ``dims`` leading principal
     axes (None: all D); the returned centres are in the full feature space.
     ``n_init`` k-means++ restarts per clustering. Their cost: docs/choosing_k.md.
-    Degenerate input returns ``degenerate=True`` with a message, never raises.
+    ``progress``: a bar on stderr counting the K values scored. Degenerate
+    input returns ``degenerate=True`` with a message, never raises.
     """
     grow = k_max is None
     k_limit = 10 * num_known if k_limit is None else int(k_limit)
@@ -365,7 +366,12 @@ def estimate_novel_k(features, labels, num_known: int, k_max: int | None = None,
     k_top = min(k_max, num_known + num_unlabelled)  # at most one novel class per unlabelled row
     scored: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # total K -> (probe F1, silhouette) of each draw
 
+    from tqdm import tqdm
+
+    bar = tqdm(desc="K sweep", unit="K", disable=not progress)
+
     def score(k_total: int) -> None:
+        bar.set_postfix(K=k_total)
         f1, sil = [], []
         for draw in draws:  # visible known clusters + (probe + novel) free ones = k_total
             assignment, _, _ = semi_supervised_kmeans(x, draw.cluster_labels, draw.num_visible, k_total, n_init,
@@ -374,6 +380,7 @@ def estimate_novel_k(features, labels, num_known: int, k_max: int | None = None,
             value = cosine_silhouette(x, assignment, draw.free_rows)
             sil.append(0.0 if np.isnan(value) else value)
         scored[k_total] = (np.array(f1), np.array(sil))
+        bar.update(1)
 
     def per_draw(k_total: int) -> np.ndarray:
         return probe_weight * scored[k_total][0] + (1 - probe_weight) * scored[k_total][1]
@@ -397,6 +404,7 @@ def estimate_novel_k(features, labels, num_known: int, k_max: int | None = None,
     for k_total in range(max(num_known, coarse - step + 1), min(k_top, coarse + step - 1) + 1):
         if k_total not in scored:  # ... then every K around its choice
             score(k_total)
+    bar.close()
     result.ks = sorted(scored)
     result.probe_f1 = [float(scored[k][0].mean()) for k in result.ks]
     result.silhouette = [float(scored[k][1].mean()) for k in result.ks]

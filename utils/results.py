@@ -1,17 +1,21 @@
 """Aggregate finished runs into mean ± std tables (scripts/aggregate.py is the command line).
 
-Runs are grouped by task, K setting and method (CAL's runs carry no
-method label; a baseline's is named after the task, ``P1 cpl``). The task is the protocol (``P1``)
-for the shipped OWDFA-40 table; for a custom table (``classes_file``) it is
-the table's file name and the protocol or, with ``known_classes``, the
+Runs are grouped by task, K setting, method, split (split.json's fingerprint)
+and every config key that changes results (all but seeds, paths and speed
+knobs: RUN_ONLY_KEYS); groups of one task that differ are labelled by what
+differs. The task is the protocol (``P1``) for the shipped OWDFA-40 table; for
+a custom table (``classes_file``) the table's file name and the protocol or
 known set (``classes.csv known 0,3,8``). Each group reports the last epoch's
 All / Known / Novel ACC, NMI, ARI and, with unknown K, the estimated total
-number of classes (known + novel, as the paper reports it), as mean ± sample
-std over runs, beside the per-run values and the paper's numbers
-(METHOD.md section 8) where the task is an OWDFA-40 protocol.
+number of classes (known + novel), as mean ± sample std over runs, beside the
+per-run values. The paper's numbers (METHOD.md section 8) stand beside a group
+only when it is an OWDFA-40 protocol trained on the paper's recipe (the keys
+of configs/owdfa40_p<N>[_wok].py); otherwise a note names what differs.
 """
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import statistics
 from dataclasses import dataclass, field
@@ -24,7 +28,15 @@ PAPER_ACC = {(1, False): (88.3, 98.0, 76.5), (2, False): (82.8, 97.6, 67.5), (3,
 PAPER_TOTAL_K = {1: 39, 2: 37, 3: 40}
 # Keys that may differ between the runs of one group without making them different experiments.
 RUN_ONLY_KEYS = {"seed", "run_dir", "resume", "experiment", "dataset_root", "crop_cache_dir", "device",
-                 "num_workers", "log_every", "predictor_path", "split_file"}
+                 "num_workers", "log_every", "predictor_path", "split_file", "compile", "cudnn_benchmark",
+                 "channels_last", "test_batch_size"}
+# Keys a run may set otherwise and still compare with the paper: the class table's file (the task
+# is judged by its content), how unknown K counts the novel classes (the paper's DPP or the post-hoc
+# estimate), the split's seed, and numerics.
+PAPER_FREE_KEYS = {"classes_file", "known_classes", "novel_k_source", "posthoc_epoch", "prune_start",
+                   "prune_max_drop", "prune_anchor_norm", "prune_optimizer_state", "split_seed", "amp", "fused_gate",
+                   "gpu_augment", "sync_batchnorm", "nonfinite_loss"}
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 class ResultsError(ValueError):
@@ -36,6 +48,8 @@ class Run:
     path: Path
     config: dict
     last: dict  # the last epoch's record of metrics.jsonl
+    split_fingerprint: str | None = None  # split.json's, when the run has one
+    identity: str = ""  # sha256 of config.json and metrics.jsonl: the same run, wherever it is copied
 
     @property
     def total_k(self) -> tuple[int, int] | None:
@@ -45,19 +59,26 @@ class Run:
         num_known = self.last["valid_prototypes"] - self.last["k_novel_estimate"]
         return self.last["valid_prototypes"], num_known + self.last["k_novel_true"]
 
+    def settings(self) -> dict:
+        """The config keys that change results, as JSON text."""
+        return {k: json.dumps(v, sort_keys=True) for k, v in self.config.items() if k not in RUN_ONLY_KEYS}
+
 
 @dataclass
 class Group:
     task: str
     unknown_k: bool
-    protocol: int | None  # an OWDFA-40 protocol, for the paper's numbers
+    protocol: int | None  # an OWDFA-40 protocol on the paper's recipe, for the paper's numbers
     method: str = "cal"
     runs: list[Run] = field(default_factory=list)
+    variant: str = ""  # what sets it apart from other groups of its task, K and method
+    paper_differs: list[str] = field(default_factory=list)  # why the paper's numbers are not beside it
 
     @property
     def label(self) -> str:
-        """The task, followed by the method's name unless it is CAL."""
-        return self.task if self.method == "cal" else f"{self.task} {self.method}"
+        """The task, followed by the method's name unless it is CAL, and the variant."""
+        label = self.task if self.method == "cal" else f"{self.task} {self.method}"
+        return f"{label} [{self.variant}]" if self.variant else label
 
     @property
     def setting(self) -> str:
@@ -80,28 +101,122 @@ def task_of(config: dict) -> tuple[str, int | None]:
 
 
 def read_run(path: str | Path) -> Run:
+    """A finished run's config and last epoch; ResultsError (naming the path and why) otherwise."""
     path = Path(path)
     config_file, metrics_file = path / "config.json", path / "metrics.jsonl"
     if not config_file.is_file() or not metrics_file.is_file():
         raise ResultsError(f"{path} is not a run directory (needs config.json and metrics.jsonl)")
-    records = [json.loads(line) for line in metrics_file.read_text().splitlines() if line.strip()]
-    config = json.loads(config_file.read_text())
-    if not records or records[-1]["epoch"] + 1 < config["epochs"]:
+    try:
+        config_text, metrics_text = config_file.read_text(), metrics_file.read_text()
+        records = [json.loads(line) for line in metrics_text.splitlines() if line.strip()]
+        config = json.loads(config_text)
+        missing = [k for k in ("epochs", "seed", "protocol") if k not in config] if isinstance(config, dict) else \
+            ["every key (it is not a JSON object)"]
         done = records[-1]["epoch"] + 1 if records else 0
-        raise ResultsError(f"{path} is unfinished ({done} of {config['epochs']} epochs); "
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ResultsError(f"{path} has an unreadable config.json or metrics.jsonl ({type(err).__name__}: "
+                           f"{err})") from None
+    if missing:
+        raise ResultsError(f"{path}/config.json lacks {', '.join(missing)}: it was not written by train.py")
+    epochs = config["epochs"]
+    if done < epochs:
+        raise ResultsError(f"{path} is unfinished ({done} of {epochs} epochs); "
                            f"finish it with python train.py --resume {path}")
-    return Run(path, config, records[-1])
+    identity = hashlib.sha256(config_text.encode() + b"\0" + metrics_text.encode()).hexdigest()
+    return Run(path, config, records[-1], split_fingerprint_of(path), identity)
 
 
-def group_runs(runs: list[Run]) -> list[Group]:
-    groups: dict[tuple[str, bool], Group] = {}
+def split_fingerprint_of(path: Path) -> str | None:
+    """The fingerprint split.json records, or None without a readable one."""
+    try:
+        return json.loads((path / "split.json").read_text()).get("fingerprint")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def read_runs(paths: list[str | Path]) -> tuple[list[Run], list[str]]:
+    """The finished runs among ``paths``, each once, and one line per path left out and why
+    (not a run, unreadable, unfinished, or the same run as one given before it, by its
+    resolved path or its content)."""
+    runs, skipped, seen = [], [], {}
+    for path in paths:
+        try:
+            run = read_run(path)
+        except ResultsError as err:
+            skipped.append(str(err))
+            continue
+        resolved = str(Path(path).resolve())
+        earlier = seen.get(resolved) or seen.get(run.identity)
+        if earlier:
+            skipped.append(f"{path} is the same run as {earlier} (given twice, or a copy): counted once")
+            continue
+        seen[resolved] = seen[run.identity] = str(path)
+        runs.append(run)
+    return runs, skipped
+
+
+@functools.lru_cache(maxsize=None)
+def paper_config(protocol: int, unknown_k: bool) -> dict:
+    """The resolved config of the paper's recipe for an OWDFA-40 protocol (configs/owdfa40_p<N>[_wok].py)."""
+    from utils.config import load_config
+
+    name = f"owdfa40_p{protocol}{'_wok' if unknown_k else ''}.py"
+    return json.loads(json.dumps(dict(load_config(REPO_ROOT / "configs" / name)), default=list))
+
+
+def paper_differences(run: Run, protocol: int) -> list[str]:
+    """``key value (paper value)`` for each result-changing key where ``run`` leaves the paper's recipe."""
+    paper = paper_config(protocol, bool(run.config.get("unknown_k")))
+    keys = sorted(set(run.config) & set(paper) - RUN_ONLY_KEYS - PAPER_FREE_KEYS)
+    return [f"{k} {run.config[k]!r} (paper {paper[k]!r})" for k in keys
+            if json.dumps(run.config[k], sort_keys=True) != json.dumps(paper[k], sort_keys=True)]
+
+
+def default_owdfa40(config: dict) -> int | None:
+    """The OWDFA-40 protocol of a config on the shipped table (no classes_file, no known set)."""
+    return task_of(config)[1]
+
+
+def group_runs(runs: list[Run], owdfa40_protocol=default_owdfa40, by_settings: bool = True) -> list[Group]:
+    """Runs grouped by task, K setting and method and, with ``by_settings``, by split fingerprint
+    and result-changing keys too (variants labelled by what differs). ``owdfa40_protocol(config)``:
+    the OWDFA-40 protocol the run's class table is (dataset.protocols.owdfa40_protocol judges it
+    by content), or None."""
+    groups: dict[tuple, Group] = {}
     for run in runs:
-        task, protocol = task_of(run.config)
-        key = (task, bool(run.config.get("unknown_k")), method_of(run))
-        groups.setdefault(key, Group(task, key[1], protocol, key[2])).runs.append(run)
+        task, _ = task_of(run.config)
+        family = (task, bool(run.config.get("unknown_k")), method_of(run))
+        key = family + ((run.split_fingerprint or "", json.dumps(run.settings(), sort_keys=True))
+                        if by_settings else ())
+        if key not in groups:
+            groups[key] = Group(task, family[1], None, family[2])
+        groups[key].runs.append(run)
     for group in groups.values():
         group.runs.sort(key=lambda r: (r.config["seed"], str(r.path)))
+        protocol = owdfa40_protocol(group.runs[0].config) if group.method == "cal" else None
+        if protocol is not None:
+            group.paper_differs = sorted(set().union(*(paper_differences(r, protocol) for r in group.runs)))
+            group.protocol = None if group.paper_differs else protocol
+    _label_variants(list(groups.values()))
     return [groups[k] for k in sorted(groups)]
+
+
+def _label_variants(groups: list[Group]) -> None:
+    """Give the groups of one task, K and method a variant label: the keys whose values set them
+    apart (``lr=0.001``), or the split's fingerprint when only the split does."""
+    families: dict[tuple, list[Group]] = {}
+    for g in groups:
+        families.setdefault((g.task, g.unknown_k, g.method), []).append(g)
+    for family in families.values():
+        if len(family) < 2:
+            continue
+        settings = [g.runs[0].settings() for g in family]
+        keys = sorted(k for k in set().union(*settings) if len({s.get(k) for s in settings}) > 1)
+        for g, own in zip(family, settings):
+            parts = [f"{k}={own[k].strip(chr(34)) if k in own else 'unset'}" for k in keys]
+            if not parts or len({x.runs[0].split_fingerprint for x in family}) > 1:
+                parts.append(f"split {(g.runs[0].split_fingerprint or 'unrecorded')[:8]}")
+            g.variant = ", ".join(parts)
 
 
 def mean_std(values: list[float | None], scale: float = 100.0, digits: int = 1) -> str:
@@ -145,6 +260,12 @@ def notes(groups: list[Group]) -> list[str]:
     for g in groups:
         if differing := g.differing_keys():
             out.append(f"{g.label}, {g.setting}: its runs differ in {', '.join(differing)}")
+        if g.variant:
+            out.append(f"{g.label}, {g.setting}: kept apart from the other {g.task} runs by {g.variant}")
+        if g.paper_differs:
+            shown = g.paper_differs[:6] + ([f"{len(g.paper_differs) - 6} more"] if len(g.paper_differs) > 6 else [])
+            out.append(f"{g.label}, {g.setting}: no paper numbers, its recipe is not the paper's: "
+                       + ", ".join(shown))
         seeds = [r.config["seed"] for r in g.runs]
         if len(set(seeds)) < len(seeds):
             out.append(f"{g.label}, {g.setting}: repeated seeds {sorted(seeds)}")

@@ -51,6 +51,38 @@ def new_run_dir(cfg) -> Path:
     return path
 
 
+class FreshRunDir:
+    """A fresh run's directory (``new_run_dir``) that a failed start takes away again.
+
+    Until ``started`` is set (training begins), everything the start wrote
+    (config.json, run.json, split.json, log.txt, .lock, checkpoints/) is
+    removed by ``discard``, so a retry with the same ``run_dir`` works; a
+    ``run_dir`` that existed empty is left empty.
+    """
+
+    def __init__(self, cfg):
+        self.existed = bool(cfg.run_dir) and Path(cfg.run_dir).is_dir()
+        self.path = new_run_dir(cfg)
+        self.started = False
+
+    def discard(self) -> None:
+        import shutil
+
+        root = logging.getLogger()
+        for handler in [h for h in root.handlers if isinstance(h, logging.FileHandler)]:
+            if Path(handler.baseFilename).parent == self.path.resolve():
+                root.removeHandler(handler)
+                handler.close()
+        if not self.existed:
+            shutil.rmtree(self.path, ignore_errors=True)
+            return
+        for child in self.path.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                child.unlink(missing_ok=True)
+
+
 def git_state() -> dict:
     """Commit hash and whether the work tree differs from it (None outside git)."""
     def run(*args):
