@@ -10,7 +10,8 @@ export folder (export.py) or ``hf://REPO_ID[@rev]``. Data with another split
 than the one trained on is refused unless ``--allow_split_change``; a pickle
 checkpoint loads only with ``--trust_checkpoint``. Prints a table; ``--out``
 writes the metrics as JSON; ``--save_predictions preds.csv`` writes one row per
-test image and, beside it, per_class.csv and confusion.csv / confusion.png.
+test image and, beside it, report.md, per_class.csv, clusters.csv and
+confusion.csv / confusion.png.
 """
 from __future__ import annotations
 
@@ -35,7 +36,8 @@ def parse_args(argv):
     parser.add_argument("--allow_class_change", action="store_true",
                         help="evaluate although the class table differs from the one trained with")
     parser.add_argument("--save_predictions", default=None, metavar="CSV",
-                        help="per-image predictions; per_class.csv and confusion.csv/.png go beside it")
+                        help="per-image predictions; report.md, per_class.csv, clusters.csv and "
+                        "confusion.csv/.png go beside it")
     return parser.parse_args(argv)
 
 
@@ -69,8 +71,8 @@ def main(argv) -> int:
           + f", {metrics['valid_prototypes']} valid prototypes")
     print(format_table(metrics))
     if args.save_predictions:
-        print(f"predictions written to {args.save_predictions} (per_class.csv, confusion.csv and confusion.png "
-              f"beside it)")
+        print(f"predictions written to {args.save_predictions} (report.md, per_class.csv, clusters.csv, "
+              f"confusion.csv and confusion.png beside it)")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(metrics, indent=2) + "\n")

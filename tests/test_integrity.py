@@ -158,12 +158,12 @@ def test_predict_keeps_odd_names_and_skips_a_named_pipe(known_k_run, mini_root, 
 
 
 def test_paths_on_stdin_keep_non_utf8_bytes():
-    assert collect_inputs(["-"], io.BytesIO(b"a/" + os.fsencode(ODD) + b"\n\nb.png\n")) == [f"a/{ODD}", "b.png"]
+    assert collect_inputs(["-"], io.BytesIO(b"a/" + os.fsencode(ODD) + b"\n\nb.png\n")).paths == [f"a/{ODD}", "b.png"]
 
 
 def test_csv_cells_starting_a_formula_are_guarded(tmp_path):
-    row = {"path": "x.png", "predicted": "=HYPERLINK(\"http://e\")", "confidence": "0.5", "is_real": "false",
-           "top3": "@SUM(A1)", "error": "-1"}
+    row = {"path": "x.png", "predicted": "=HYPERLINK(\"http://e\")", "nearest": "+x", "confidence": "0.5",
+           "similarity": "0.2", "is_real": "false", "top3": "@SUM(A1)", "error": "-1"}
     write_csv([row], tmp_path / "p.csv")
     with open(tmp_path / "p.csv", newline="") as handle:
         written = next(csv.DictReader(handle))
