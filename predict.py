@@ -4,17 +4,15 @@
     find incoming -name '*.png' | python predict.py --ckpt export_dir - --out preds.csv
     python predict.py --ckpt hf://OWNER/NAME@v1 images/ --names my_clusters.csv
 
-``--ckpt``: a training checkpoint, a run directory, an export folder
-(export.py) or ``hf://REPO_ID[@rev]``. INPUT: image files, folders (searched
-recursively; other files counted and skipped) and ``-`` for paths on stdin;
-each goes through the model's face crop (cached) and evaluation view. One CSV
-row per image: path, predicted, nearest, confidence, similarity, is_real, top3,
-error; ``predicted`` is ``unknown`` below the model's calibrated abstain
-threshold (``--min_confidence``, ``--no_unknown``); an unreadable file gets an
-error row. Novel prototypes print as ``novel-<j>``, with `` (~Class, P% pure)``
-when the final evaluation matched them (``--names``: CSV prototype,name).
-Without ``--out`` the CSV goes to stdout; ``--out`` is checked before any image
-is read. An edited export class table is refused unless ``--allow_class_change``.
+``--ckpt``: a checkpoint, a run directory, an export folder (export.py) or
+``hf://REPO_ID[@rev]``. INPUT: image files, folders (searched recursively;
+other files counted, skipped) and ``-`` for paths on stdin. One CSV row per
+image (docs/attribution.md): ``predicted`` is ``unknown`` below the model's
+calibrated abstain threshold (``--min_confidence``, ``--no_unknown``),
+``nearest`` the best class; novel prototypes print as ``novel-<j> (~Class, P%
+pure)`` when the final evaluation matched them (``--names``: CSV
+prototype,name). Without ``--out`` the CSV goes to stdout; ``--out`` is
+checked before any image is read.
 """
 from __future__ import annotations
 

@@ -6,9 +6,9 @@ RUN_DIR is a run trained with a class table that leaves the held-out method
 out entirely (docs/attribution.md gives the commands). Positives: the held-out
 method's images; negatives: the run's test images (classes it trained on,
 known and novel). Prints the threshold, the precision and recall of
-``unknown``, the unknown share per subset, AUROC of the prototype similarity
-and of the softmax confidence as scores, what flat one-colour images get, and
-each novel cluster's purity.
+``unknown``, the unknown share per subset, AUROC of the prototype similarity,
+the softmax confidence and the energy (logsumexp of the logits) as scores,
+what flat one-colour images get, and each novel cluster's purity.
 A model without a stored threshold is calibrated here on its training images,
 as training does at its end.
 """
@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from scipy.special import logsumexp
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
@@ -30,6 +31,7 @@ sys.path.insert(0, str(REPO))
 from inference.attributor import Attributor, collect_inputs  # noqa: E402
 from inference.loading import load_model_state  # noqa: E402
 from inference.names import cluster_label  # noqa: E402
+from inference.predictions import mark_unknown  # noqa: E402
 
 
 def split_paths(run: Path, roles: set[str]) -> tuple[list[str], list[int]]:
@@ -68,24 +70,27 @@ def main(argv=None) -> int:
     known = {c["index"] for c in state["classes"] if c["known"]}
     test_paths, test_classes = split_paths(args.run, {"test"})
     held_out = collect_inputs([args.held_out]).paths
-    positives = attributor.predict_paths(held_out, **options)
-    negatives = attributor.predict_paths(test_paths, **options)
-    unknown_pos = np.array([r["predicted"] == "unknown" for r in positives])
-    unknown_neg = np.array([r["predicted"] == "unknown" for r in negatives])
-    is_known = np.array([c in known for c in test_classes])
-    true_positive, false_positive = int(unknown_pos.sum()), int(unknown_neg.sum())
+    scored = {}
+    for key, paths in (("held_out", held_out), ("test", test_paths)):
+        out = attributor.outputs(paths, **options)
+        mark_unknown(out, attributor.prototypes, abstain)
+        logits = out["features"] @ attributor.prototypes.T  # CAL's logits (z W^T), for the energy score
+        scored[key] = {"unknown": out["unknown"], "similarity": out["similarity"], "confidence": out["confidence"],
+                       "energy": logsumexp(logits, axis=1), "nearest": out["pred"], "index": out["index"]}
+    positive, negative = scored["held_out"], scored["test"]
+    is_known = np.array([c in known for c in test_classes])[negative["index"]]  # readable images only
+    true_positive, false_positive = int(positive["unknown"].sum()), int(negative["unknown"].sum())
     precision = true_positive / max(true_positive + false_positive, 1)
-    print(f"held-out images called unknown: {true_positive} of {len(positives)} (recall {100 * unknown_pos.mean():.1f}%)")
-    print(f"test images of trained classes called unknown: {false_positive} of {len(negatives)} "
-          f"(known classes {int(unknown_neg[is_known].sum())} of {int(is_known.sum())}, novel classes "
-          f"{int(unknown_neg[~is_known].sum())} of {int((~is_known).sum())})")
-    print(f"precision of unknown {100 * precision:.1f}%, recall {100 * unknown_pos.mean():.1f}%")
-    for name, column in (("prototype similarity", "similarity"), ("softmax confidence", "confidence")):
-        score = {key: -np.array([float(r[column]) for r in rows]) for key, rows in (("pos", positives),
-                                                                                      ("neg", negatives))}
-        print(f"AUROC of low {name} for held-out vs trained: {auroc(score['pos'], score['neg']):.3f}")
-    print("held-out images' nearest classes: " + ", ".join(f"{name} {count}" for name, count in
-                                                            Counter(r["nearest"] for r in positives).most_common(5)))
+    recall = positive["unknown"].mean()
+    print(f"held-out images called unknown: {true_positive} of {len(positive['unknown'])}")
+    print(f"test images of trained classes called unknown: {false_positive} of {len(negative['unknown'])} "
+          f"(known classes {int(negative['unknown'][is_known].sum())} of {int(is_known.sum())}, novel classes "
+          f"{int(negative['unknown'][~is_known].sum())} of {int((~is_known).sum())})")
+    print(f"precision of unknown {100 * precision:.1f}%, recall {100 * recall:.1f}%")
+    for name in ("similarity", "confidence", "energy"):
+        print(f"AUROC of low {name} for held-out vs trained: {auroc(-positive[name], -negative[name]):.3f}")
+    nearest = Counter(attributor.names[j] for j in positive["nearest"].tolist())
+    print("held-out images' nearest classes: " + ", ".join(f"{name} {count}" for name, count in nearest.most_common(5)))
     with tempfile.TemporaryDirectory() as folder:
         flats = []
         for colour in ((128, 128, 128), (0, 0, 0), (255, 255, 255), (200, 40, 40)):
