@@ -40,17 +40,16 @@ def mark_unknown(out: dict, prototypes: np.ndarray, calibration: dict | None, mi
 
 def prediction_rows(paths: list[str], out: dict, names: list[str], real: set[int],
                     true_names: list[str] | None = None) -> list[dict]:
-    """CSV rows from ``trainer.evaluation.predict``'s output over ``paths``, after
-    ``mark_unknown`` (without it nothing is unknown and no similarity is given;
-    ``true_names``: the true class of every path, for test.py)."""
+    """CSV rows from ``trainer.evaluation.predict``'s output over ``paths``, once
+    ``mark_unknown`` has run on it (``true_names``: the true class of every
+    path, for test.py)."""
     rows = [dict.fromkeys(COLUMNS, "") | {"path": p} for p in paths]
-    unknown = out.get("unknown", np.zeros(len(out["index"]), dtype=bool))
     for position, index in enumerate(out["index"].tolist()):
         pred = int(out["pred"][position])
-        abstained = bool(unknown[position])
+        abstained = bool(out["unknown"][position])
         rows[index].update(predicted=UNKNOWN if abstained else names[pred], nearest=names[pred],
                            confidence=f"{out['confidence'][position]:.4f}",
-                           similarity=f"{out['similarity'][position]:.4f}" if "similarity" in out else "",
+                           similarity=f"{out['similarity'][position]:.4f}",
                            is_real=str(pred in real and not abstained).lower(),
                            top3=format_top(names, out["top_index"][position], out["top_prob"][position]))
     for index, reason in out["errors"].items():

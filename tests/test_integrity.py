@@ -80,6 +80,8 @@ CONFIG_EDITS = {
     "num_classes=1e6": (lambda i: i.update(num_classes=1_000_000), "num_classes=1000000 is outside [2, 10000]"),
     "image_size=1e9": (lambda i: i["config"].update(image_size=1_000_000_000), "image_size=1000000000 must lie in"),
     "unknown config key": (lambda i: i["config"].update(colour="red"), "unknown config key 'colour'"),
+    "abstain threshold text": (lambda i: i["abstain"].update(threshold="0.3"), "abstain lacks or mistypes threshold"),
+    "abstain a list": (lambda i: i.update(abstain=[0.3]), "abstain is list [0.3], not an object or null"),
 }
 WEIGHT_EDITS = {
     "integer weights": (set_weight("prototypes.weight", lambda t: t.to(torch.int64)),

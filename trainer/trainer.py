@@ -91,7 +91,7 @@ class Trainer:
         self.best: dict | None = None
         self.cluster_assignment: list[dict] = []  # last evaluation's prototype -> class matching
         self.final_outputs: dict = {}  # the last evaluation's test outputs
-        self.abstain: dict | None = None  # the abstain threshold (utils/abstain.py), set when training ends
+        self.abstain: dict | None = None  # the final weights' abstain threshold (utils/abstain.py), never resumed
         self.global_step = 0
         self.position: dict | None = None   # inside an unfinished epoch: epoch, step, partial sums
         self.start_epoch = 0
@@ -130,7 +130,6 @@ class Trainer:
         self.global_step, self.history, self.best = state["global_step"], state["history"], state["best"]
         self.position = state["position"]
         self.cluster_assignment = state.get("cluster_assignment", [])
-        self.abstain = state.get("abstain")
         self.start_epoch = self.position["epoch"] if self.position else state["epoch"] + 1
         if self.dist.is_main:
             self.metrics_log.rewrite(self.history)
