@@ -4,15 +4,15 @@
     find incoming -name '*.png' | python predict.py --ckpt export_dir - --out preds.csv
     python predict.py --ckpt hf://OWNER/NAME@v1 images/ --names my_clusters.csv
 
-``--ckpt``: a training checkpoint, a run directory, an export folder
-(export.py) or ``hf://REPO_ID[@rev]``. INPUT: image files, folders (searched
-recursively) and ``-`` for paths on stdin; each goes through the model's
-face crop (cached) and evaluation view. One CSV row per image: path, predicted, confidence, is_real,
-top3, error; an unreadable file gets an error row. Novel prototypes print as
-``novel-<j>``, with `` (~Class)`` when the final evaluation matched them
-(``--names``: CSV prototype,name, your own names). Without ``--out`` the CSV
-goes to stdout; ``--out`` is checked before any image is read. An edited
-export class table is refused unless ``--allow_class_change``.
+``--ckpt``: a checkpoint, a run directory, an export folder (export.py) or
+``hf://REPO_ID[@rev]``. INPUT: image files, folders (searched recursively;
+other files counted, skipped) and ``-`` for paths on stdin. One CSV row per
+image (docs/attribution.md): ``predicted`` is ``unknown`` below the model's
+calibrated abstain threshold (``--min_confidence``, ``--no_unknown``),
+``nearest`` the best class; novel prototypes print as ``novel-<j> (~Class, P%
+pure)`` when the final evaluation matched them (``--names``: CSV
+prototype,name). Without ``--out`` the CSV goes to stdout; ``--out`` is
+checked before any image is read.
 """
 from __future__ import annotations
 
@@ -30,6 +30,10 @@ def parse_args(argv):
     parser.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda or cuda:N")
     parser.add_argument("--num_workers", type=int, default=None, help="data-loader workers (default: the run's)")
     parser.add_argument("--names", default=None, help="CSV prototype,name naming novel prototypes")
+    parser.add_argument("--min_confidence", type=float, default=0.0, metavar="P",
+                        help="also predict unknown when the softmax confidence is below P (default 0: off)")
+    parser.add_argument("--no_unknown", action="store_true",
+                        help="never predict unknown: every image gets its nearest class")
     parser.add_argument("--trust_checkpoint", action="store_true",
                         help="load an old or foreign pickle checkpoint (it can run code: only from a trusted source)")
     parser.add_argument("--allow_class_change", action="store_true",
@@ -50,11 +54,19 @@ def main(argv) -> int:
     try:
         if args.out:
             check_output(args.out)
-        paths = collect_inputs(args.inputs)
+        if not 0 <= args.min_confidence <= 1:
+            raise ValueError(f"--min_confidence {args.min_confidence} is not a probability; give one in [0, 1]")
+        paths, skipped = collect_inputs(args.inputs)
+        if skipped:
+            print(f"skipped {skipped} {'file that is' if skipped == 1 else 'files that are'} not .jpg/.jpeg/.png",
+                  file=sys.stderr)
         if not paths:
             raise ValueError(f"no image files found in {' '.join(args.inputs)} (looked for .jpg, .jpeg, .png)")
         attributor = Attributor.load(args.ckpt, args.device, args.names, args.trust_checkpoint,
-                                     args.allow_class_change)
+                                     args.allow_class_change, args.min_confidence, not args.no_unknown)
+        if attributor.abstain is None and not args.no_unknown:
+            print("warning: this model carries no abstain threshold (calibrated when training ends, kept in "
+                  "last.pt and its export), so only --min_confidence gives unknown", file=sys.stderr)
         rows = attributor.predict_paths(paths, args.batch_size, args.num_workers, args.crop_cache_dir)
         write_csv(rows, args.out)
     except (CheckpointError, ConfigError, ValueError, RuntimeError, OSError) as err:

@@ -11,8 +11,9 @@ kind of device. ``--ckpt`` also takes a run directory, an export folder or
 ``--allow_split_change``; a pickle loads only with ``--trust_checkpoint``.
 ``--dataset_root`` / ``--classes_file``: where data and class table moved to.
 Prints a table (progress on stderr); ``--out`` writes the metrics to a .json
-file, ``--save_predictions`` a .csv row per test image with per_class.csv and
-confusion.csv/.png beside it (both checked first). Exit: 0 done, 2 bad input.
+file, ``--save_predictions`` a .csv row per test image with report.md,
+per_class.csv, clusters.csv and confusion.csv/.png beside it (both paths
+checked first). Exit: 0 done, 2 bad input.
 """
 from __future__ import annotations
 
@@ -41,8 +42,8 @@ def parse_args(argv):
     parser.add_argument("--allow_class_change", action="store_true",
                         help="evaluate although the class table differs from the one trained with")
     parser.add_argument("--save_predictions", default=None, metavar="CSV",
-                        help="per-image predictions to this .csv file; per_class.csv and confusion.csv/.png "
-                        "go beside it")
+                        help="per-image predictions to this .csv file; report.md, per_class.csv, "
+                        "clusters.csv and confusion.csv/.png go beside it")
     return parser.parse_args(argv)
 
 
@@ -80,8 +81,8 @@ def main(argv) -> int:
           + f", {metrics['valid_prototypes']} valid prototypes")
     print(format_table(metrics))
     if args.save_predictions:
-        print(f"predictions written to {args.save_predictions} (per_class.csv, confusion.csv and confusion.png "
-              f"beside it)")
+        print(f"predictions written to {args.save_predictions} (report.md, per_class.csv, clusters.csv, "
+              f"confusion.csv and confusion.png beside it)")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(metrics, indent=2) + "\n")

@@ -3,20 +3,23 @@
 ``Attributor.load`` takes any model source (``inference.loading``) and names
 its prototypes (``inference.names``); ``predict_paths`` runs images through
 the model's own face crop (through the crop cache) and evaluation view, in
-batches, and returns one prediction CSV row per image.
+batches, and returns one prediction CSV row per image, ``unknown`` where the
+abstain threshold the model carries (utils/abstain.py) rejects it.
 """
 from __future__ import annotations
 
 import os
 import sys
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 from dataset.image_io import is_image_file
 from inference.loading import load_model_state, restore_method
 from inference.names import prototype_names, read_names, real_prototypes
-from inference.predictions import prediction_rows
+from inference.predictions import mark_unknown, prediction_rows
+from utils.abstain import calibrate, prototype_rows
 
 
 @dataclass
@@ -27,10 +30,16 @@ class Attributor:
     device: object
     names: list[str]
     real: set[int]
+    prototypes: np.ndarray      # the valid prototype rows, for the prototype similarity
+    abstain: dict | None        # the calibrated threshold (None: the model carries none, or --no_unknown)
+    min_confidence: float = 0.0
 
     @classmethod
     def load(cls, source: str, device: str | None = None, names_file: str | None = None,
-             trust: bool = False, allow_class_change: bool = False) -> "Attributor":
+             trust: bool = False, allow_class_change: bool = False, min_confidence: float = 0.0,
+             unknown: bool = True) -> "Attributor":
+        """``min_confidence``: also call an image unknown below this softmax confidence;
+        ``unknown=False``: never abstain (every image gets its nearest class)."""
         from trainer.distributed import resolve_device
         from utils.config import defaults, merge
 
@@ -39,11 +48,26 @@ class Attributor:
         torch_device = resolve_device(device or "auto")
         method = restore_method(cfg, state, torch_device)
         names = prototype_names(state, read_names(names_file) if names_file else None)
-        return cls(cfg, method, torch_device, names, real_prototypes(state))
+        return cls(cfg, method, torch_device, names, real_prototypes(state), prototype_rows(state["model"]),
+                   state.get("abstain") if unknown else None, min_confidence if unknown else 0.0)
+
+    def calibrate(self, paths: list[str], **options) -> dict:
+        """Calibrate the abstain threshold on ``paths`` (a model's training images), for a model
+        that carries none; ``options`` as for ``predict_paths``. Returns it."""
+        out = self.outputs(paths, **options)
+        self.abstain = calibrate(out["features"], self.prototypes)
+        return self.abstain
 
     def predict_paths(self, paths: list[str], batch_size: int | None = None, num_workers: int | None = None,
                       crop_cache_dir: str | None = None, progress: bool = True) -> list[dict]:
         """One CSV row (``inference.predictions.COLUMNS``) per path, in order; unreadable files give error rows."""
+        out = self.outputs(paths, batch_size, num_workers, crop_cache_dir, progress)
+        mark_unknown(out, self.prototypes, self.abstain, self.min_confidence)
+        return prediction_rows(paths, out, self.names, self.real)
+
+    def outputs(self, paths: list[str], batch_size: int | None = None, num_workers: int | None = None,
+                crop_cache_dir: str | None = None, progress: bool = True) -> dict:
+        """``trainer.evaluation.predict``'s output over ``paths``, with features."""
         from dataset.owdfa import EvalSet, image_loader, shutdown_workers
         from trainer.device import use_bf16
         from trainer.evaluation import predict
@@ -55,11 +79,10 @@ class Attributor:
         loader = image_loader(dataset, batch_size or cfg.test_batch_size, workers,
                               pin_memory=self.device.type == "cuda")
         try:
-            out = predict(self.method.predict, self.method.model, loader, self.device,
-                          use_bf16(cfg.amp, cfg.image_size), cfg.channels_last, progress=progress)
+            return predict(self.method.predict, self.method.model, loader, self.device,
+                           use_bf16(cfg.amp, cfg.image_size), cfg.channels_last, self.method.features, progress)
         finally:
             shutdown_workers(loader)
-        return prediction_rows(paths, out, self.names, self.real)
 
 
 def input_reader(cfg, paths: list[str], crop_cache_dir: str | None, workers: int):
@@ -79,19 +102,27 @@ def input_reader(cfg, paths: list[str], crop_cache_dir: str | None, workers: int
     return build_reader(local, dict.fromkeys(paths, -1), cache_hint="--crop_cache_dir DIR")[0]
 
 
-def collect_inputs(inputs: list[str], stdin=None) -> list[str]:
+class Inputs(NamedTuple):
+    paths: list[str]
+    skipped: int  # files in the folders given that are not .jpg/.jpeg/.png
+
+
+def collect_inputs(inputs: list[str], stdin=None) -> Inputs:
     """Image paths from files (kept as given, readable or not), folders
-    (image files below them, recursively, sorted) and ``-`` (one path per
-    line of stdin, read as bytes so that any file name arrives as the OS's)."""
-    paths = []
+    (image files below them, recursively, sorted; the other files counted)
+    and ``-`` (one path per line of stdin, read as bytes so that any file
+    name arrives as the OS's)."""
+    paths, skipped = [], 0
     for item in inputs:
         if item == "-":
             lines = (os.fsdecode(line) if isinstance(line, bytes) else line
                      for line in (stdin if stdin is not None else sys.stdin.buffer))
             paths += [line.strip() for line in lines if line.strip()]
         elif os.path.isdir(item):
-            paths += sorted(os.path.join(folder, name) for folder, _, files in os.walk(item)
-                            for name in files if is_image_file(name))
+            files = [os.path.join(folder, name) for folder, _, names in os.walk(item) for name in names]
+            images = sorted(path for path in files if is_image_file(path))
+            paths += images
+            skipped += len(files) - len(images)
         else:
             paths.append(item)
-    return paths
+    return Inputs(paths, skipped)

@@ -73,14 +73,10 @@ def evaluate_checkpoint(ckpt: str, trust: bool = False, allow_split_change: bool
         print(f"warning: {change}; evaluating anyway (--allow_split_change)", file=sys.stderr)
     method = restore_method(cfg, state, device)
     out = predict(method.predict, method.model, eval_loader(data, cfg), device, use_bf16(cfg.amp, cfg.image_size),
-                  cfg.channels_last, progress=True)
+                  cfg.channels_last, method.features if save_predictions else None, progress=True)
     metrics = prediction_metrics(out, data.split.num_known)
     # found unreadable at the image check (left out of the split) or only when read: counted alike
     metrics["unreadable_test_images"] += len(data.record.left_out)
-    if save_predictions:
-        from inference.evaluation_report import save_test_report
-
-        save_test_report(save_predictions, out, data.split, state)
     valid = method.net.prototypes.num_valid
     metrics.update(checkpoint=str(ckpt), epoch=state["epoch"], protocol=cfg.protocol,
                    label_space=data.split.space.title,
@@ -89,4 +85,8 @@ def evaluate_checkpoint(ckpt: str, trust: bool = False, allow_split_change: bool
         metrics["k_novel_estimate"] = valid - data.split.num_known
         metrics["k_novel_true"] = data.split.num_novel_in_test
         metrics["k_novel_error"] = metrics["k_novel_estimate"] - metrics["k_novel_true"]
+    if save_predictions:
+        from inference.evaluation_report import save_test_report
+
+        save_test_report(save_predictions, out, data.split, state, metrics, run_split_json(ckpt).parent)
     return metrics

@@ -1,40 +1,138 @@
-"""test.py --save_predictions: the per-image CSV of the test split plus
-per_class.csv and confusion.csv / confusion.png beside it."""
+"""test.py --save_predictions: the per-image CSV of the test split plus, beside
+it, per_class.csv, clusters.csv (every prototype's purity), confusion.csv /
+confusion.png, and report.md gathering the metrics, both tables and links
+to the plots."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-from inference.names import prototype_names, real_prototypes
-from inference.predictions import TEST_COLUMNS, prediction_rows, write_csv, write_table
-from utils.metrics import aligned_confusion, per_class_accuracy
+import numpy as np
+
+from inference.names import prototype_names, purity, real_prototypes
+from inference.predictions import TEST_COLUMNS, mark_unknown, prediction_rows, write_csv, write_table
+from utils.abstain import prototype_rows
+from utils.metrics import aligned_confusion, cluster_assignment, per_class_accuracy
+
+RUN_PLOTS = ("curves.png", "k_estimate.png", "confidence.png", "tsne.png")  # utils/plotting.py, in the run
 
 
-def save_test_report(path: str | Path, out: dict, split, state: dict) -> list[Path]:
-    """Write the four files for the predictions ``out`` (trainer.evaluation.predict)
-    over ``split``'s test images; returns their paths."""
+def save_test_report(path: str | Path, out: dict, split, state: dict, metrics: dict,
+                     run_dir: Path | None = None) -> list[Path]:
+    """Write the files for the predictions ``out`` (trainer.evaluation.predict, with
+    features) over ``split``'s test images with ``metrics`` (``run_dir``: the run whose
+    plots report.md links); returns their paths."""
     from utils.plotting import plot_confusion
 
     path = Path(path)
     folder = path.parent
     classes, names = state["classes"], prototype_names(state)
     class_names = [c["name"] for c in classes]
+    mark_unknown(out, prototype_rows(state["model"]), state.get("abstain"))
     true_names = [class_names[label] for label in split.test_labels.tolist()]
     write_csv(prediction_rows(split.test_paths, out, names, real_prototypes(state), true_names), path, TEST_COLUMNS)
 
-    per_class = folder / "per_class.csv"
-    table = [["label", "class", "set", "images", "correct", "accuracy", "prototype"]]
+    per_class = [["label", "class", "set", "images", "correct", "accuracy", "prototype"]]
     for row in per_class_accuracy(out["label"], out["pred"], state["num_known"], len(classes)):
-        accuracy = "" if row["accuracy"] is None else f"{row['accuracy']:.4f}"
-        prototype = "" if row["prototype"] is None else names[row["prototype"]]
-        table.append([row["label"], class_names[row["label"]], "known" if row["known"] else "novel",
-                      row["images"], row["correct"], accuracy, prototype])
-    write_table(per_class, table)
-
-    matrix, order = aligned_confusion(out["label"], out["pred"], len(classes), len(names))
+        per_class.append([row["label"], class_names[row["label"]], "known" if row["known"] else "novel",
+                          row["images"], row["correct"], _share(row["accuracy"]),
+                          "" if row["prototype"] is None else names[row["prototype"]]])
+    clusters = cluster_table(out, state, names)
+    matrix, order = aligned_confusion(out["label"], out["pred"], len(classes), state["num_known"], len(names))
     column_names = [names[p] for p in order]
-    confusion = folder / "confusion.csv"
-    write_table(confusion, [["true", "set", *column_names]] +
-                [[class_names[c], "known" if classes[c]["known"] else "novel", *counts]
-                 for c, counts in enumerate(matrix.tolist())])
-    plot_confusion(matrix, class_names, column_names, state["num_known"], folder / "confusion.png")
-    return [path, per_class, confusion, folder / "confusion.png"]
+    confusion = [["true", "set", *column_names]] + [[class_names[c], "known" if classes[c]["known"] else "novel",
+                                                     *counts] for c, counts in enumerate(matrix.tolist())]
+    files = {name: folder / name for name in ("per_class.csv", "clusters.csv", "confusion.csv", "confusion.png",
+                                              "report.md")}
+    write_table(files["per_class.csv"], per_class)
+    write_table(files["clusters.csv"], clusters)
+    write_table(files["confusion.csv"], confusion)
+    plot_confusion(matrix, class_names, column_names, state["num_known"], files["confusion.png"])
+    files["report.md"].write_text(report_markdown(metrics, per_class, clusters, abstain_counts(out, state),
+                                                  plot_links(folder, run_dir), path.name))
+    return [path, *files.values()]
+
+
+def cluster_table(out: dict, state: dict, names: list[str]) -> list[list]:
+    """Per valid prototype: test images on it, the class it stands for (its own for a known
+    prototype; for a novel one this evaluation's Hungarian matching, as in its name) with the
+    purity (share of its images of that class), and its largest class with that share."""
+    classes, num_known = state["classes"], state["num_known"]
+    label, pred = np.asarray(out["label"]), np.asarray(out["pred"])
+    matched = {a["prototype"]: a for a in cluster_assignment(label, pred)}
+    table = [["prototype", "name", "set", "images", "class", "class_images", "purity", "largest", "largest_share"]]
+    for j, name in enumerate(names):
+        on = label[pred == j]
+        counts = np.bincount(on, minlength=len(classes))
+        entry = ({"label": j, "images": int(counts[j]), "predicted": int(on.size)} if j < num_known
+                 else matched.get(j))
+        largest = int(counts.argmax()) if on.size else None
+        table.append([j, name, "known" if j < num_known else "novel", int(on.size),
+                      "" if entry is None else classes[entry["label"]]["name"],
+                      "" if entry is None else entry["images"], _share(None if entry is None else purity(entry)),
+                      "" if largest is None else classes[largest]["name"],
+                      _share(counts[largest] / on.size if on.size else None)])
+    return table
+
+
+def abstain_counts(out: dict, state: dict) -> dict | None:
+    """Test images called unknown by the model's abstain threshold, known and novel classes apart."""
+    if state.get("abstain") is None:
+        return None
+    known = np.asarray(out["label"]) < state["num_known"]
+    unknown = np.asarray(out["unknown"])
+    return {"threshold": state["abstain"]["threshold"], "known": (int(unknown[known].sum()), int(known.sum())),
+            "novel": (int(unknown[~known].sum()), int((~known).sum()))}
+
+
+def plot_links(folder: Path, run_dir: Path | None) -> list[tuple[str, str]]:
+    """(name, relative link) of confusion.png and of the run's plots that exist."""
+    links = [("confusion", "confusion.png")]
+    for name in RUN_PLOTS if run_dir is not None else ():
+        if (run_dir / name).is_file():
+            links.append((name.removesuffix(".png"), Path(os.path.relpath(run_dir / name, folder)).as_posix()))
+    return links
+
+
+def report_markdown(metrics: dict, per_class: list[list], clusters: list[list], abstain: dict | None,
+                    links: list[tuple[str, str]], predictions: str) -> str:
+    """report.md: metrics, the abstain counts, per-class and novel-cluster tables, plot links."""
+    def pct(value):
+        return "n/a" if value is None else f"{100 * value:.1f}"
+
+    lines = [f"# Test report: {metrics.get('checkpoint', '')}", "",
+             f"Epoch {metrics.get('epoch')}, {metrics.get('label_space', '')}, {metrics['num_test']} test images, "
+             f"{metrics.get('valid_prototypes')} valid prototypes. Per image: [{predictions}]({predictions}).", "",
+             "## Metrics (%)", "", "| | all | known | novel |", "|---|---|---|---|",
+             f"| ACC | {pct(metrics['all_acc'])} | {pct(metrics['known_acc'])} | {pct(metrics['novel_acc'])} |",
+             f"| NMI | {pct(metrics['nmi'])} | {pct(metrics['nmi_known'])} | {pct(metrics['nmi_novel'])} |",
+             f"| ARI | {pct(metrics['ari'])} | {pct(metrics['ari_known'])} | {pct(metrics['ari_novel'])} |",
+             f"| confidence | {pct(metrics.get('conf_all'))} | {pct(metrics.get('conf_known'))} | "
+             f"{pct(metrics.get('conf_novel'))} |", ""]
+    if abstain is None:
+        lines += ["The model carries no abstain threshold: no test image is called unknown.", ""]
+    else:
+        (known, known_total), (novel, novel_total) = abstain["known"], abstain["novel"]
+        lines += [f"Called unknown (prototype similarity below {abstain['threshold']:.4f}): {known} of "
+                  f"{known_total} test images of known classes, {novel} of {novel_total} of novel classes "
+                  f"(not counted in the metrics, which take every image's nearest class).", ""]
+    novel = [row for row in clusters[1:] if row[2] == "novel"]
+    held = [row for row in novel if row[3]]
+    lines += ["## Per class", "", _markdown(per_class), "",
+              "## Novel clusters", "", "Purity: the share of a prototype's test images that are of the class "
+              f"it is matched to; largest: its most frequent class. {len(novel) - len(held)} of {len(novel)} novel "
+              "prototypes hold no test image (listed in clusters.csv only).", "",
+              _markdown([clusters[0]] + held), "",
+              "## Plots", "", *[f"- [{name}]({link})" for name, link in links], ""]
+    return "\n".join(lines)
+
+
+def _share(value) -> str:
+    return "" if value is None else f"{value:.4f}"
+
+
+def _markdown(table: list[list]) -> str:
+    def line(row):
+        return "| " + " | ".join(str(value).replace("|", "\\|") for value in row) + " |"
+
+    return "\n".join([line(table[0]), "|" + "---|" * len(table[0])] + [line(row) for row in table[1:]])

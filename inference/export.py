@@ -4,8 +4,8 @@
                         count is the buffer ``prototypes.valid``); no optimiser
     config.json         the resolved training config, protocol, class table,
                         valid prototype count, cluster names (the final
-                        evaluation's Hungarian assignment), split fingerprint,
-                        the epoch and its metrics
+                        evaluation's Hungarian assignment), abstain threshold,
+                        split fingerprint, the epoch and its metrics
     README.md           a model card generated from config.json
 
 ``read_export`` turns the folder back into the checkpoint-like dict that
@@ -51,6 +51,7 @@ def export_info(state: dict) -> dict:
         "classes": classes,
         "cluster_assignment": [{**a, "name": names[a["prototype"]]}
                                for a in state.get("cluster_assignment") or []],
+        "abstain": state.get("abstain"),
         "config": state["config"],
     }
 

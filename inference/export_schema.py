@@ -3,7 +3,8 @@
 ``check_info`` validates config.json against its schema: required keys and
 types, the training config (every key known, of its type, in range), and
 ranges: 2 <= classes <= MAX_CLASSES, 1 <= known <= classes, one class row per
-class with its label in order, the known rows first. ``check_weights`` reads
+class with its label in order, the known rows first, and the abstain threshold's
+fields when there is one. ``check_weights`` reads
 model.safetensors' header (names, shapes, dtypes, no data) and compares it
 with the network the config describes, built on PyTorch's meta device (no
 memory), then checks that the tensors are finite and the valid prototype count
@@ -14,13 +15,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from trainer.checkpoint import CheckpointError
+from utils.abstain import RULE
 
 MAX_CLASSES = 10_000
 REQUIRED = {"format": str, "protocol": int, "num_known": int, "num_classes": int, "valid_prototypes": int,
             "epoch": int, "classes": list, "config": dict}
 OPTIONAL = {"split_fingerprint": (str, type(None)), "class_fingerprint": str, "cluster_assignment": list,
-            "metrics": dict, "selected_on_test_set": bool, "source_checkpoint": str}
+            "metrics": dict, "selected_on_test_set": bool, "source_checkpoint": str, "abstain": (dict, type(None))}
 ROW = {"label": int, "index": int, "name": str, "known": bool, "real": bool}
+ABSTAIN = {"rule": str, "threshold": (float, int), "accept": (float, int), "images": int}
 
 
 def _is(value, kinds) -> bool:
@@ -58,6 +61,11 @@ def check_info(info, where: Path):
             fail(f"class row {label} lacks or mistypes {', '.join(bad)} (each row: label, index, name, known, real)")
         if row["label"] != label:
             fail(f"class row {label} has label {row['label']}; rows are in label order 0..{classes - 1}")
+    abstain = info.get("abstain")
+    if abstain is not None:
+        bad = [k for k, kind in ABSTAIN.items() if not _is(abstain.get(k), kind)]
+        if bad or abstain["rule"] != RULE:
+            fail(f"abstain lacks or mistypes {', '.join(bad) or 'rule'} (rule {RULE!r}, threshold, accept, images)")
     roles = [row["known"] for row in rows]
     if roles != [True] * known + [False] * (classes - known):
         fail(f"{sum(roles)} classes are marked known, but num_known={known} (known classes come first)")

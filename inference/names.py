@@ -3,8 +3,9 @@
 The class table lists every model label with its original index, display
 name, known/novel role and whether it is the real class. A known prototype is
 named by its class, a novel prototype j as ``novel-<j>``, followed by
-`` (~Class)`` when the final evaluation's Hungarian matching paired it with a
-test class, or by a user's name (``--names``).
+`` (~Class, P% pure)`` when the final evaluation's Hungarian matching paired it
+with a test class (P: the share of the test images on it that are of that
+class), or by a user's name (``--names``).
 """
 from __future__ import annotations
 
@@ -47,18 +48,30 @@ def prototype_names(state: dict, overrides: dict[int, str] | None = None) -> lis
     """Display name of each valid prototype (see the module docstring)."""
     classes, num_known = state["classes"], state["num_known"]
     valid = int(state["model"]["prototypes.valid"])
-    matched = {a["prototype"]: a["label"] for a in state.get("cluster_assignment") or []}
+    matched = {a["prototype"]: a for a in state.get("cluster_assignment") or []}
     names = []
     for j in range(valid):
         if j < num_known:
             names.append(classes[j]["name"])
         else:
-            names.append(f"novel-{j}" + (f" (~{classes[matched[j]]['name']})" if j in matched else ""))
+            names.append(f"novel-{j}" + (f" (~{cluster_label(matched[j], classes)})" if j in matched else ""))
     for j, name in (overrides or {}).items():
         if not 0 <= j < valid:
             raise ValueError(f"--names renames prototype {j}, but the model has prototypes 0..{valid - 1}")
         names[j] = name
     return names
+
+
+def purity(assignment: dict) -> float | None:
+    """Share of the test images on a matched prototype that are of its matched class."""
+    return assignment["images"] / assignment["predicted"] if assignment.get("predicted") else None
+
+
+def cluster_label(assignment: dict, classes: list[dict]) -> str:
+    """``Class, P% pure`` for one entry of a cluster assignment (``Class`` alone without counts)."""
+    share = purity(assignment)
+    name = classes[assignment["label"]]["name"]
+    return name if share is None else f"{name}, {100 * share:.0f}% pure"
 
 
 def real_prototypes(state: dict) -> set[int]:

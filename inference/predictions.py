@@ -1,5 +1,7 @@
-"""The prediction CSV: one row per image (path, predicted, confidence,
-is_real, top3, error; test.py adds the true class) and its summary.
+"""The prediction CSV: one row per image (path, predicted, nearest,
+confidence, similarity, is_real, top3, error; test.py adds the true class)
+and its summary. ``predicted`` is ``unknown`` where the abstain rule
+(utils/abstain.py) rejects the image; ``nearest`` always names the best class.
 
 CSVs are UTF-8; a file name's bytes that are not UTF-8 appear as ``\\xHH`` and
 a cell starting with = + - @ gets a leading ' (utils/text.py). Output paths
@@ -17,25 +19,38 @@ from pathlib import Path
 
 import numpy as np
 
+from utils.abstain import prototype_similarity, unknown_mask
 from utils.text import csv_cell
 
-COLUMNS = ("path", "predicted", "confidence", "is_real", "top3", "error")
+COLUMNS = ("path", "predicted", "nearest", "confidence", "similarity", "is_real", "top3", "error")
 TEST_COLUMNS = ("path", "true") + COLUMNS[1:]
+UNKNOWN = "unknown"
 
 
 def format_top(names: list[str], index: np.ndarray, prob: np.ndarray) -> str:
     return "; ".join(f"{names[j]}:{p:.4f}" for j, p in zip(index.tolist(), prob.tolist()))
 
 
+def mark_unknown(out: dict, prototypes: np.ndarray, calibration: dict | None, min_confidence: float = 0.0) -> None:
+    """Add ``similarity`` and ``unknown`` (utils/abstain.py) to ``predict``'s output ``out``,
+    which must hold ``features``."""
+    out["similarity"] = prototype_similarity(out["features"], prototypes)
+    out["unknown"] = unknown_mask(out["similarity"], out["confidence"], calibration, min_confidence)
+
+
 def prediction_rows(paths: list[str], out: dict, names: list[str], real: set[int],
                     true_names: list[str] | None = None) -> list[dict]:
-    """CSV rows from ``trainer.evaluation.predict``'s output over ``paths``
-    (``true_names``: the true class of every path, for test.py)."""
-    rows = [{"path": p, "predicted": "", "confidence": "", "is_real": "", "top3": "", "error": ""} for p in paths]
+    """CSV rows from ``trainer.evaluation.predict``'s output over ``paths``, once
+    ``mark_unknown`` has run on it (``true_names``: the true class of every
+    path, for test.py)."""
+    rows = [dict.fromkeys(COLUMNS, "") | {"path": p} for p in paths]
     for position, index in enumerate(out["index"].tolist()):
         pred = int(out["pred"][position])
-        rows[index].update(predicted=names[pred], confidence=f"{out['confidence'][position]:.4f}",
-                           is_real=str(pred in real).lower(),
+        abstained = bool(out["unknown"][position])
+        rows[index].update(predicted=UNKNOWN if abstained else names[pred], nearest=names[pred],
+                           confidence=f"{out['confidence'][position]:.4f}",
+                           similarity=f"{out['similarity'][position]:.4f}",
+                           is_real=str(pred in real and not abstained).lower(),
                            top3=format_top(names, out["top_index"][position], out["top_prob"][position]))
     for index, reason in out["errors"].items():
         rows[index]["error"] = reason
@@ -91,10 +106,11 @@ def write_rows(handle, table: list[list]) -> None:
 
 
 def summary(rows: list[dict]) -> str:
-    """Images per predicted class (most first) and the unreadable ones."""
+    """Images per predicted class (most first), the unknown and the unreadable ones."""
     counts = Counter(r["predicted"] for r in rows if not r["error"])
     errors = sum(1 for r in rows if r["error"])
     width = max([len(name) for name in counts] + [10])
-    lines = [f"{len(rows)} images: {len(rows) - errors} attributed, {errors} unreadable"]
+    lines = [f"{len(rows)} images: {len(rows) - errors - counts[UNKNOWN]} attributed, {counts[UNKNOWN]} "
+             f"{UNKNOWN}, {errors} unreadable"]
     lines += [f"  {name:<{width}}  {count:>6}" for name, count in counts.most_common()]
     return "\n".join(lines)

@@ -54,7 +54,7 @@ def test_test_py_export_and_predict_serve_the_baseline(baseline, mini_root, tmp_
     folder = tmp_path / "export"
     assert export_cli.main(["--ckpt", str(whole), "--out", str(folder)]) == 0
     assert json.loads((folder / "config.json").read_text())["config"]["method"] == method
-    images = collect_inputs([str(mini_root / "35_Generate_PixArt")])
+    images = collect_inputs([str(mini_root / "35_Generate_PixArt")]).paths
     from_checkpoint = Attributor.load(str(whole / "checkpoints" / "last.pt"), "cpu").predict_paths(images,
                                                                                                   progress=False)
     from_export = Attributor.load(str(folder), "cpu").predict_paths(images, progress=False)

@@ -80,6 +80,8 @@ CONFIG_EDITS = {
     "num_classes=1e6": (lambda i: i.update(num_classes=1_000_000), "num_classes=1000000 is outside [2, 10000]"),
     "image_size=1e9": (lambda i: i["config"].update(image_size=1_000_000_000), "image_size=1000000000 must lie in"),
     "unknown config key": (lambda i: i["config"].update(colour="red"), "unknown config key 'colour'"),
+    "abstain threshold text": (lambda i: i["abstain"].update(threshold="0.3"), "abstain lacks or mistypes threshold"),
+    "abstain a list": (lambda i: i.update(abstain=[0.3]), "abstain is list [0.3], not an object or null"),
 }
 WEIGHT_EDITS = {
     "integer weights": (set_weight("prototypes.weight", lambda t: t.to(torch.int64)),
@@ -158,12 +160,12 @@ def test_predict_keeps_odd_names_and_skips_a_named_pipe(known_k_run, mini_root, 
 
 
 def test_paths_on_stdin_keep_non_utf8_bytes():
-    assert collect_inputs(["-"], io.BytesIO(b"a/" + os.fsencode(ODD) + b"\n\nb.png\n")) == [f"a/{ODD}", "b.png"]
+    assert collect_inputs(["-"], io.BytesIO(b"a/" + os.fsencode(ODD) + b"\n\nb.png\n")).paths == [f"a/{ODD}", "b.png"]
 
 
 def test_csv_cells_starting_a_formula_are_guarded(tmp_path):
-    row = {"path": "x.png", "predicted": "=HYPERLINK(\"http://e\")", "confidence": "0.5", "is_real": "false",
-           "top3": "@SUM(A1)", "error": "-1"}
+    row = {"path": "x.png", "predicted": "=HYPERLINK(\"http://e\")", "nearest": "+x", "confidence": "0.5",
+           "similarity": "0.2", "is_real": "false", "top3": "@SUM(A1)", "error": "-1"}
     write_csv([row], tmp_path / "p.csv")
     with open(tmp_path / "p.csv", newline="") as handle:
         written = next(csv.DictReader(handle))

@@ -233,14 +233,17 @@ def test_cluster_assignment_by_hand():
     assert cluster_assignment([], []) == []
 
 
-def test_aligned_confusion_by_hand():
-    # classes 0,1,2; prototypes 0..3: class 0 -> prototype 2, class 1 -> prototype 0, class 2 -> prototype 3
-    y_true = [0, 0, 1, 1, 1, 2, 2]
-    y_pred = [2, 2, 0, 0, 1, 3, 3]
-    matrix, order = aligned_confusion(y_true, y_pred, num_classes=3, num_prototypes=4)
-    assert order == [2, 0, 3, 1]
-    assert matrix.tolist() == [[2, 0, 0, 0], [0, 2, 0, 1], [0, 0, 2, 0]]
-    assert np.trace(matrix) / len(y_true) == pytest.approx(cluster_accuracy(y_true, y_pred))
+def test_aligned_confusion_keeps_known_classes_on_their_own_prototypes():
+    # known 0, 1; novel 2, 3; prototypes 0..4. Known class 1 lands mostly on novel prototype 2, which an
+    # all-class matching would pair with it; its column stays prototype 1, and prototype 2 goes last
+    y_true = [0, 0, 1, 1, 1, 2, 2, 3, 3, 3]
+    y_pred = [0, 0, 2, 2, 1, 3, 3, 4, 4, 2]
+    matrix, order = aligned_confusion(y_true, y_pred, num_classes=4, num_known=2, num_prototypes=5)
+    assert order == [0, 1, 3, 4, 2]
+    assert matrix.tolist() == [[2, 0, 0, 0, 0], [0, 1, 0, 0, 2], [0, 0, 2, 0, 0], [0, 0, 0, 2, 1]]
+    known = np.asarray(y_true) < 2
+    assert np.trace(matrix[:2, :2]) / known.sum() == pytest.approx(accuracy(np.asarray(y_true)[known],
+                                                                           np.asarray(y_pred)[known]))
 
 
 def test_per_class_accuracy_splits_known_and_novel_acc():

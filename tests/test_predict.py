@@ -63,21 +63,22 @@ def test_checkpoint_holds_the_final_hungarian_assignment(run):
     label_of = {name: i for i, name in enumerate(label_names(1))}
     _, rows = read_csv(preds)
     y_true = [label_of[r["true"]] for r in rows]
-    y_pred = [names.index(r["predicted"]) for r in rows]
+    y_pred = [names.index(r["nearest"]) for r in rows]
     assert saved == cluster_assignment(y_true, y_pred)
     for entry in saved:
         on_prototype = [t for t, p in zip(y_true, y_pred) if p == entry["prototype"]]
         assert entry["predicted"] == len(on_prototype) and entry["images"] == on_prototype.count(entry["label"])
 
 
-def test_save_predictions_writes_the_four_files(run):
+def test_save_predictions_writes_the_report_files(run):
     _, preds = run
     metrics = json.loads((preds.parent / "metrics.json").read_text())
     columns, rows = read_csv(preds)
     assert tuple(columns) == TEST_COLUMNS
     assert len(rows) == metrics["num_test"] and not any(r["error"] for r in rows)
     assert all(r["is_real"] == str(r["predicted"] == label_names(1)[0]).lower() for r in rows)
-    assert all(len(r["top3"].split("; ")) == 3 and r["top3"].startswith(r["predicted"] + ":") for r in rows)
+    assert all(len(r["top3"].split("; ")) == 3 and r["top3"].startswith(r["nearest"] + ":") for r in rows)
+    assert all(r["predicted"] in (r["nearest"], "unknown") for r in rows)
     _, per_class = read_csv(preds.parent / "per_class.csv")
     assert len(per_class) == 41 and [r["set"] for r in per_class].count("known") == 19
     for subset, key in (("known", "known_acc"), ("novel", "novel_acc")):
@@ -88,7 +89,9 @@ def test_save_predictions_writes_the_four_files(run):
     assert header[:2] == ["true", "set"] and len(header) == 2 + metrics["valid_prototypes"]
     counts = np.array([[int(v) for v in row[2:]] for row in matrix])
     assert counts.sum() == metrics["num_test"]
-    assert np.trace(counts) / counts.sum() == pytest.approx(metrics["all_acc"])
+    known = [row[1] == "known" for row in matrix]
+    assert header[2:2 + sum(known)] == label_names(1)[:sum(known)]  # known classes on their own prototypes
+    assert np.trace(counts[:19, :19]) / counts[known].sum() == pytest.approx(metrics["known_acc"])
     assert (preds.parent / "confusion.png").stat().st_size > 0
 
 
@@ -109,7 +112,71 @@ def test_predict_reproduces_test_py_and_lists_unreadable_files(run, tmp_path):
         assert {k: got[k] for k in COLUMNS} == {k: want[k] for k in COLUMNS}
     assert rows[-2]["error"] == "not an image (unrecognised format)" and rows[-2]["predicted"] == ""
     assert rows[-1]["error"] == "missing file"
-    assert f"{len(paths)} images: {len(expected)} attributed, 2 unreadable" in result.stdout
+    unknown = sum(r["predicted"] == "unknown" for r in expected)
+    assert f"{len(paths)} images: {len(expected) - unknown} attributed, {unknown} unknown, 2 unreadable" in result.stdout
+
+
+def split_paths(run_dir, test: bool) -> list[str]:
+    """The run's training (or test) images, from its split.json."""
+    split = json.loads((run_dir / "split.json").read_text())
+    root = json.loads((run_dir / "config.json").read_text())["dataset_root"]
+    return [str(Path(root) / r["path"]) for r in split["images"] if (r["role"] == "test") == test]
+
+
+def test_final_checkpoint_abstains_on_its_share_of_the_training_images(run):
+    run_dir, preds = run
+    calibration = load_checkpoint(run_dir / "checkpoints" / "last.pt")["abstain"]
+    train = split_paths(run_dir, test=False)
+    assert calibration["accept"] == 0.95 and calibration["images"] == len(train)
+    rows = Attributor.load(str(run_dir), "cpu").predict_paths(train, progress=False)
+    unknown = [r for r in rows if r["predicted"] == "unknown"]
+    assert len(unknown) == pytest.approx(0.05 * len(train), abs=1)
+    threshold = calibration["threshold"]  # similarity is written to 4 decimals
+    assert all((float(r["similarity"]) < threshold + 5e-5) == (r in unknown) for r in rows
+               if abs(float(r["similarity"]) - threshold) > 5e-5)
+    assert all(r["nearest"] and r["is_real"] == "false" for r in unknown)
+    report = (preds.parent / "report.md").read_text()
+    assert f"prototype similarity below {calibration['threshold']:.4f}" in report
+
+
+def test_predict_flags_unknown_and_counts_skipped_files(run, mini_root, tmp_path):
+    run_dir, _ = run
+    folder = tmp_path / "in"
+    shutil.copytree(mini_root / "35_Generate_PixArt", folder)
+    (folder / "notes.txt").write_text("not an image")
+    out = tmp_path / "p.csv"
+    result = run_cli("predict.py", "--ckpt", str(run_dir), str(folder), "--out", str(out), "--device", "cpu",
+                     "--min_confidence", "1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "skipped 1 file that is not .jpg/.jpeg/.png" in result.stderr
+    _, rows = read_csv(out)
+    assert len(rows) == 12 and all(r["predicted"] == "unknown" and r["nearest"] for r in rows)
+    assert "12 images: 0 attributed, 12 unknown, 0 unreadable" in result.stdout
+    assert run_cli("predict.py", "--ckpt", str(run_dir), str(folder), "--out", str(out), "--device", "cpu",
+                   "--no_unknown").returncode == 0
+    _, rows = read_csv(out)
+    assert all(r["predicted"] == r["nearest"] for r in rows)
+    bad = run_cli("predict.py", "--ckpt", str(run_dir), str(folder), "--min_confidence", "2")
+    assert bad.returncode == 2 and "--min_confidence 2.0 is not a probability" in bad.stderr
+
+
+def test_report_md_gathers_metrics_tables_and_plots(run):
+    run_dir, preds = run
+    metrics = json.loads((preds.parent / "metrics.json").read_text())
+    report = (preds.parent / "report.md").read_text()
+    assert f"| ACC | {100 * metrics['all_acc']:.1f} | {100 * metrics['known_acc']:.1f} |" in report
+    for section in ("## Metrics", "## Per class", "## Novel clusters", "## Plots"):
+        assert section in report
+    assert "- [confusion](confusion.png)" in report
+    link = next(line for line in report.splitlines() if line.startswith("- [tsne]("))
+    assert (preds.parent / link[len("- [tsne]("):-1]).resolve() == (run_dir / "tsne.png").resolve()
+    _, clusters = read_csv(preds.parent / "clusters.csv")
+    assert len(clusters) == metrics["valid_prototypes"]
+    assert sum(int(r["images"]) for r in clusters) == metrics["num_test"]
+    for row in clusters:
+        if row["purity"]:
+            assert float(row["purity"]) == pytest.approx(int(row["class_images"]) / int(row["images"]), abs=1e-4)
+            assert row["set"] == "known" or f"| {row['prototype']} | {row['name']} | novel |" in report
 
 
 @pytest.fixture(scope="module")
@@ -130,11 +197,13 @@ def test_export_is_small_safe_and_predicts_the_same(exported, mini_root):
     assert fingerprint and info["split_fingerprint"] == fingerprint
     assert info["valid_prototypes"] == 41 and len(info["classes"]) == 41 and info["num_known"] == 19
     assert all("name" in a for a in info["cluster_assignment"])
+    assert info["abstain"] == load_checkpoint(checkpoint)["abstain"] is not None
+    assert load_model_state(str(folder))["abstain"] == info["abstain"]
     assert load_model_state(str(folder))["split_fingerprint"] == fingerprint
     images = mini_root / "35_Generate_PixArt"
-    from_checkpoint = Attributor.load(str(checkpoint), "cpu").predict_paths(collect_inputs([str(images)]),
+    from_checkpoint = Attributor.load(str(checkpoint), "cpu").predict_paths(collect_inputs([str(images)]).paths,
                                                                             progress=False)
-    from_export = Attributor.load(str(folder), "cpu").predict_paths(collect_inputs([str(images)]), progress=False)
+    from_export = Attributor.load(str(folder), "cpu").predict_paths(collect_inputs([str(images)]).paths, progress=False)
     assert len(from_export) == 12 and from_export == from_checkpoint
 
 
@@ -144,7 +213,7 @@ def test_prototype_names_and_names_file(tmp_path):
                                     {"prototype": 2, "label": 2, "images": 5, "predicted": 5}]}
     names = prototype_names(state)
     assert names[2] == label_names(1)[2] and names[20] == "novel-20"
-    assert names[25] == f"novel-25 (~{label_names(1)[30]})"
+    assert names[25] == f"novel-25 (~{label_names(1)[30]}, 75% pure)"  # 3 of the 4 test images on it
     assert real_prototypes(state) == {0}
     file = tmp_path / "names.csv"
     file.write_text("prototype,name\nnovel-25,Lab cluster A\n20, B \n")
@@ -176,7 +245,8 @@ def test_collect_inputs(tmp_path):
     for name in ("a/z.png", "a/b/y.JPG", "a/notes.txt", "x.jpeg"):
         (tmp_path / name).write_bytes(b"")
     stdin = io.StringIO(f"{tmp_path / 'listed.png'}\n\n")
-    got = collect_inputs([str(tmp_path / "a"), "-", str(tmp_path / "given.txt")], stdin)
+    got, skipped = collect_inputs([str(tmp_path / "a"), "-", str(tmp_path / "given.txt")], stdin)
+    assert skipped == 1  # a/notes.txt; a file named on the command line is kept, whatever its name
     assert got == [str(tmp_path / "a" / "b" / "y.JPG"), str(tmp_path / "a" / "z.png"), str(tmp_path / "listed.png"),
                    str(tmp_path / "given.txt")]
 
@@ -238,7 +308,7 @@ def test_push_and_pull_through_the_hub(exported, stub_hub, mini_root, capsys):
     card = (stub_hub.root / "lab/cal-p1/main/README.md").read_text()
     fingerprint = json.loads((folder / "config.json").read_text())["split_fingerprint"]
     assert "hf://lab/cal-p1" in card and "OWDFA-40 protocol 1" in card and fingerprint in card
-    images = collect_inputs([str(mini_root / "2_Swap_FaceSwap")])
+    images = collect_inputs([str(mini_root / "2_Swap_FaceSwap")]).paths
     pulled = Attributor.load("hf://lab/cal-p1@v1", "cpu").predict_paths(images, progress=False)
     assert stub_hub.calls[-1] == ("snapshot_download", "lab/cal-p1", "v1")
     assert pulled == Attributor.load(str(folder), "cpu").predict_paths(images, progress=False)

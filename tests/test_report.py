@@ -1,9 +1,10 @@
 """Run plots on hand-made inputs: total K from its start value for any estimator
-present, the confidence gap, the test-output file and its subsample."""
+present, the confidence gap, the test-output file and its subsample, a colour
+per class in the t-SNE and counts in the confusion matrix."""
 import numpy as np
 import pytest
 
-from utils.plotting import plot_confidence, plot_k_estimate, plot_run
+from utils.plotting import CELL_INCHES, plot_confidence, plot_confusion, plot_k_estimate, plot_run, plot_tsne
 from utils.report import MAX_TSNE_POINTS, load_test_outputs, save_test_outputs
 
 HISTORY = [{"epoch": 0, "loss": 2.0, "lr": 1e-3, "all_acc": 0.2, "nmi": 0.3, "valid_prototypes": 30,
@@ -38,3 +39,26 @@ def test_outputs_subsample_keeps_rows_and_labels_together(tmp_path):
                                                   "feature_label": out["feature_label"][:40]})
     assert written == ["curves.png", "k_estimate.png", "confidence.png", "tsne.png"]
     assert plot_run([{"epoch": 0, "loss": 1.0}], tmp_path, 3) == ["curves.png"]
+
+
+def test_tsne_gives_each_of_41_classes_its_own_colour(tmp_path):
+    label = np.repeat(np.arange(41), 3)
+    features = np.random.default_rng(0).normal(size=(len(label), 8)) + label[:, None]
+    colours = plot_tsne(features, label, 19, [f"c{i}" for i in range(41)], tmp_path / "t.png")
+    assert sorted(colours) == list(range(41)) and len(set(colours.values())) == 41
+    assert (tmp_path / "t.png").stat().st_size > 0
+
+
+def test_confusion_plot_writes_counts_and_grows_with_the_classes(tmp_path):
+    from matplotlib.image import imread
+
+    rng = np.random.default_rng(1)
+    sizes = {}
+    for classes in (10, 41):
+        matrix = rng.integers(0, 4, size=(classes, classes)) * (rng.random((classes, classes)) < 0.2)
+        names = [f"class {i} with a long name" for i in range(classes)]
+        annotated = plot_confusion(matrix, names, names, 5, tmp_path / f"c{classes}.png")
+        assert annotated == np.count_nonzero(matrix)
+        sizes[classes] = imread(tmp_path / f"c{classes}.png").shape[:2]
+    assert all(side > 41 * CELL_INCHES * 100 for side in sizes[41])  # pixels at 110 dpi: a cell per 7 pt label
+    assert all(big > small for big, small in zip(sizes[41], sizes[10]))

@@ -3,7 +3,8 @@
 Per step: move the batch, autocast, ``method.training_step``, backward, one
 host sync on a finiteness/stop flag, optimiser step, on-device accumulation of
 the logged terms. Per epoch: ``method.on_epoch_end`` (thresholds, pruning),
-scheduler, evaluation, metrics.jsonl / TensorBoard, atomic checkpoints.
+scheduler, evaluation, metrics.jsonl / TensorBoard, atomic checkpoints. At
+the end: the abstain threshold from the training images (utils/abstain.py).
 
 Stopping and resuming: SIGINT/SIGTERM finish the current step, save
 ``last.pt`` with the position inside the epoch, and exit non-zero (a second
@@ -32,6 +33,7 @@ from trainer.checkpoint import save_atomic
 from trainer.device import autocast_for, compile_network, make_optimizer, to_layout, use_bf16
 from trainer.distributed import DistInfo, reduce_sum
 from trainer.evaluation import extract_features, predict, prediction_metrics
+from utils.abstain import calibrate, prototype_rows
 from utils.run_dir import MetricsLog, write_json
 from utils.seed import rng_state, set_rng_state
 
@@ -89,6 +91,7 @@ class Trainer:
         self.best: dict | None = None
         self.cluster_assignment: list[dict] = []  # last evaluation's prototype -> class matching
         self.final_outputs: dict = {}  # the last evaluation's test outputs
+        self.abstain: dict | None = None  # the final weights' abstain threshold (utils/abstain.py), never resumed
         self.global_step = 0
         self.position: dict | None = None   # inside an unfinished epoch: epoch, step, partial sums
         self.start_epoch = 0
@@ -105,7 +108,7 @@ class Trainer:
             "num_classes": self.data.split.num_classes, "protocol": self.cfg.protocol,
             "split_fingerprint": self.data.record.fingerprint if self.data.record else None,
             "classes": self.classes, "class_fingerprint": class_fingerprint(self.classes),
-            "cluster_assignment": self.cluster_assignment,
+            "cluster_assignment": self.cluster_assignment, "abstain": self.abstain,
         }
 
     def restore(self, state: dict) -> None:
@@ -152,6 +155,7 @@ class Trainer:
                     return self._stopped(stop.signum)
                 self.end_epoch(epoch)
             outputs = self.final_outputs if "features" in self.final_outputs else self.evaluate(features=True)[1]
+            self.calibrate_abstain()
         finally:
             if self.tb is not None:
                 self.tb.close()
@@ -283,6 +287,16 @@ class Trainer:
                                     self.cfg.channels_last)
         finally:
             shutdown_workers(loader)
+
+    def calibrate_abstain(self) -> None:
+        """The final model's abstain threshold from its training images (utils/abstain.py), saved in last.pt."""
+        self.abstain = calibrate(self.train_features()[0], prototype_rows(unwrap(self.method.model).state_dict()))
+        log.info("abstain threshold %.4f (prototype similarity accepting %.0f%% of %d training images)",
+                 self.abstain["threshold"], 100 * self.abstain["accept"], self.abstain["images"])
+        state = self.checkpoint_state(self.history[-1]["epoch"] if self.history else -1)
+        self.save("last.pt", state)
+        if self.best and self.best["epoch"] == state["epoch"]:
+            self.save("best.pt", {**state, "selected_on_test_set": True})
 
     def evaluate(self, features: bool = False) -> tuple[dict, dict]:
         """Test metrics and ``predict``'s outputs (with BNNeck features when asked)."""

@@ -9,8 +9,9 @@
 A subset with no rows yields None ("missing"), never nan.
 
 The matching behind all_acc also names the clusters (``cluster_assignment``:
-prototype -> test class) and aligns the confusion matrix; ``per_class_accuracy``
-splits known_acc and novel_acc by class.
+prototype -> test class, with its purity); ``aligned_confusion`` keeps known
+classes on their own prototypes and matches the novel ones among the rest;
+``per_class_accuracy`` splits known_acc and novel_acc by class.
 """
 from __future__ import annotations
 
@@ -53,21 +54,20 @@ def cluster_assignment(y_true: np.ndarray, y_pred: np.ndarray) -> list[dict]:
             for p, t in zip(rows, cols) if table[p, t] > 0]
 
 
-def aligned_confusion(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int,
+def aligned_confusion(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int, num_known: int,
                       num_prototypes: int) -> tuple[np.ndarray, list[int]]:
     """Confusion matrix [num_classes, num_prototypes] (rows: true labels) with
-    its columns reordered by all_acc's matching: first the prototypes matched
-    to classes 0, 1, ... (so with at least as many prototypes as classes the
-    diagonal holds the matched counts), then the unmatched ones in index
-    order. Returns (matrix, prototype of each column)."""
+    known class c's column its own prototype c (so the known diagonal holds
+    the plain hits of known_acc), then the novel prototypes in the order of a
+    Hungarian matching of the novel classes to them (so with at least as many
+    novel prototypes as novel classes the novel diagonal holds the matched
+    counts), then the unmatched ones in index order. Returns (matrix,
+    prototype of each column)."""
     y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
     table = np.zeros((num_classes, num_prototypes), dtype=np.int64)
     np.add.at(table, (y_true, y_pred), 1)
-    matched = {}
-    if y_true.size:
-        rows, cols, _ = hungarian_match(y_true, y_pred)
-        matched = {int(t): int(p) for p, t in zip(rows, cols) if p < num_prototypes}
-    order = [matched[c] for c in range(num_classes) if c in matched]
+    rows, cols = linear_sum_assignment(table[num_known:, num_known:], maximize=True)
+    order = list(range(num_known)) + [num_known + int(p) for _, p in sorted(zip(rows, cols))]
     taken = set(order)
     order += [p for p in range(num_prototypes) if p not in taken]
     return table[:, order], order

@@ -7,9 +7,11 @@
   starting number of prototypes;
 - confidence.png: max-softmax confidence of known vs novel test images (the
   paper's confidence skew);
-- tsne.png: t-SNE of test features, coloured by true class, marker by known/novel;
+- tsne.png: t-SNE of test features, one colour per true class (60 distinct),
+  marker by known/novel;
 - estimate_k.py's k_curve.png: the post-hoc estimator's score per K;
-- test.py's confusion.png: the Hungarian-aligned confusion matrix.
+- test.py's confusion.png: the confusion matrix, known classes on their own
+  prototypes, novel ones Hungarian-matched, counts in the cells.
 """
 from __future__ import annotations
 
@@ -22,6 +24,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+CELL_INCHES = 0.3        # confusion.png: side of one cell, room for a 7 pt tick label
+MAX_ANNOTATED = 80 * 80  # confusion.png: cells up to which each shows its count
 LOSS_TERMS = ("loss", "sup", "reg", "ccr", "acr")
 ACCURACIES = ("all_acc", "known_acc", "novel_acc")
 # Estimators of the number of novel classes that may appear in metrics.jsonl, with their legend.
@@ -118,22 +122,31 @@ def plot_confidence(label: np.ndarray, confidence: np.ndarray, num_known: int, p
     return gap
 
 
+def class_colours(count: int) -> list[tuple]:
+    """``count`` colours, distinct up to 60 (tab20, tab20b, tab20c in turn), then repeating."""
+    palette = [plt.get_cmap(name)(i) for name in ("tab20", "tab20b", "tab20c") for i in range(20)]
+    return [palette[i % len(palette)] for i in range(count)]
+
+
 def plot_tsne(features: np.ndarray, label: np.ndarray, num_known: int, names: list[str], path: Path,
-              seed: int = 0) -> None:
-    """t-SNE (scikit-learn) of feature rows; colour = true class, circle = known, cross = novel."""
+              seed: int = 0) -> dict:
+    """t-SNE (scikit-learn) of feature rows; colour = true class (``class_colours``), circle = known,
+    cross = novel. Returns the colour of each class drawn."""
     from sklearn.manifold import TSNE
 
     points = TSNE(n_components=2, perplexity=min(30.0, (len(features) - 1) / 3), init="pca",
                   random_state=seed).fit_transform(features.astype(np.float32))
-    fig, ax = plt.subplots(figsize=(9, 7))
-    colours = plt.get_cmap("tab20")
-    for i, c in enumerate(np.unique(label)):
+    fig, ax = plt.subplots(figsize=(10, 7))
+    classes = np.unique(label)
+    colours = dict(zip(classes.tolist(), class_colours(len(classes))))
+    for c, colour in colours.items():
         rows = label == c
-        ax.scatter(points[rows, 0], points[rows, 1], s=10, color=colours(i % 20),
+        ax.scatter(points[rows, 0], points[rows, 1], s=10, color=colour,
                    marker="o" if c < num_known else "x", label=names[c] if c < len(names) else str(c))
     ax.set(xticks=[], yticks=[], title=f"t-SNE of {len(features)} test features (o known, x novel)")
     ax.legend(fontsize=6, ncol=2, loc="upper left", bbox_to_anchor=(1.01, 1), markerscale=1.5)
     _save(fig, path)
+    return colours
 
 
 def plot_k_curve(estimate: dict, path: Path, true_novel: int | None = None) -> None:
@@ -181,21 +194,29 @@ def plot_run(history: list[dict], run_path: Path, num_known: int, start_total: i
 
 
 
-def plot_confusion(matrix, row_names: list[str], column_names: list[str], num_known: int, path: Path) -> None:
-    """Row-normalised confusion matrix (rows: true classes, columns: prototypes)
-    with lines after the known block of rows and columns."""
-    import numpy as np
-
-    counts = np.asarray(matrix, dtype=np.float64)
+def plot_confusion(matrix, row_names: list[str], column_names: list[str], num_known: int, path: Path) -> int:
+    """Row-normalised confusion matrix (rows: true classes, columns: prototypes,
+    aligned by ``utils.metrics.aligned_confusion``) with lines after the known
+    block, each non-zero cell showing its count when the matrix has at most
+    ``MAX_ANNOTATED`` cells; the figure grows with the class count so that
+    every tick label stays readable. Returns the number of cells annotated."""
+    counts = np.asarray(matrix, dtype=np.int64)
     shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
     rows, columns = shares.shape
-    fig, ax = plt.subplots(figsize=(4 + 0.22 * columns, 3 + 0.22 * rows))
+    fig, ax = plt.subplots(figsize=(3.5 + CELL_INCHES * columns, 3 + CELL_INCHES * rows))
     image = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1, aspect="auto", interpolation="nearest")
     ax.axhline(num_known - 0.5, color="crimson", linewidth=1)
     ax.axvline(num_known - 0.5, color="crimson", linewidth=1)
-    ax.set_xticks(range(columns), column_names, rotation=90, fontsize=6)
-    ax.set_yticks(range(rows), row_names, fontsize=6)
-    ax.set(xlabel="predicted prototype (Hungarian-aligned)", ylabel="true class",
-           title=f"confusion (share of each true class); known block: first {num_known}")
+    ax.set_xticks(range(columns), column_names, rotation=90, fontsize=7)
+    ax.set_yticks(range(rows), row_names, fontsize=7)
+    annotated = 0
+    if rows * columns <= MAX_ANNOTATED:
+        for r, c in zip(*np.nonzero(counts)):
+            ax.text(c, r, str(counts[r, c]), ha="center", va="center", fontsize=5.5,
+                    color="white" if shares[r, c] > 0.5 else "black")
+            annotated += 1
+    ax.set(xlabel="predicted prototype (known: its own class; novel: Hungarian-matched)", ylabel="true class",
+           title=f"confusion (colour: share of each true class; numbers: images); known block: first {num_known}")
     fig.colorbar(image, ax=ax, fraction=0.03)
     _save(fig, path)
+    return annotated
