@@ -1,19 +1,18 @@
 """Evaluate a checkpoint on its protocol's test split.
 
     python test.py --ckpt exp/owdfa40_p1/<stamp>/checkpoints/last.pt
-    python test.py --ckpt best.pt --dataset_root /data/OWDFA40-Benchmark/data --out metrics.json
-    python test.py --ckpt cal_p1 --classes_file tables/my_classes.csv --batch_size 64 --device cpu
+    python test.py --ckpt cal_p1 --classes_file tables/my_classes.csv --out metrics.json
 
 The model and the test split are rebuilt from the config stored in the
 checkpoint, so it evaluates to the numbers recorded for its epoch on the same
-kind of device. ``--ckpt`` also takes a run directory, an export folder or
-``hf://REPO_ID[@rev]``. Another split than the one trained on is refused unless
-``--allow_split_change``; a pickle loads only with ``--trust_checkpoint``.
+kind of device; ``--ckpt`` also takes a run directory, an export folder or
+``hf://REPO_ID[@rev]``. Another split is refused unless
+``--allow_split_change``, a pickle unless ``--trust_checkpoint``;
 ``--dataset_root`` / ``--classes_file``: where data and class table moved to.
 Prints a table (progress on stderr); ``--out`` writes the metrics to a .json
 file, ``--save_predictions`` a .csv row per test image with report.md,
-per_class.csv, clusters.csv and confusion.csv/.png beside it (both paths
-checked first). Exit: 0 done, 2 bad input.
+per_class.csv, clusters.csv and confusion.csv/.png beside it (both paths checked
+first). Exit: 0 done, 2 bad input.
 """
 from __future__ import annotations
 
