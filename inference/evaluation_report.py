@@ -39,7 +39,9 @@ def save_test_report(path: str | Path, out: dict, split, state: dict, metrics: d
                           "" if row["prototype"] is None else names[row["prototype"]]])
     clusters = cluster_table(out, state, names)
     matrix, order = aligned_confusion(out["label"], out["pred"], len(classes), state["num_known"], len(names))
-    column_names = [names[p] for p in order]
+    # a novel column is named by its prototype alone: the row on its diagonal is the novel class this
+    # matching gives it, which may differ from the all-class matching behind the cluster names
+    column_names = [names[p] if p < state["num_known"] else f"novel-{p}" for p in order]
     confusion = [["true", "set", *column_names]] + [[class_names[c], "known" if classes[c]["known"] else "novel",
                                                      *counts] for c, counts in enumerate(matrix.tolist())]
     files = {name: folder / name for name in ("per_class.csv", "clusters.csv", "confusion.csv", "confusion.png",

@@ -91,6 +91,8 @@ def test_save_predictions_writes_the_report_files(run):
     assert counts.sum() == metrics["num_test"]
     known = [row[1] == "known" for row in matrix]
     assert header[2:2 + sum(known)] == label_names(1)[:sum(known)]  # known classes on their own prototypes
+    novel_columns = header[2 + sum(known):]  # named by prototype, the matched class is the diagonal's row
+    assert novel_columns and all(h.startswith("novel-") and "(" not in h for h in novel_columns)
     assert np.trace(counts[:19, :19]) / counts[known].sum() == pytest.approx(metrics["known_acc"])
     assert (preds.parent / "confusion.png").stat().st_size > 0
 
