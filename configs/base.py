@@ -70,8 +70,6 @@ prune_coverage = 0.9544        # DPP: cumulative usage the kept novel prototypes
 # (docs/choosing_k.md), so an unknown-K run with DPP also logs the post-hoc count at its end.
 novel_k_source = "posthoc"     # unknown K: "posthoc" or "dpp" (the paper's rule)
 posthoc_epoch = 4              # posthoc: the epoch (0-based) at whose end the estimate sets the novel prototypes
-novel_init = "random"          # known K: "random" (the paper: prototype_init_std) or "kmeans": at the end of
-                               # posthoc_epoch the novel prototypes become semi-supervised k-means centres
 prune_start = 0                # DPP: first epoch (0-based) at whose end it may prune; paper 0 (from the start)
 prune_max_drop = 1.0           # DPP: largest share of the novel prototypes one epoch may remove; paper 1.0 (no bound)
 prune_anchor_norm = "unit"     # DPP: joined anchors get norm 1 (paper) or "members": their members' mean norm

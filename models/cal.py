@@ -109,8 +109,6 @@ class CAL:
             self.usage = torch.zeros(self.net.prototypes.num_valid, dtype=torch.long, device=self.usage.device)
             if epoch == self.cfg.epochs - 1 and train_features is not None:
                 logs.update(self._check_dpp_count(logs["k_novel_estimate"], train_features))
-        elif self.cfg.novel_init == "kmeans" and epoch == self.cfg.posthoc_epoch:
-            logs.update(self._seed_from_kmeans(train_features))
         logs["valid_prototypes"] = self.net.prototypes.num_valid
         return logs
 
@@ -152,41 +150,15 @@ class CAL:
             log.warning("epoch %d: no post-hoc estimate (%s); the prototypes stay as they are", epoch,
                         estimate.message or "no novel class found")
             return logs
-        norm = self._set_novel_prototypes(estimate.centres, features, labels)
-        log.info("epoch %d: post-hoc estimate %d novel classes in %.0f s (best mean score at %d; within 0.01 of "
-                 "it: %d-%d); novel prototypes set to its cluster centres (norm %s)", epoch, estimate.k_novel,
-                 seconds, estimate.k_best_score, *estimate.near_best(), norm)
-        return {**logs, "k_novel_estimate": estimate.k_novel, "k_posthoc": estimate.k_novel, "model_changed": True}
-
-    def _seed_from_kmeans(self, train_features) -> dict:
-        """Known K, ``novel_init=kmeans``: at the end of epoch ``posthoc_epoch`` the novel
-        prototypes become the novel centres of a semi-supervised k-means over the training
-        features with the true class count (known classes anchored to their labelled rows).
-        Not in the paper: from the random init a known-K run can end with no novel prototype
-        ever predicted (docs/results.md)."""
-        from utils.k_estimation import semi_supervised_kmeans
-
-        start = time.perf_counter()
-        features, labels = train_features()
-        device = self.net.prototypes.weight.device
-        _, centres, _ = semi_supervised_kmeans(torch.nn.functional.normalize(torch.as_tensor(features).float(), dim=1)
-                                               .to(device), torch.as_tensor(labels).to(device), self.num_known,
-                                               self.net.prototypes.num_valid, seed=self.cfg.seed)
-        norm = self._set_novel_prototypes(centres[self.num_known:], features, labels)
-        seconds = round(time.perf_counter() - start, 2)
-        log.info("novel prototypes set to the %d novel k-means centres of the training features in %.0f s (norm %s)",
-                 centres.shape[0] - self.num_known, seconds, norm)
-        return {"novel_init_seconds": seconds, "model_changed": True}
-
-    def _set_novel_prototypes(self, centres: torch.Tensor, features, labels) -> str:
-        """Novel prototype rows := ``centres`` at the norm whose logits match the known prototypes'
-        on their labelled training rows (``centroid_logit_norm``); returns that norm for the log."""
-        prototypes = self.net.prototypes
         weight = prototypes.weight.data
         norm = centroid_logit_norm(weight[:self.num_known], torch.as_tensor(features).to(weight.device),
                                    torch.as_tensor(labels).to(weight.device))
-        seed_novel_prototypes(weight, prototypes.valid, self.num_known, centres.to(weight.device), norm)
-        return "of the known prototypes" if norm is None else f"{norm:.3f}"
+        seed_novel_prototypes(weight, prototypes.valid, self.num_known, estimate.centres, norm)
+        log.info("epoch %d: post-hoc estimate %d novel classes in %.0f s (best mean score at %d; within 0.01 of "
+                 "it: %d-%d); novel prototypes set to its cluster centres (norm %s)", epoch, estimate.k_novel,
+                 seconds, estimate.k_best_score, *estimate.near_best(),
+                 "of the known prototypes" if norm is None else f"{norm:.3f}")
+        return {**logs, "k_novel_estimate": estimate.k_novel, "k_posthoc": estimate.k_novel, "model_changed": True}
 
     def _check_dpp_count(self, k_dpp: int, train_features) -> dict:
         """End of a DPP run: the post-hoc count on the same features beside DPP's, and a

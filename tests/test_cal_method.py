@@ -177,39 +177,3 @@ def test_posthoc_source_sets_the_novel_prototypes_at_posthoc_epoch():
     norm = centroid_logit_norm(weight[:2], features, labels)  # the known rows did not move
     expected = weight[:2].norm(dim=1).mean() if norm is None else norm
     np.testing.assert_allclose(weight[2:5].norm(dim=1).numpy(), float(expected), rtol=1e-5)
-
-
-def test_kmeans_novel_init_sets_the_novel_prototypes_at_posthoc_epoch_with_known_k():
-    """novel_init=kmeans, known K (5 prototypes, 2 known): epoch 0 changes nothing; at epoch 1
-    the 3 novel prototypes become the 3 novel blobs' centres at the norm matching the known
-    prototypes' logits, and the number of valid prototypes stays the class count."""
-    cal = _cal(novel_init="kmeans", posthoc_epoch=1)
-    centres, features, labels = _three_novel_blobs(cal)
-    calls = []
-    train_features = _counting(features, labels, calls)
-    optimizer = torch.optim.Adam(cal.parameters())
-    before = cal.net.prototypes.weight.detach().clone()
-
-    logs = cal.on_epoch_end(0, lambda t: t, optimizer, train_features)
-    assert not calls and logs["valid_prototypes"] == 5
-    assert torch.equal(cal.net.prototypes.weight.detach(), before)
-    logs = cal.on_epoch_end(1, lambda t: t, optimizer, train_features)
-    assert len(calls) == 1 and logs["model_changed"] is True and logs["valid_prototypes"] == 5
-    weight = cal.net.prototypes.weight.detach()
-    assert torch.equal(weight[:2], before[:2])
-    similarity = torch.nn.functional.normalize(weight[2:], dim=1) @ torch.nn.functional.normalize(centres[2:], dim=1).t()
-    assert sorted(similarity.argmax(dim=1).tolist()) == [0, 1, 2] and similarity.max(dim=1).values.min() > 0.99
-    norm = centroid_logit_norm(weight[:2], features, labels)
-    expected = weight[:2].norm(dim=1).mean() if norm is None else norm
-    np.testing.assert_allclose(weight[2:].norm(dim=1).numpy(), float(expected), rtol=1e-5)
-    cal.on_epoch_end(2, lambda t: t, optimizer, train_features)
-    assert len(calls) == 1  # once only
-
-
-def test_the_paper_init_never_asks_for_features_with_known_k():
-    cal = _cal(posthoc_epoch=1)
-    calls = []
-    _, features, labels = _three_novel_blobs(cal)
-    for epoch in range(3):
-        cal.on_epoch_end(epoch, lambda t: t, torch.optim.Adam(cal.parameters()), _counting(features, labels, calls))
-    assert not calls

@@ -246,7 +246,6 @@ RULES = {
     "posthoc_epoch": _NON_NEGATIVE,
     "prune_max_drop": _between(0.0, 1.0, lo_open=True),
     "novel_k_source": (lambda v: v in ("dpp", "posthoc"), "must be 'dpp' (the paper) or 'posthoc'"),
-    "novel_init": (lambda v: v in ("random", "kmeans"), "must be 'random' (the paper) or 'kmeans'"),
     "prune_anchor_norm": (lambda v: v in ("unit", "members"), "must be 'unit' (the paper) or 'members'"),
     "prune_optimizer_state": (lambda v: v in ("keep", "move"), "must be 'keep' (the release) or 'move'"),
     "tau_student": _POSITIVE,
