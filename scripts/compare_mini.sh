@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # CAL vs CPL vs SimGCD on the mini dataset, P1, the demo schedule, on one shared split,
 # then the comparison table (scripts/compare.py); the demo's config, as scripts/demo.sh picks it.
-# 9 runs of about 10 minutes each on 2 CPU cores.
+# 9 runs of 6-7 minutes each on 2 CPU cores (58 minutes in all).
 #   bash scripts/compare_mini.sh [key=value ...]        e.g. device=cuda
 #   SEEDS="2025" METHODS="cal cpl" bash scripts/compare_mini.sh
 #   DEMO_CONFIG=configs/demo.py bash scripts/compare_mini.sh   ResNet-18 from scratch
