@@ -284,7 +284,7 @@ class Trainer:
                              dataset=train_eval_set(self.data))
         try:
             return extract_features(self.method.features, self.method.model, loader, self.device, self.bf16,
-                                    self.cfg.channels_last)
+                                    self.cfg.channels_last, progress=self.dist.is_main)
         finally:
             shutdown_workers(loader)
 
