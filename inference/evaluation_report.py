@@ -11,8 +11,10 @@ import numpy as np
 
 from inference.names import prototype_names, purity, real_prototypes
 from inference.predictions import TEST_COLUMNS, mark_unknown, prediction_rows, write_csv, write_table
+from trainer.trainer import metric_rows
 from utils.abstain import prototype_rows
 from utils.metrics import aligned_confusion, cluster_assignment, per_class_accuracy
+from utils.text import markdown_table
 
 RUN_PLOTS = ("curves.png", "k_estimate.png", "confidence.png", "tsne.png")  # utils/plotting.py, in the run
 
@@ -99,18 +101,10 @@ def plot_links(folder: Path, run_dir: Path | None) -> list[tuple[str, str]]:
 def report_markdown(metrics: dict, per_class: list[list], clusters: list[list], abstain: dict | None,
                     links: list[tuple[str, str]], predictions: str) -> str:
     """report.md: metrics, the abstain counts, per-class and novel-cluster tables, plot links."""
-    def pct(value):
-        return "n/a" if value is None else f"{100 * value:.1f}"
-
     lines = [f"# Test report: {metrics.get('checkpoint', '')}", "",
              f"Epoch {metrics.get('epoch')}, {metrics.get('label_space', '')}, {metrics['num_test']} test images, "
              f"{metrics.get('valid_prototypes')} valid prototypes. Per image: [{predictions}]({predictions}).", "",
-             "## Metrics (%)", "", "| | all | known | novel |", "|---|---|---|---|",
-             f"| ACC | {pct(metrics['all_acc'])} | {pct(metrics['known_acc'])} | {pct(metrics['novel_acc'])} |",
-             f"| NMI | {pct(metrics['nmi'])} | {pct(metrics['nmi_known'])} | {pct(metrics['nmi_novel'])} |",
-             f"| ARI | {pct(metrics['ari'])} | {pct(metrics['ari_known'])} | {pct(metrics['ari_novel'])} |",
-             f"| confidence | {pct(metrics.get('conf_all'))} | {pct(metrics.get('conf_known'))} | "
-             f"{pct(metrics.get('conf_novel'))} |", ""]
+             "## Metrics (%)", "", markdown_table(["", "all", "known", "novel"], metric_rows(metrics)), ""]
     if abstain is None:
         lines += ["The model carries no abstain threshold: no test image is called unknown.", ""]
     else:
@@ -120,11 +114,11 @@ def report_markdown(metrics: dict, per_class: list[list], clusters: list[list], 
                   f"(not counted in the metrics, which take every image's nearest class).", ""]
     novel = [row for row in clusters[1:] if row[2] == "novel"]
     held = [row for row in novel if row[3]]
-    lines += ["## Per class", "", _markdown(per_class), "",
+    lines += ["## Per class", "", markdown_table(per_class[0], per_class[1:]), "",
               "## Novel clusters", "", "Purity: the share of a prototype's test images that are of the class "
               f"it is matched to; largest: its most frequent class. {len(novel) - len(held)} of {len(novel)} novel "
               "prototypes hold no test image (listed in clusters.csv only).", "",
-              _markdown([clusters[0]] + held), "",
+              markdown_table(clusters[0], held), "",
               "## Plots", "", *[f"- [{name}]({link})" for name, link in links], ""]
     return "\n".join(lines)
 
@@ -132,9 +126,3 @@ def report_markdown(metrics: dict, per_class: list[list], clusters: list[list], 
 def _share(value) -> str:
     return "" if value is None else f"{value:.4f}"
 
-
-def _markdown(table: list[list]) -> str:
-    def line(row):
-        return "| " + " | ".join(str(value).replace("|", "\\|") for value in row) + " |"
-
-    return "\n".join([line(table[0]), "|" + "---|" * len(table[0])] + [line(row) for row in table[1:]])

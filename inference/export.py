@@ -19,6 +19,7 @@ from pathlib import Path
 from dataset.protocols import class_fingerprint, describe_class_change
 from inference.names import class_table, prototype_names, space_of
 from trainer.checkpoint import CheckpointError, load_checkpoint, upgrade_config
+from utils.text import percent
 
 EXPORT_FORMAT = "owdfa-cal-export/1"
 WEIGHTS, CONFIG, CARD = "model.safetensors", "config.json", "README.md"
@@ -134,10 +135,6 @@ def check_classes(info: dict, metadata: dict, folder: Path, allow: bool) -> None
                           f"--allow_class_change to use the table as it is")
 
 
-def _percent(value) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f}"
-
-
 def task_of(config: dict) -> tuple[str, str]:
     """(class table, task) a run's config names: ``("OWDFA-40", "protocol 1")`` or, for a custom
     table with a known set, ``("my_classes.csv", "known 0,3,8")``."""
@@ -182,7 +179,7 @@ def model_card(info: dict, repo_id: str | None = None) -> str:
         f"Test split of that data, epoch {info['epoch']} ({selection}"
         f"{'' if metrics.get('num_test') is None else ', ' + str(metrics['num_test']) + ' test images'}).", "",
         "| all ACC | known ACC | novel ACC | NMI | ARI |", "|---|---|---|---|---|",
-        "| " + " | ".join(_percent(metrics.get(k)) for k in ("all_acc", "known_acc", "novel_acc", "nmi", "ari"))
+        "| " + " | ".join(percent(metrics.get(k)) for k in ("all_acc", "known_acc", "novel_acc", "nmi", "ari"))
         + " |", "",
         "## Novel clusters", "",
         "Hungarian assignment of the final evaluation (test images of the class on the prototype, of all "

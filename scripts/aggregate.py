@@ -23,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from dataset.protocols import owdfa40_protocol  # noqa: E402
 from inference.output_paths import check_file  # noqa: E402
 from inference.predictions import OutputError  # noqa: E402
-from utils.results import group_runs, latex, markdown, notes, per_run_rows, read_runs, summary_rows  # noqa: E402
+from utils.results import group_runs, latex, notes, per_run_rows, read_runs, summary_rows  # noqa: E402
+from utils.text import markdown_table  # noqa: E402
 
 CAPTION = ("Last-epoch test results, mean ± sample std over seeds (accuracies, NMI and ARI in %; "
            "est. total K: known + estimated novel classes).")
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     groups = group_runs(runs, owdfa40_protocol)
     summary, per_run = summary_rows(groups), per_run_rows(groups)
-    parts = [markdown(*summary), "Per run:", markdown(*per_run)]
+    parts = [markdown_table(*summary), "Per run:", markdown_table(*per_run)]
     if group_notes := notes(groups):
         parts.append("Note: " + "; ".join(group_notes))
     text = "\n\n".join(parts) + "\n"

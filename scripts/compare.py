@@ -20,8 +20,8 @@ from dataset.split import DatasetError  # noqa: E402
 from dataset.split_file import read_split_json  # noqa: E402
 from inference.output_paths import check_file  # noqa: E402
 from inference.predictions import OutputError  # noqa: E402
-from utils.results import (ResultsError, comparison_rows, group_runs, markdown, read_run,  # noqa: E402
-                           split_conflicts)
+from utils.results import ResultsError, comparison_rows, group_runs, read_run, split_conflicts  # noqa: E402
+from utils.text import markdown_table  # noqa: E402
 
 CAPTION = "Last-epoch test results, mean ± sample std over seeds (accuracies, NMI and ARI in %), on one split per task."
 
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         print("error: refusing to compare runs trained on different splits; " + " | ".join(conflicts)
               + "; retrain them with one split_file=RUN/split.json", file=sys.stderr)
         return 2
-    text = markdown(*comparison_rows(groups)) + "\n"
+    text = markdown_table(*comparison_rows(groups)) + "\n"
     print(text, end="")
     if args.out:
         Path(args.out).write_text(CAPTION + "\n\n" + text)

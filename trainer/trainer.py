@@ -16,7 +16,6 @@ stopped one was.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import signal
 import sys
@@ -36,6 +35,7 @@ from trainer.evaluation import extract_features, predict, prediction_metrics
 from utils.abstain import calibrate, prototype_rows
 from utils.run_dir import MetricsLog, write_json
 from utils.seed import rng_state, set_rng_state
+from utils.text import percent
 
 log = logging.getLogger(__name__)
 CHECKPOINT_FORMAT = 1
@@ -329,7 +329,7 @@ class Trainer:
         log.info("final (last epoch %d):\n%s", last["epoch"], format_table(last))
         if self.best:
             log.info("best epoch by test all_acc (selected on the test set, optimistic): epoch %d, all_acc %s",
-                     self.best["epoch"], fmt(self.best["all_acc"]))
+                     self.best["epoch"], percent(self.best["all_acc"]))
 
 
 def apply_schedule(optimizer, scheduler, cfg) -> float:
@@ -358,16 +358,10 @@ def write_hparams(writer, cfg) -> None:
         writer.file_writer.add_summary(summary)
 
 
-def fmt(value) -> str:
-    """Percent with one decimal for accuracies/scores; 'n/a' for missing."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
-    return f"{100 * value:.1f}"
-
 
 def format_epoch(record: dict) -> str:
     parts = [f"epoch {record['epoch']}", f"loss {record.get('loss', float('nan')):.4f}"]
-    parts += [f"{k} {fmt(record.get(k))}" for k in ("all_acc", "known_acc", "novel_acc")]
+    parts += [f"{k} {percent(record.get(k))}" for k in ("all_acc", "known_acc", "novel_acc")]
     if "k_novel_estimate" in record:
         parts.append(f"K_novel {record['k_novel_estimate']} (true {record['k_novel_true']})")
     parts.append(f"gamma_novel {record.get('gamma_novel', 0):.3f}")
@@ -375,13 +369,18 @@ def format_epoch(record: dict) -> str:
     return " | ".join(parts)
 
 
+METRIC_ROWS = (("ACC", ("all_acc", "known_acc", "novel_acc")), ("NMI", ("nmi", "nmi_known", "nmi_novel")),
+               ("ARI", ("ari", "ari_known", "ari_novel")), ("conf", ("conf_all", "conf_known", "conf_novel")))
+
+
+def metric_rows(metrics: dict) -> list[tuple[str, ...]]:
+    """(name, all, known, novel) in percent per metric: the rows of ``format_table`` and of test reports."""
+    return [(name, *(percent(metrics.get(key)) for key in keys)) for name, keys in METRIC_ROWS]
+
+
 def format_table(metrics: dict) -> str:
     """The metrics as a small ASCII table (percent)."""
-    rows = [("", "all", "known", "novel"),
-            ("ACC", fmt(metrics.get("all_acc")), fmt(metrics.get("known_acc")), fmt(metrics.get("novel_acc"))),
-            ("NMI", fmt(metrics.get("nmi")), fmt(metrics.get("nmi_known")), fmt(metrics.get("nmi_novel"))),
-            ("ARI", fmt(metrics.get("ari")), fmt(metrics.get("ari_known")), fmt(metrics.get("ari_novel"))),
-            ("conf", fmt(metrics.get("conf_all")), fmt(metrics.get("conf_known")), fmt(metrics.get("conf_novel")))]
+    rows = [("", "all", "known", "novel"), *metric_rows(metrics)]
     lines = ["  ".join(f"{cell:>6}" for cell in row) for row in rows]
     if metrics.get("k_novel_estimate") is not None:
         true = metrics.get("k_novel_true")

@@ -21,6 +21,8 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from utils.text import percent
+
 METRICS = (("all_acc", "All"), ("known_acc", "Known"), ("novel_acc", "Novel"), ("nmi", "NMI"), ("ari", "ARI"))
 # METHOD.md section 8: All / Known / Novel ACC by (protocol, unknown K), and DPP's estimated total K.
 PAPER_ACC = {(1, False): (88.3, 98.0, 76.5), (2, False): (82.8, 97.6, 67.5), (3, False): (91.0, 94.8, 80.3),
@@ -229,10 +231,6 @@ def mean_std(values: list[float | None], scale: float = 100.0, digits: int = 1) 
     return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
-def _pct(value) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f}"
-
-
 def summary_rows(groups: list[Group]) -> tuple[list[str], list[list[str]]]:
     header = ["task", "K", "seeds", *(title for _, title in METRICS), "est. total K (true)", "paper All / Known / Novel"]
     rows = []
@@ -250,7 +248,7 @@ def summary_rows(groups: list[Group]) -> tuple[list[str], list[list[str]]]:
 
 def per_run_rows(groups: list[Group]) -> tuple[list[str], list[list[str]]]:
     header = ["task", "K", "seed", *(title for _, title in METRICS), "est. total K", "run"]
-    rows = [[g.label, g.setting, str(r.config["seed"]), *(_pct(r.last.get(key)) for key, _ in METRICS),
+    rows = [[g.label, g.setting, str(r.config["seed"]), *(percent(r.last.get(key)) for key, _ in METRICS),
              str(r.total_k[0]) if r.total_k else "", str(r.path)] for g in groups for r in g.runs]
     return header, rows
 
@@ -270,11 +268,6 @@ def notes(groups: list[Group]) -> list[str]:
         if len(set(seeds)) < len(seeds):
             out.append(f"{g.label}, {g.setting}: repeated seeds {sorted(seeds)}")
     return out
-
-
-def markdown(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
 
 
 _TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",

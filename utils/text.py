@@ -8,10 +8,12 @@ file as ``ls -b`` would; valid names are unchanged.
 
 ``csv_cell`` also keeps a spreadsheet from running a cell as a formula: text
 starting with ``=``, ``+``, ``-``, ``@`` (or a tab or carriage return) gets a
-leading ``'``, the usual guard against CSV formula injection.
+leading ``'``, the usual guard against CSV formula injection. ``percent`` and
+``markdown_table`` format the metrics every report prints.
 """
 from __future__ import annotations
 
+import math
 import os
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -37,3 +39,18 @@ def csv_cell(value):
         return value
     value = printable(value)
     return f"'{value}" if value.startswith(FORMULA_STARTS) else value
+
+
+def percent(value) -> str:
+    """A score in [0, 1] as a percentage with one decimal; ``n/a`` for a missing (None or NaN) one."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{100 * value:.1f}"
+
+
+def markdown_table(header: list, rows: list[list]) -> str:
+    """A Markdown table; cells are written with ``str`` and a ``|`` inside one is escaped."""
+    def line(row):
+        return "| " + " | ".join(str(value).replace("|", "\\|") for value in row) + " |"
+
+    return "\n".join([line(header), "|" + "---|" * len(header)] + [line(row) for row in rows])
