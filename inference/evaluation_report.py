@@ -13,7 +13,7 @@ from inference.names import prototype_names, purity, real_prototypes
 from inference.predictions import TEST_COLUMNS, mark_unknown, prediction_rows, write_csv, write_table
 from trainer.trainer import metric_rows
 from utils.abstain import prototype_rows
-from utils.metrics import aligned_confusion, cluster_assignment, per_class_accuracy
+from utils.metrics import aligned_confusion, per_class_accuracy
 from utils.text import markdown_table
 
 RUN_PLOTS = ("curves.png", "k_estimate.png", "confidence.png", "tsne.png")  # utils/plotting.py, in the run
@@ -39,7 +39,7 @@ def save_test_report(path: str | Path, out: dict, split, state: dict, metrics: d
         per_class.append([row["label"], class_names[row["label"]], "known" if row["known"] else "novel",
                           row["images"], row["correct"], _share(row["accuracy"]),
                           "" if row["prototype"] is None else names[row["prototype"]]])
-    clusters = cluster_table(out, state, names)
+    clusters = cluster_table(out, state, names, metrics["cluster_assignment"])
     matrix, order = aligned_confusion(out["label"], out["pred"], len(classes), state["num_known"], len(names))
     # a novel column is named by its prototype alone: the row on its diagonal is the novel class this
     # matching gives it, which may differ from the all-class matching behind the cluster names
@@ -57,13 +57,14 @@ def save_test_report(path: str | Path, out: dict, split, state: dict, metrics: d
     return [path, *files.values()]
 
 
-def cluster_table(out: dict, state: dict, names: list[str]) -> list[list]:
+def cluster_table(out: dict, state: dict, names: list[str], assignment: list[dict]) -> list[list]:
     """Per valid prototype: test images on it, the class it stands for (its own for a known
-    prototype; for a novel one this evaluation's Hungarian matching, as in its name) with the
-    purity (share of its images of that class), and its largest class with that share."""
+    prototype; for a novel one this evaluation's Hungarian matching ``assignment``, from
+    ``trainer.evaluation.prediction_metrics``) with the purity (share of its images of that
+    class), and its largest class with that share."""
     classes, num_known = state["classes"], state["num_known"]
     label, pred = np.asarray(out["label"]), np.asarray(out["pred"])
-    matched = {a["prototype"]: a for a in cluster_assignment(label, pred)}
+    matched = {a["prototype"]: a for a in assignment}
     table = [["prototype", "name", "set", "images", "class", "class_images", "purity", "largest", "largest_share"]]
     for j, name in enumerate(names):
         on = label[pred == j]
