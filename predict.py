@@ -24,7 +24,7 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ckpt", required=True, help="checkpoint, run directory, export folder or hf://REPO_ID[@rev]")
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders, or - for paths on stdin")
-    parser.add_argument("--out", default=None, help="CSV file to write (default: stdout)")
+    parser.add_argument("--out", default=None, help=".csv file to write (default: stdout)")
     parser.add_argument("--batch_size", type=int, default=None, help="images per batch (default: the run's "
                         "test_batch_size)")
     parser.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda or cuda:N")
@@ -45,7 +45,8 @@ def parse_args(argv):
 
 def main(argv) -> int:
     from inference.attributor import Attributor, collect_inputs
-    from inference.predictions import check_output, summary, write_csv
+    from inference.output_paths import check_file
+    from inference.predictions import summary, write_csv
     from trainer.checkpoint import CheckpointError
     from utils.config import ConfigError
     from utils.text import printable
@@ -53,7 +54,7 @@ def main(argv) -> int:
     args = parse_args(argv)
     try:
         if args.out:
-            check_output(args.out)
+            check_file(args.out, "--out", ".csv", "one CSV row per image")
         if not 0 <= args.min_confidence <= 1:
             raise ValueError(f"--min_confidence {args.min_confidence} is not a probability; give one in [0, 1]")
         paths, skipped = collect_inputs(args.inputs)

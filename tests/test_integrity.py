@@ -141,6 +141,18 @@ def test_a_bad_out_fails_before_the_first_image_is_read(known_k_run, mini_root, 
     assert reads == []
 
 
+@pytest.mark.parametrize("tool", ["predict.py", "test.py"])
+def test_an_out_of_another_kind_names_the_csv_it_takes(known_k_run, mini_root, tmp_path, capsys, tool):
+    out = tmp_path / "preds.json"
+    if tool == "predict.py":
+        code = predict_cli.main(["--ckpt", str(known_k_run[0]), str(mini_root), "--out", str(out)])
+    else:
+        code = test_py.main(["--ckpt", str(known_k_run[0]), "--save_predictions", str(out)])
+    line = one_error(capsys)
+    assert code == 2 and str(out) in line and "takes a .csv file" in line and str(tmp_path / "preds.csv") in line
+    assert not out.exists()
+
+
 def test_predict_keeps_odd_names_and_skips_a_named_pipe(known_k_run, mini_root, tmp_path, capsys):
     folder = tmp_path / "in"
     folder.mkdir()
