@@ -81,6 +81,7 @@ sync_batchnorm = False         # SyncBatchNorm across processes under torchrun
 tau_student = 1.0              # student temperature (supervised, regulariser, CCR targets' student side, ACR)
 tau_teacher = 0.1              # teacher temperature of the CCR soft targets
 reg_weight = 1.0               # weight of the prior (uniform-usage) regulariser
+tau_prior = 1.0                # temperature of the softmax the prior regulariser averages (paper: tau_student, 1.0)
 ccr_weight = 0.2               # weight of CCR; 0 disables it
 acr = True                     # asymmetric confidence reinforcement (pseudo-labels on unlabelled rows)
 acr_weight = 1.0               # weight of the ACR term

@@ -71,7 +71,7 @@ class CAL:
         weak, strong = logits.chunk(2)
         terms = {
             "sup": supervised_loss(weak, strong, labels, cfg.tau_student),
-            "reg": prior_regularisation(weak, strong, cfg.tau_student),
+            "reg": prior_regularisation(weak, strong, cfg.tau_prior),
         }
         if cfg.ccr_weight > 0:
             terms["ccr"] = ccr_loss(weak, strong, (epoch + 1) / cfg.epochs, cfg.tau_teacher, cfg.tau_student)

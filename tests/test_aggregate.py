@@ -26,12 +26,16 @@ def acc(all_acc, known, novel, nmi=0.5, ari=0.25, **extra):
     return {"all_acc": all_acc, "known_acc": known, "novel_acc": novel, "nmi": nmi, "ari": ari, **extra}
 
 
+def discovery(rate, known_rate, used):
+    return {"discovery_rate": rate, "known_on_novel_rate": known_rate, "novel_prototypes_used": used}
+
+
 @pytest.fixture
 def runs(tmp_path):
     return [
-        make_run(tmp_path, "p1_a", 2025, acc(0.80, 0.90, 0.70, nmi=0.60)),
-        make_run(tmp_path, "p1_b", 2026, acc(0.84, 0.94, 0.74, nmi=0.62)),
-        make_run(tmp_path, "p1_c", 2027, acc(0.88, 0.98, 0.78, nmi=0.64)),
+        make_run(tmp_path, "p1_a", 2025, acc(0.80, 0.90, 0.70, nmi=0.60, **discovery(0.5, 0.02, 20))),
+        make_run(tmp_path, "p1_b", 2026, acc(0.84, 0.94, 0.74, nmi=0.62, **discovery(0.6, 0.04, 21))),
+        make_run(tmp_path, "p1_c", 2027, acc(0.88, 0.98, 0.78, nmi=0.64, **discovery(0.7, 0.06, 22))),
         make_run(tmp_path, "p1_wok_a", 2025, acc(0.5, 0.6, 0.4, valid_prototypes=38, k_novel_estimate=19,
                                                  k_novel_true=22), unknown_k=True),
         make_run(tmp_path, "p1_wok_b", 2026, acc(0.7, 0.8, 0.6, valid_prototypes=42, k_novel_estimate=23,
@@ -54,19 +58,21 @@ def test_groups_means_paper_and_latex(runs, tmp_path):
     rows = {tuple(c.strip() for c in line.split("|")[1:3]): [c.strip() for c in line.split("|")[1:-1]]
             for line in result.stdout.split("Per run:")[0].splitlines()[2:] if line.startswith("|")}
     p1 = rows[("P1", "known K")]
-    assert p1[2:8] == ["2025, 2026, 2027", "84.0 ± 4.0", "94.0 ± 4.0", "74.0 ± 4.0", "62.0 ± 2.0", "25.0 ± 0.0"]
-    assert p1[9] == "88.3 / 98.0 / 76.5"
+    assert p1[2:11] == ["2025, 2026, 2027", "84.0 ± 4.0", "94.0 ± 4.0", "74.0 ± 4.0", "62.0 ± 2.0", "25.0 ± 0.0",
+                        "60.0 ± 10.0", "4.0 ± 2.0", "21.0 ± 1.0"], "discovery beside accuracy"
+    assert p1[12] == "88.3 / 98.0 / 76.5"
     wok = rows[("P1", "unknown K")]
-    assert wok[3] == "60.0 ± 14.1" and wok[8] == "40.0 ± 2.8 (41)" and wok[9] == "87.5 / 98.2 / 74.5 (K 39)"
+    assert wok[3] == "60.0 ± 14.1" and wok[11] == "40.0 ± 2.8 (41)" and wok[12] == "87.5 / 98.2 / 74.5 (K 39)"
+    assert wok[8:11] == ["n/a"] * 3, "runs that recorded no discovery show it as missing"
     custom = rows[("my_classes.csv known 0,3,8", "known K")]
-    assert custom[3] == "90.0" and custom[9] == "", "no paper numbers for a custom table"
+    assert custom[3] == "90.0" and custom[12] == "", "no paper numbers for a custom table"
     assert md.read_text().count("84.0 ± 4.0") == 1
     latex = tex.read_text()
     assert r"\toprule" in latex and r"\midrule" in latex and r"\bottomrule" in latex
     assert r"84.0 $\pm$ 4.0" in latex and r"my\_classes.csv known 0,3,8" in latex
-    assert r"\begin{tabular}{lllccccccc}" in latex
+    assert r"\begin{tabular}{lllcccccccccc}" in latex
     per_seed = latex.split("Per-seed")[1]
-    assert "2026 & 84.0 & 94.0 & 74.0 & 62.0 & 25.0" in per_seed
+    assert "2026 & 84.0 & 94.0 & 74.0 & 62.0 & 25.0 & 60.0 & 4.0 & 21" in per_seed
 
 
 def summary_of(stdout):
@@ -133,9 +139,9 @@ def test_paper_numbers_only_for_owdfa40_on_the_papers_recipe(tmp_path):
     copy = make_run(tmp_path, "copy", 2025, acc(0.8, 0.9, 0.7), classes_file=str(table))
     result = run_cli("scripts/aggregate.py", str(mini), str(copy))
     rows = summary_of(result.stdout)
-    assert rows[("owdfa40_copy.csv P1", "known K")][9] == "88.3 / 98.0 / 76.5", "the same table by content"
+    assert rows[("owdfa40_copy.csv P1", "known K")][12] == "88.3 / 98.0 / 76.5", "the same table by content"
     mini_row = next(cells for (label, _), cells in rows.items() if label.startswith("P1"))
-    assert mini_row[9] == ""
+    assert mini_row[12] == ""
     assert "no paper numbers, its recipe is not the paper's: budget_known 12 (paper 2000), epochs 1 (paper 50)" \
         in result.stdout
 

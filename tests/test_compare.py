@@ -1,7 +1,7 @@
 """scripts/compare.py on hand-made run folders: one row per task, K and method with
 mean ± std over seeds, and a refusal naming the runs when splits differ."""
 import pytest
-from test_aggregate import acc, make_run
+from test_aggregate import acc, discovery, make_run
 
 import scripts.compare as compare
 from dataset.split_file import ImageRecord, SplitRecord
@@ -15,8 +15,8 @@ def with_split(run, image="a/1.png"):
 @pytest.fixture
 def runs(tmp_path):
     return [
-        with_split(make_run(tmp_path, "cal_a", 2025, acc(0.80, 0.90, 0.70))),
-        with_split(make_run(tmp_path, "cal_b", 2026, acc(0.84, 0.94, 0.74))),
+        with_split(make_run(tmp_path, "cal_a", 2025, acc(0.80, 0.90, 0.70, **discovery(0.0, 0.0, 0)))),
+        with_split(make_run(tmp_path, "cal_b", 2026, acc(0.84, 0.94, 0.74, **discovery(0.1, 0.02, 4)))),
         with_split(make_run(tmp_path, "cpl_a", 2025, acc(0.60, 0.80, 0.40), method="cpl")),
         with_split(make_run(tmp_path, "cpl_b", 2026, acc(0.62, 0.82, 0.42), method="cpl")),
         with_split(make_run(tmp_path, "simgcd_a", 2025, acc(0.70, 0.85, 0.55), method="simgcd")),
@@ -28,9 +28,10 @@ def test_one_row_per_task_and_method_with_mean_and_std(runs, tmp_path, capsys):
     out = tmp_path / "table.md"
     assert compare.main([str(r) for r in runs] + ["--out", str(out)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "| task | K | method | seeds | All | Known | Novel | NMI | ARI |"
+    assert lines[0] == ("| task | K | method | seeds | All | Known | Novel | NMI | ARI | Discovery | Known on novel "
+                        "| Novel protos used |")
     assert lines[2] == ("| P1 | known K | cal | 2025, 2026 | 82.0 ± 2.8 | 92.0 ± 2.8 | 72.0 ± 2.8 | 50.0 ± 0.0 "
-                        "| 25.0 ± 0.0 |")
+                        "| 25.0 ± 0.0 | 5.0 ± 7.1 | 1.0 ± 1.4 | 2.0 ± 2.8 |")
     assert lines[3].startswith("| P1 | known K | cpl | 2025, 2026 | 61.0 ± 1.4 | 81.0 ± 1.4 | 41.0 ± 1.4 |")
     assert lines[4].startswith("| P1 | known K | simgcd | 2025 | 70.0 | 85.0 | 55.0 |")
     assert lines[5].startswith("| P2 | known K | cal | 2025 | 50.0 |")  # another task may have its own split

@@ -218,6 +218,51 @@ def test_no_confidence_no_confidence_keys():
     assert out.get("conf_all") is None
 
 
+# ----------------------------------------------------------------- discovery
+def test_discovery_zero_when_every_novel_image_lands_on_a_known_prototype():
+    """num_known = 2, 4 prototypes. Novel rows (true 2, 3) all predicted 0 or 1: nothing discovered,
+    although the matching still gives them a Novel ACC of 4/4 (two classes on two known prototypes)."""
+    from trainer.trainer import discovery_warning, format_table
+
+    y_true = np.array([0, 0, 1, 1, 2, 2, 3, 3])
+    y_pred = np.array([0, 0, 1, 3, 0, 0, 1, 1])
+    out = attribution_metrics(y_true, y_pred, num_known=2, num_prototypes=4)
+    assert out["discovery_rate"] == 0.0
+    assert out["known_on_novel_rate"] == pytest.approx(1 / 4)  # the known row on prototype 3
+    assert out["novel_prototypes_used"] == 1 and out["novel_prototypes"] == 2
+    assert out["novel_acc"] == pytest.approx(1.0), "Novel ACC cannot tell: the reason for the warning"
+    warning = discovery_warning(out)
+    assert warning.startswith("warning: no novel test image") and "\n" not in warning
+    table = format_table(out)
+    assert warning in table and "0.0 % of novel test images on a novel prototype" in table
+    assert "25.0 % of known ones; 1 of 2 novel prototypes" in table
+
+
+def test_discovery_full_on_a_perfect_run_and_hand_counted_shares():
+    from trainer.trainer import discovery_warning
+
+    perfect = attribution_metrics(np.array([0, 1, 2, 3, 3]), np.array([0, 1, 2, 3, 3]), num_known=2,
+                                  num_prototypes=4)
+    assert perfect["discovery_rate"] == 1.0 and perfect["known_on_novel_rate"] == 0.0
+    assert perfect["novel_prototypes_used"] == 2 and discovery_warning(perfect) is None
+    # 4 of 6 novel rows on novel prototypes 4 and 6 (6 holds a known row too); novel prototypes 2..6
+    y_true = np.array([0, 1, 1, 2, 2, 3, 3, 3, 4])
+    y_pred = np.array([6, 1, 1, 4, 0, 6, 1, 6, 4])
+    out = attribution_metrics(y_true, y_pred, num_known=2, num_prototypes=7)
+    assert out["discovery_rate"] == pytest.approx(4 / 6)
+    assert out["known_on_novel_rate"] == pytest.approx(1 / 3)
+    assert out["novel_prototypes_used"] == 2 and out["novel_prototypes"] == 5
+
+
+def test_discovery_is_missing_without_novel_images():
+    from trainer.trainer import discovery_line, discovery_warning
+
+    out = attribution_metrics(np.array([0, 1]), np.array([0, 2]), num_known=2)
+    assert out["discovery_rate"] is None and out["known_on_novel_rate"] == 0.5
+    assert out["novel_prototypes"] is None
+    assert discovery_line(out) is None and discovery_warning(out) is None
+
+
 # ----------------------------------------------------------------- naming and per-class views
 def test_cluster_assignment_by_hand():
     # prototype 5 holds 3 of class 2 and 1 of class 3; prototype 7 holds 2 of class 3; prototype 0 one of class 0.

@@ -167,6 +167,9 @@ def test_report_md_gathers_metrics_tables_and_plots(run):
     metrics = json.loads((preds.parent / "metrics.json").read_text())
     report = (preds.parent / "report.md").read_text()
     assert f"| ACC | {100 * metrics['all_acc']:.1f} | {100 * metrics['known_acc']:.1f} |" in report
+    assert (f"Discovery: {100 * metrics['discovery_rate']:.1f} % of novel test images on a novel prototype, "
+            f"{100 * metrics['known_on_novel_rate']:.1f} % of known ones; {metrics['novel_prototypes_used']} of "
+            f"{metrics['valid_prototypes'] - 19} novel prototypes hold a test image.") in report
     for section in ("## Metrics", "## Per class", "## Novel clusters", "## Plots"):
         assert section in report
     assert "- [confusion](confusion.png)" in report

@@ -26,14 +26,17 @@ def test_run_directory_is_complete(known_k_run):
     records = read_metrics(run_dir)
     assert [r["epoch"] for r in records] == [0, 1]
     for key in ("epoch", "lr", "loss", "sup", "reg", "ccr", "gamma_novel", "valid_prototypes", "all_acc",
-                "known_acc", "novel_acc", "nmi", "ari", "seconds"):
+                "known_acc", "novel_acc", "nmi", "ari", "seconds", "discovery_rate", "known_on_novel_rate",
+                "novel_prototypes_used", "novel_prototypes"):
         assert key in records[-1], key
+    assert records[-1]["novel_prototypes"] == 22
     assert "acr" in records[1] and "acr" not in records[0], "ACR starts at pseudo_start=1"
     assert records[-1]["valid_prototypes"] == 41
     config = json.loads((run_dir / "config.json").read_text())
     assert config["epochs"] == 2 and config["run_dir"] == str(run_dir)
     assert "commit" in json.loads((run_dir / "run.json").read_text().splitlines()[0])
     assert "final (last epoch 1)" in result.stdout and "known" in result.stdout
+    assert "discovery: " in result.stdout and "novel prototypes hold a test image" in result.stdout
 
 
 def test_report_remakes_the_plots_from_the_run_directory(known_k_run, tmp_path):
@@ -74,7 +77,8 @@ def test_best_checkpoint_reproduces_its_epoch(known_k_run):
     evaluated = json.loads(out.read_text())
     state = torch.load(run_dir / "checkpoints" / "best.pt", weights_only=True)  # plain tensors and values only
     recorded = read_metrics(run_dir)[state["epoch"]]
-    for key in ("all_acc", "known_acc", "novel_acc", "nmi", "ari", "nmi_novel", "ari_known"):
+    for key in ("all_acc", "known_acc", "novel_acc", "nmi", "ari", "nmi_novel", "ari_known", "discovery_rate",
+                "known_on_novel_rate", "novel_prototypes_used"):
         assert evaluated[key] == recorded[key], key
     assert evaluated["selected_on_test_set"] is True and "selected on the test set" in result.stdout
 

@@ -52,10 +52,13 @@ def predict(predict_fn, model: torch.nn.Module, loader, device: torch.device, am
     """Over the whole set (all processes), sorted by index: arrays ``index``,
     ``label``, ``pred``, ``confidence`` (max softmax), ``top_index`` /
     ``top_prob`` [N, <=3] (best first; ``pred`` and ``confidence`` are their
-    first column) and, with ``features_fn``, ``features`` [N, D];
-    unreadable images dropped and listed in ``errors``."""
+    first column), ``num_prototypes`` (the logits' width) and, with ``features_fn``,
+    ``features`` [N, D]; unreadable images dropped and listed in ``errors``."""
+    width = []
+
     def outputs(images):
         logits = predict_fn(images).float()
+        width[:] = [logits.shape[1]]
         top_prob, top_index = logits.softmax(dim=1).topk(min(TOP_K, logits.shape[1]), dim=1)
         if features_fn is None:
             return {"top_index": top_index, "top_prob": top_prob}
@@ -65,6 +68,7 @@ def predict(predict_fn, model: torch.nn.Module, loader, device: torch.device, am
     if "top_index" not in out:
         raise ValueError("nothing to predict: the image list is empty")
     out["pred"], out["confidence"] = out["top_index"][:, 0], out["top_prob"][:, 0]
+    out["num_prototypes"] = max(gather_objects(width[0] if width else 0))  # a process may have had no rows
     return out
 
 
@@ -83,7 +87,7 @@ def prediction_metrics(out: dict, num_known: int) -> dict:
     """Metrics dict (all/known/novel ACC, NMI, ARI, confidences, counts) of
     ``predict``'s output and, under ``cluster_assignment``, all_acc's
     matching of prototypes to classes."""
-    metrics = attribution_metrics(out["label"], out["pred"], num_known, out["confidence"])
+    metrics = attribution_metrics(out["label"], out["pred"], num_known, out["confidence"], out["num_prototypes"])
     metrics["unreadable_test_images"] = out["unreadable"]
     metrics["cluster_assignment"] = cluster_assignment(out["label"], out["pred"])
     return metrics

@@ -40,7 +40,7 @@ from utils.text import percent
 log = logging.getLogger(__name__)
 CHECKPOINT_FORMAT = 1
 COUNTERS = ("replaced_images", "skipped_steps")  # summed over the epoch; other terms are averaged
-PRE_PRUNE_KEYS = ("all_acc", "known_acc", "novel_acc", "nmi", "ari")  # logged before the epoch-end update too
+PRE_PRUNE_KEYS = ("all_acc", "known_acc", "novel_acc", "nmi", "ari", "discovery_rate")  # logged before the epoch-end update too
 BEST_SELECTION = "highest all_acc on the test set (as the authors select; optimistic, report the last epoch)"
 SCHEDULE_KEYS = ("lr", "weight_decay", "lr_step", "lr_gamma")  # written into a restored optimiser/scheduler
 
@@ -362,6 +362,8 @@ def write_hparams(writer, cfg) -> None:
 def format_epoch(record: dict) -> str:
     parts = [f"epoch {record['epoch']}", f"loss {record.get('loss', float('nan')):.4f}"]
     parts += [f"{k} {percent(record.get(k))}" for k in ("all_acc", "known_acc", "novel_acc")]
+    if record.get("discovery_rate") is not None:
+        parts.append(f"discovery {percent(record['discovery_rate'])}")
     if "k_novel_estimate" in record:
         parts.append(f"K_novel {record['k_novel_estimate']} (true {record['k_novel_true']})")
     parts.append(f"gamma_novel {record.get('gamma_novel', 0):.3f}")
@@ -378,10 +380,29 @@ def metric_rows(metrics: dict) -> list[tuple[str, ...]]:
     return [(name, *(percent(metrics.get(key)) for key in keys)) for name, keys in METRIC_ROWS]
 
 
+def discovery_line(metrics: dict) -> str | None:
+    """One line on how the novel prototypes are used (utils/metrics.discovery_metrics), None without novel images."""
+    if metrics.get("discovery_rate") is None:
+        return None
+    total = metrics.get("novel_prototypes")
+    used = f"{metrics['novel_prototypes_used']}" + (f" of {total}" if total is not None else "")
+    return (f"discovery: {percent(metrics['discovery_rate'])} % of novel test images on a novel prototype, "
+            f"{percent(metrics.get('known_on_novel_rate'))} % of known ones; {used} novel prototypes hold a test image")
+
+
+def discovery_warning(metrics: dict) -> str | None:
+    """A one-line warning when no novel test image reaches a novel prototype, else None."""
+    if metrics.get("discovery_rate") != 0:
+        return None
+    return ("warning: no novel test image is predicted as a novel prototype, so nothing was discovered: "
+            "Novel ACC only measures how the novel classes spread over the known prototypes")
+
+
 def format_table(metrics: dict) -> str:
-    """The metrics as a small ASCII table (percent)."""
+    """The metrics as a small ASCII table (percent), the discovery line and its warning."""
     rows = [("", "all", "known", "novel"), *metric_rows(metrics)]
     lines = ["  ".join(f"{cell:>6}" for cell in row) for row in rows]
+    lines += [line for line in (discovery_line(metrics), discovery_warning(metrics)) if line]
     if metrics.get("k_novel_estimate") is not None:
         true = metrics.get("k_novel_true")
         lines.append(f"estimated novel K: {metrics['k_novel_estimate']}"

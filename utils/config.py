@@ -251,6 +251,7 @@ RULES = {
     "tau_student": _POSITIVE,
     "tau_teacher": _POSITIVE,
     "reg_weight": _NON_NEGATIVE,
+    "tau_prior": _POSITIVE,
     "ccr_weight": _NON_NEGATIVE,
     "acr_weight": _NON_NEGATIVE,
     "pseudo_start": _NON_NEGATIVE,

@@ -5,7 +5,11 @@
 - known_acc: plain accuracy on rows whose true label is known (< num_known);
 - novel_acc: clustering accuracy on rows whose true label is novel, matched on
   those rows only;
-- NMI and ARI overall and per subset; mean max-softmax confidence per subset.
+- NMI and ARI overall and per subset; mean max-softmax confidence per subset;
+- discovery: the share of novel rows predicted as a novel prototype (index >=
+  num_known), the share of known rows sent to one, and how many novel
+  prototypes hold a row. Novel ACC alone cannot show discovery: it matches
+  novel classes onto whatever prototypes they land on, known ones included.
 A subset with no rows yields None ("missing"), never nan.
 
 The matching behind all_acc also names the clusters (``cluster_assignment``:
@@ -110,9 +114,23 @@ def _mean(values: np.ndarray) -> float | None:
     return float(values.mean()) if values.size else None
 
 
+def discovery_metrics(y_true: np.ndarray, y_pred: np.ndarray, num_known: int,
+                      num_prototypes: int | None = None) -> dict:
+    """``discovery_rate``: share of novel-class rows whose prediction is a novel prototype;
+    ``known_on_novel_rate``: the same share of known-class rows; ``novel_prototypes_used``:
+    novel prototypes that hold at least one row; ``novel_prototypes``: how many there are
+    (``num_prototypes`` - num_known, None when not given)."""
+    y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
+    known, on_novel = y_true < num_known, y_pred >= num_known
+    return {"discovery_rate": _mean(on_novel[~known]), "known_on_novel_rate": _mean(on_novel[known]),
+            "novel_prototypes_used": int(np.unique(y_pred[on_novel]).size),
+            "novel_prototypes": None if num_prototypes is None else int(num_prototypes) - num_known}
+
+
 def attribution_metrics(y_true: np.ndarray, y_pred: np.ndarray, num_known: int,
-                        confidence: np.ndarray | None = None) -> dict:
-    """All metrics of METHOD.md section 7 as a flat dict (None where undefined)."""
+                        confidence: np.ndarray | None = None, num_prototypes: int | None = None) -> dict:
+    """All metrics of METHOD.md section 7 and ``discovery_metrics`` as a flat dict (None where
+    undefined); ``num_prototypes``: the number of valid prototypes the predictions range over."""
     y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
     known = y_true < num_known
     out = {
@@ -120,6 +138,7 @@ def attribution_metrics(y_true: np.ndarray, y_pred: np.ndarray, num_known: int,
         "known_acc": accuracy(y_true[known], y_pred[known]),
         "novel_acc": cluster_accuracy(y_true[~known], y_pred[~known]),
         "num_test": int(y_true.size),
+        **discovery_metrics(y_true, y_pred, num_known, num_prototypes),
     }
     for name, rows in (("", slice(None)), ("_known", known), ("_novel", ~known)):
         out[f"nmi{name}"], out[f"ari{name}"] = _subset_scores(y_true[rows], y_pred[rows])

@@ -23,7 +23,11 @@ from pathlib import Path
 
 from utils.text import percent
 
-METRICS = (("all_acc", "All"), ("known_acc", "Known"), ("novel_acc", "Novel"), ("nmi", "NMI"), ("ari", "ARI"))
+# (key, column title, scale): the last epoch's metrics every table reports; discovery beside accuracy
+# (utils/metrics.discovery_metrics): novel / known test images on a novel prototype, novel prototypes used.
+METRICS = (("all_acc", "All", 100), ("known_acc", "Known", 100), ("novel_acc", "Novel", 100), ("nmi", "NMI", 100),
+           ("ari", "ARI", 100), ("discovery_rate", "Discovery", 100), ("known_on_novel_rate", "Known on novel", 100),
+           ("novel_prototypes_used", "Novel protos used", 1))
 # METHOD.md section 8: All / Known / Novel ACC by (protocol, unknown K), and DPP's estimated total K.
 PAPER_ACC = {(1, False): (88.3, 98.0, 76.5), (2, False): (82.8, 97.6, 67.5), (3, False): (91.0, 94.8, 80.3),
              (1, True): (87.5, 98.2, 74.5), (2, True): (80.0, 97.5, 63.0), (3, True): (91.5, 95.0, 83.2)}
@@ -231,12 +235,20 @@ def mean_std(values: list[float | None], scale: float = 100.0, digits: int = 1) 
     return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
+def run_value(value, scale: float) -> str:
+    """One run's metric: a percentage for a share, the number itself for a count; n/a when missing."""
+    if scale != 1:
+        return percent(value)
+    return "n/a" if value is None else f"{value:g}"
+
+
 def summary_rows(groups: list[Group]) -> tuple[list[str], list[list[str]]]:
-    header = ["task", "K", "seeds", *(title for _, title in METRICS), "est. total K (true)", "paper All / Known / Novel"]
+    header = ["task", "K", "seeds", *(title for _, title, _ in METRICS), "est. total K (true)",
+              "paper All / Known / Novel"]
     rows = []
     for g in groups:
         cells = [g.label, g.setting, ", ".join(str(r.config["seed"]) for r in g.runs)]
-        cells += [mean_std([r.last.get(key) for r in g.runs]) for key, _ in METRICS]
+        cells += [mean_std([r.last.get(key) for r in g.runs], scale) for key, _, scale in METRICS]
         k = [r.total_k for r in g.runs if r.total_k]
         cells.append(f"{mean_std([e for e, _ in k], scale=1)} ({k[0][1]})" if k else "")
         paper = PAPER_ACC.get((g.protocol, g.unknown_k)) if g.method == "cal" else None
@@ -247,8 +259,8 @@ def summary_rows(groups: list[Group]) -> tuple[list[str], list[list[str]]]:
 
 
 def per_run_rows(groups: list[Group]) -> tuple[list[str], list[list[str]]]:
-    header = ["task", "K", "seed", *(title for _, title in METRICS), "est. total K", "run"]
-    rows = [[g.label, g.setting, str(r.config["seed"]), *(percent(r.last.get(key)) for key, _ in METRICS),
+    header = ["task", "K", "seed", *(title for _, title, _ in METRICS), "est. total K", "run"]
+    rows = [[g.label, g.setting, str(r.config["seed"]), *(run_value(r.last.get(key), scale) for key, _, scale in METRICS),
              str(r.total_k[0]) if r.total_k else "", str(r.path)] for g in groups for r in g.runs]
     return header, rows
 
@@ -307,7 +319,7 @@ def split_conflicts(groups: list[Group], fingerprints: dict[Path, str]) -> list[
 
 def comparison_rows(groups: list[Group]) -> tuple[list[str], list[list[str]]]:
     """One row per task, K setting and method: seeds and mean ± std of each metric."""
-    header = ["task", "K", "method", "seeds", *(title for _, title in METRICS)]
+    header = ["task", "K", "method", "seeds", *(title for _, title, _ in METRICS)]
     rows = [[g.task, g.setting, g.method, ", ".join(str(r.config["seed"]) for r in g.runs),
-             *(mean_std([r.last.get(key) for r in g.runs]) for key, _ in METRICS)] for g in groups]
+             *(mean_std([r.last.get(key) for r in g.runs], scale) for key, _, scale in METRICS)] for g in groups]
     return header, rows
