@@ -34,6 +34,9 @@ import numpy as np
 from dataset.image_io import MAX_PIXELS, file_problem, too_large
 from dataset.video_containers import open_failure
 
+# OpenCV warns on stderr about every file it cannot open; the reason is reported here instead.
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 DEFAULT_FRAMES = 16  # frames sampled per video unless told otherwise
 SEEK_GAP = 64        # decode forward across gaps up to this many frames, seek across longer ones
