@@ -6,16 +6,12 @@
 
 ``--ckpt``: a checkpoint, a run directory, an export folder (export.py) or
 ``hf://REPO_ID[@rev]``. INPUT: image and video files (.mp4 .avi .mov .mkv
-.webm), folders (searched recursively; other files counted, skipped) and
-``-`` for paths on stdin. One CSV row per image and per video
-(docs/attribution.md): ``predicted`` is ``unknown`` below the model's
-calibrated abstain threshold (``--min_confidence``, ``--no_unknown``),
-``nearest`` the best class; novel prototypes print as ``novel-<j> (~Class, P%
-pure)`` when the final evaluation matched them (``--names``: CSV
-prototype,name). A video's answer pools its sampled frames (``--frames``,
-``--fps``; ``--video_rule``), with the share of frames that agree and the
-frames used and skipped; ``--per_frame`` adds a row per frame. Without
-``--out`` the CSV goes to stdout; ``--out`` is checked before any file is read.
+.webm), folders (searched recursively) and ``-`` for paths on stdin. One CSV
+row per image and per video (docs/attribution.md): ``predicted`` is ``unknown``
+below the model's abstain threshold, ``nearest`` the best class, ``novel-<j>``
+a novel prototype (``--names`` names them). A video's answer pools its sampled
+frames (``--frames``, ``--fps``, ``--video_rule``; ``--per_frame`` adds their
+rows). Without ``--out`` the CSV goes to stdout.
 """
 from __future__ import annotations
 

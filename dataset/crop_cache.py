@@ -8,14 +8,11 @@ calling ``ensure`` is the only writer, workers only detect), by default in
 relative to the dataset root (a name that is not valid UTF-8: its bytes, as a
 BLOB) and ``CropSettings.key()``, and is valid while the file's size and
 ``mtime_ns`` equal the stored ones, so a touched image or new crop settings
-recompute only the entries concerned. The same table holds the readability
-check of ``crop_face=false`` (settings key ``READ_CHECK``), and the records of
-video frames (``frame_records``), keyed ``<relative video path>#<frame index>``
-and valid while the video file's size and ``mtime_ns`` are unchanged (an
-image's key ends in its extension, so the two never meet). A corrupt database
-is renamed ``<name>.sqlite.corrupt-<time>`` and rebuilt, with a warning; a
-cache that cannot be written is opened read-only and used while it holds
-every image asked for.
+recompute only the entries concerned. The table also holds the readability
+check of ``crop_face=false`` (``READ_CHECK``) and video frames (``<video>#<frame>``).
+A corrupt database is renamed ``<name>.sqlite.corrupt-<time>`` and rebuilt,
+with a warning; a cache that cannot be written is opened read-only and used
+while it holds every image asked for.
 """
 from __future__ import annotations
 

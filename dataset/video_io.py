@@ -1,25 +1,17 @@
 """Read a video file's sampled frames one at a time, never the whole video.
 
 ``VideoFrames(path, frames=16)`` (or ``per_second=F``) opens the file with
-OpenCV (FFmpeg), checks it and yields the sampled frames as ``Frame``s: the
-frame's index, its time and its pixels as HxWx3 uint8 RGB, or the reason it
-does not decode. Only the frame in hand is in memory, so a video of any
-length costs the same. Sampling (``sample_frames``): ``frames=N`` takes N
-frames evenly in time, the frame showing at the centre of each of N equal
-parts of the video (every frame of a shorter one); ``per_second=F`` takes
-the frame showing at every 1/F s (every frame when F is at or above the
-video's rate).
-
-Reaching the frames: the header's frame count and rate place them; the
-reader decodes forward (``grab``) across gaps of up to SEEK_GAP frames and
-seeks across longer ones. Headers can be wrong: a truncated AVI or WebM still
-lists its full length, a variable-frame-rate Matroska file gives a time base
-as its rate. So the last sampled frame is read first, and when it does not
-decode, or its timestamp is not where the header's rate puts it, the video is
-read in two streaming passes instead: one that counts the frames that decode
-and keeps their timestamps (8 bytes a frame), one that takes the frames
-sampled among them. ``notes`` says so, in one line each. A file that does not
-open raises ``UnreadableVideo`` with the reason (dataset/video_containers.py).
+OpenCV (FFmpeg) and yields the sampled frames (``sample_frames``) as
+``Frame``s: index, time, HxWx3 uint8 RGB (or why it does not decode). Only the
+frame in hand is in memory. The header's count and rate place the frames; the
+reader decodes forward across gaps up to SEEK_GAP frames and seeks across
+longer ones. Headers can be wrong (a truncated file lists its full length, a
+variable-frame-rate file gives a time base as its rate), so the last sampled
+frame is read first; when it does not decode, or not at the time the rate
+says, the video is read in two streaming passes instead (count the frames
+that decode and keep their timestamps, then take the sampled ones) and
+``notes`` says why. A file that does not open raises ``UnreadableVideo`` with
+the reason (dataset/video_containers.py). Details: docs/attribution.md.
 """
 from __future__ import annotations
 

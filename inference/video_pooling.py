@@ -1,20 +1,14 @@
 """One answer for a video from its frames' answers (the rule is chosen by measurement: docs/attribution.md).
 
-Each frame f gives softmax probabilities p_f [V] over the valid prototypes. A
-rule turns the F frames' [F, V] into one score per prototype, and the video's
-answer is the best score:
-
-- ``mean``: the mean probability, mean_f p_f;
-- ``vote``: the share of frames whose own answer (argmax p_f) it is, ties
-  broken by the mean probability;
-- ``weighted``: the mean probability weighted by each frame's confidence,
-  sum_f c_f p_f / sum_f c_f with c_f = max_j p_f[j].
-
-Whatever the rule, the answer's ``probability`` is its mean probability over
-the frames, ``agreement`` the share of frames whose own answer it is, and
-``similarity`` the frames' mean prototype similarity, which the abstain rule
-(utils/abstain.py) compares with the model's threshold as it does an image's.
-Pure numpy.
+Each frame f gives softmax probabilities p_f [V] over the valid prototypes; a
+rule scores every prototype and the best score is the video's answer:
+``mean`` mean_f p_f; ``vote`` the share of frames whose own answer (argmax
+p_f) it is, ties broken by the mean probability; ``weighted`` the mean
+weighted by each frame's confidence c_f = max_j p_f[j]. Whatever the rule, the
+answer's ``probability`` is its mean probability over the frames,
+``agreement`` the share of frames whose own answer it is, and ``similarity``
+the frames' mean prototype similarity, which the abstain rule
+(utils/abstain.py) compares with the model's threshold as for an image.
 """
 from __future__ import annotations
 
