@@ -28,7 +28,7 @@ def parse_args(argv):
     parser.add_argument("inputs", nargs="+", metavar="INPUT",
                         help="image and video files, folders, or - for paths on stdin")
     parser.add_argument("--out", default=None, help=".csv file to write (default: stdout)")
-    parser.add_argument("--batch_size", type=int, default=None, help="images per batch (default: the run's "
+    parser.add_argument("--batch_size", type=int, default=None, help="images or video frames per batch (default: the run's "
                         "test_batch_size)")
     parser.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda or cuda:N")
     parser.add_argument("--num_workers", type=int, default=None, help="data-loader workers (default: the run's)")
@@ -69,8 +69,10 @@ def main(argv) -> int:
             check_file(args.out, "--out", ".csv", "one CSV row per image and per video")
         if not 0 <= args.min_confidence <= 1:
             raise ValueError(f"--min_confidence {args.min_confidence} is not a probability; give one in [0, 1]")
-        if (args.frames is not None and args.frames < 1) or (args.fps is not None and not args.fps > 0):
-            raise ValueError(f"--frames must be at least 1 and --fps above 0, got {args.frames or args.fps}")
+        if args.frames is not None and args.frames < 1:
+            raise ValueError(f"--frames {args.frames}: sample at least 1 frame per video")
+        if args.fps is not None and not args.fps > 0:
+            raise ValueError(f"--fps {args.fps} is not a rate; give frames per second above 0")
         paths, skipped = collect_inputs(args.inputs)
         if skipped:
             print(f"skipped {skipped} {'file that is' if skipped == 1 else 'files that are'} neither an image nor a "

@@ -45,12 +45,15 @@ def parse_args(argv):
     parser.add_argument("--by_video", action="store_true",
                         help="also the metrics over the test videos: frames grouped by the video their folder or "
                              "file name gives, each video answered by --video_rule")
-    parser.add_argument("--video_rule", choices=RULES, default=DEFAULT_RULE,
+    parser.add_argument("--video_rule", choices=RULES, default=None,
                         help=f"with --by_video: how a video's frames give its answer (default {DEFAULT_RULE})")
     parser.add_argument("--save_predictions", default=None, metavar="CSV",
                         help="per-image predictions to this .csv file; report.md, per_class.csv, "
                         "clusters.csv and confusion.csv/.png go beside it")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.video_rule and not args.by_video:
+        parser.error("--video_rule applies only with --by_video")
+    return args
 
 
 def main(argv) -> int:
@@ -75,7 +78,8 @@ def main(argv) -> int:
                                       args.save_predictions, args.allow_class_change,
                                       dataset_root=args.dataset_root, device=args.device,
                                       num_workers=args.num_workers, classes_file=args.classes_file,
-                                      batch_size=args.batch_size, video_rule=args.video_rule if args.by_video else None)
+                                      batch_size=args.batch_size,
+                                      video_rule=(args.video_rule or DEFAULT_RULE) if args.by_video else None)
     except (ConfigError, ClassTableError, DatasetError, CheckpointError, OutputError) as err:
         print(f"error: {printable(str(err))}", file=sys.stderr)
         return 2

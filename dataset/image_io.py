@@ -37,13 +37,17 @@ def is_image_file(path: str | os.PathLike) -> bool:
     return os.fspath(path).lower().endswith(IMAGE_EXTENSIONS)
 
 
-class UnreadableImage(Exception):
-    """An image file that cannot be decoded; ``reason`` says why in a few words."""
+class UnreadableFile(Exception):
+    """A file that cannot be decoded; ``reason`` says why in a few words."""
 
     def __init__(self, path: str | os.PathLike, reason: str):
         self.path = os.fspath(path)
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
+
+
+class UnreadableImage(UnreadableFile):
+    """An image file that cannot be decoded."""
 
 
 def too_large(width: int, height: int, max_pixels: int = MAX_PIXELS) -> str:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from dataset.image_io import MAX_PIXELS, file_problem, too_large
+from dataset.image_io import MAX_PIXELS, UnreadableFile, file_problem, too_large
 from dataset.video_containers import open_failure
 
 # OpenCV warns on stderr about every file it cannot open; the reason is reported here instead.
@@ -39,13 +39,8 @@ def is_video_file(path: str | os.PathLike) -> bool:
     return os.fspath(path).lower().endswith(VIDEO_EXTENSIONS)
 
 
-class UnreadableVideo(Exception):
-    """A video file none of whose frames can be used; ``reason`` says why in one line."""
-
-    def __init__(self, path: str | os.PathLike, reason: str):
-        self.path = os.fspath(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
+class UnreadableVideo(UnreadableFile):
+    """A video file none of whose frames can be read; ``reason`` says why in one line."""
 
 
 @dataclass(frozen=True)

@@ -93,7 +93,7 @@ def test_bad_files_each_get_a_row_and_the_run_goes_on(known_k_run, one_class, tm
     shutil.copy(paths[0], folder / "still.png")
     out = tmp_path / "p.csv"
     result = run_cli("predict.py", "--ckpt", str(run_dir), str(folder), "--frames", "8", "--device", "cpu",
-                     "--out", str(out))
+                     "--num_workers", "2", "--out", str(out))
     assert result.returncode == 0, result.stderr[-3000:]
     _, rows = read_csv(out)
     row = {Path(r["path"]).name: r for r in rows}
@@ -197,3 +197,13 @@ def test_test_py_by_video_on_the_clip_frame_folders(known_k_run, tmp_path):
     table = result.stdout.split(f"by video: {videos['videos']} videos of {videos['frames_min']}-"
                                 f"{videos['frames_max']} test frames")[1]
     assert f"ACC  {100 * videos['all_acc']:>6.1f}" in table
+
+
+def test_sampling_flags_are_checked_before_anything_loads(tmp_path):
+    for flags, words in ((["--frames", "0"], "error: --frames 0: sample at least 1 frame per video"),
+                         (["--fps", "-2"], "error: --fps -2.0 is not a rate; give frames per second above 0"),
+                         (["--frames", "4", "--fps", "2"], "argument --fps: not allowed with argument --frames")):
+        result = run_cli("predict.py", "--ckpt", str(tmp_path / "none"), str(tmp_path), *flags)
+        assert result.returncode == 2 and words in result.stderr, result.stderr
+    result = run_cli("test.py", "--ckpt", str(tmp_path / "none"), "--video_rule", "vote")
+    assert result.returncode == 2 and "--video_rule applies only with --by_video" in result.stderr
