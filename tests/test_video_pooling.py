@@ -81,3 +81,39 @@ def test_frame_records_live_beside_image_records_until_the_video_changes(tmp_pat
     assert cache.frame_records([str(video)]) == {str(video): records}
     os.utime(video, ns=(1, 1))
     assert cache.frame_records([str(video)]) == {str(video): {}}
+
+
+def video_result(similarity, skipped=()):
+    from inference.video_attribution import VideoResult
+
+    return VideoResult("v.mp4", frames=[0, 5, 10], times=[0.0, 0.2, 0.4], prob=FRAMES[[0, 2, 3]],
+                       similarity=np.asarray(similarity), skipped=list(skipped), notes=["a", "b"])
+
+
+def test_a_video_row_abstains_as_an_image_row_would():
+    from inference.predictions import video_rows
+
+    names, threshold = ["REAL Real", "S1 Deepfakes", "novel-2"], {"threshold": 0.4}
+    far = video_rows(video_result([0.5, 0.3, 0.3]), names, {0}, threshold)[0]  # mean similarity 0.367
+    assert (far["predicted"], far["nearest"], far["is_real"]) == ("unknown", "REAL Real", "false")
+    near = video_rows(video_result([0.5, 0.4, 0.4]), names, {0}, threshold)[0]
+    assert (near["predicted"], near["is_real"], near["similarity"]) == ("REAL Real", "true", "0.4333")
+    assert near["confidence"] == "0.5167" and near["agreement"] == "0.3333"  # mean of 0.95, 0.3, 0.3; 1 of 3 frames
+    assert near["top3"] == "REAL Real:0.5167; S1 Deepfakes:0.2767; novel-2:0.2067" and near["note"] == "a; b"
+    unsure = video_rows(video_result([0.5, 0.4, 0.4]), names, {0}, threshold, min_confidence=0.6)[0]
+    assert unsure["predicted"] == "unknown"
+
+
+def test_frame_rows_follow_the_video_row_in_frame_order():
+    from inference.predictions import video_rows
+
+    result = video_result([0.5, 0.4, 0.4], skipped=[(2, 0.08, "no_face", "no face found"),
+                                                     (12, 0.48, "unreadable", "frame 12 does not decode")])
+    video, *frames = video_rows(result, ["A", "B", "C"], set(), {"threshold": 0.45}, per_frame=True)
+    assert (video["frames_used"], video["frames_no_face"], video["frames_unreadable"]) == ("3", "1", "1")
+    assert [(f["kind"], f["frame"], f["time"]) for f in frames] == [
+        ("frame", "0", "0.000"), ("frame", "2", "0.080"), ("frame", "5", "0.200"), ("frame", "10", "0.400"),
+        ("frame", "12", "0.480")]
+    assert [f["predicted"] for f in frames] == ["A", "", "unknown", "unknown", ""]  # similarity 0.5, 0.4, 0.4
+    assert [f["nearest"] for f in frames] == ["A", "", "B", "B", ""]
+    assert [f["error"] for f in frames] == ["", "no face found", "", "", "frame 12 does not decode"]
