@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 RULES = ("mean", "vote", "weighted")
-DEFAULT_RULE = "mean"
+DEFAULT_RULE = "weighted"
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import os
 import cv2
 import numpy as np
 import pytest
-from matroska import audio_only, vfr_video
+from video_files import audio_only, audio_only_mp4, vfr_video
 
 from dataset import synthetic
 from dataset.protocols import CLASSES
@@ -85,6 +85,7 @@ def test_variable_frame_rate_is_read_by_timestamps(tmp_path):
 
 def test_files_that_give_no_frame_say_why(tmp_path):
     audio_only(tmp_path / "song.webm")
+    audio_only_mp4(tmp_path / "song.mp4")
     empty = {}
     for codec in ("mp4v", "MJPG"):
         path = tmp_path / f"empty{synthetic.CODECS[codec]}"
@@ -94,6 +95,7 @@ def test_files_that_give_no_frame_say_why(tmp_path):
     (tmp_path / "zero.mkv").write_bytes(b"")
     synthetic.write_clip(tmp_path / "small.avi", moving_frames(3), "MJPG")
     cases = {tmp_path / "song.webm": "audio only: the file has no video track",
+             tmp_path / "song.mp4": "audio only: the file has no video track",
              empty["mp4v"]: "no video track (a recording that stopped before its first frame?)",
              empty["MJPG"]: "no frames: not one frame of its video stream decodes",
              tmp_path / "notes.mp4": "not a video (unrecognised format)",

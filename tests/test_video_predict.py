@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import skimage.data
 from conftest import run_cli
-from matroska import audio_only
+from video_files import audio_only
 
 from dataset import synthetic
 from dataset.faces import FaceCropper

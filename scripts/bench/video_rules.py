@@ -8,8 +8,10 @@ Each ``--clips`` folder holds clips in class folders (the mini generator's
 (``--frames`` sampled frames); the same per-frame probabilities give the
 frame-level metrics (each frame alone) and the video-level ones under each
 rule of inference/video_pooling.py, as test.py computes them: All ACC, Known
-ACC, Novel ACC and the share of novel-class frames or clips answered by a
-novel prototype. Prints a Markdown table (``--out``, ``--json`` also write it).
+ACC, Novel ACC, the share of novel-class frames or clips answered by a novel
+prototype, and the share the abstain rule calls unknown (a frame's similarity,
+a clip's mean similarity, below the model's threshold). Prints a Markdown table
+(``--out``, ``--json`` also write it).
 Results: docs/attribution.md.
 """
 from __future__ import annotations
@@ -25,7 +27,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-COLUMNS = (("all_acc", "All"), ("known_acc", "Known"), ("novel_acc", "Novel"), ("novel_on_novel", "novel on novel"))
+COLUMNS = (("all_acc", "All"), ("known_acc", "Known"), ("novel_acc", "Novel"), ("novel_on_novel", "novel on novel"),
+           ("unknown", "unknown"))
 
 
 def labelled_clips(folder: str, label_map: dict[int, int]) -> tuple[list[str], list[int]]:
@@ -48,13 +51,15 @@ def labelled_clips(folder: str, label_map: dict[int, int]) -> tuple[list[str], l
     return paths, labels
 
 
-def scores(true: list[int], pred: list[int], num_known: int) -> dict:
+def scores(true: list[int], pred: list[int], num_known: int, similarity: list[float], threshold: float | None) -> dict:
+    """Metrics of the nearest prototypes ``pred``, and the share the abstain rule calls unknown."""
     from utils.metrics import attribution_metrics
 
     true, pred = np.asarray(true), np.asarray(pred)
     metrics = attribution_metrics(true, pred, num_known)
     novel = true >= num_known
     metrics["novel_on_novel"] = float((pred[novel] >= num_known).mean()) if novel.any() else None
+    metrics["unknown"] = None if threshold is None else float((np.asarray(similarity) < threshold).mean())
     return metrics
 
 
@@ -69,12 +74,15 @@ def measure(attributor, folder: str, frames: int, num_workers: int) -> dict:
     label_of = dict(zip(paths, labels))
     results = [r for r in attribute_videos(attributor, paths, frames=frames, num_workers=num_workers)
                if r.prob is not None]
+    threshold = attributor.abstain["threshold"] if attributor.abstain else None
     frame_true = [label_of[r.path] for r in results for _ in r.frames]
     frame_pred = np.concatenate([r.prob.argmax(axis=1) for r in results]).tolist()
-    levels = {"frame": scores(frame_true, frame_pred, space.num_known)}
+    levels = {"frame": scores(frame_true, frame_pred, space.num_known, np.concatenate([r.similarity for r in results]),
+                              threshold)}
     for rule in RULES:
-        levels[f"video, {rule}"] = scores([label_of[r.path] for r in results],
-                                          [pool_frames(r.prob, rule).index for r in results], space.num_known)
+        answers = [pool_frames(r.prob, rule, r.similarity) for r in results]
+        levels[f"video, {rule}"] = scores([label_of[r.path] for r in results], [a.index for a in answers],
+                                          space.num_known, [a.similarity for a in answers], threshold)
     return {"folder": folder, "clips": len(results), "skipped_clips": len(paths) - len(results),
             "frames": len(frame_true), "levels": levels}
 

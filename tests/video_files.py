@@ -1,5 +1,5 @@
-"""Hand-built Matroska files for the video tests: what OpenCV's writer cannot make, an audio-only
-file and a variable frame rate (each frame stored at a timestamp of its own)."""
+"""Hand-built container files for the video tests, what OpenCV's writer cannot make: Matroska files
+with audio only or a variable frame rate (each frame at a timestamp of its own), an audio-only MP4."""
 from __future__ import annotations
 
 import struct
@@ -56,3 +56,14 @@ def audio_only(path, doc_type: str = "webm") -> None:
              element(0xE1, [element(0xB5, 8000.0), element(0x9F, 1), element(0x6264, 16)])]
     blocks = [(t, np.zeros(800, np.int16).tobytes()) for t in range(0, 2000, 100)]
     path.write_bytes(matroska(track, blocks, 2000, doc_type))
+
+
+def _box(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I4s", 8 + len(payload), kind) + payload
+
+
+def audio_only_mp4(path) -> None:
+    """An MP4 whose one track is sound: ftyp, then moov > trak > mdia > hdlr of handler type 'soun'."""
+    handler = _box(b"hdlr", bytes(8) + b"soun" + bytes(12) + b"sound\0")
+    path.write_bytes(_box(b"ftyp", b"isom" + bytes(4) + b"isommp41")
+                     + _box(b"moov", _box(b"trak", _box(b"mdia", handler))) + _box(b"mdat", bytes(64)))
