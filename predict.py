@@ -28,8 +28,8 @@ def parse_args(argv):
     parser.add_argument("inputs", nargs="+", metavar="INPUT",
                         help="image and video files, folders, or - for paths on stdin")
     parser.add_argument("--out", default=None, help=".csv file to write (default: stdout)")
-    parser.add_argument("--batch_size", type=int, default=None, help="images or video frames per batch (default: the run's "
-                        "test_batch_size)")
+    parser.add_argument("--batch_size", type=int, default=None,
+                        help="images or video frames per batch (default: the run's test_batch_size)")
     parser.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda or cuda:N")
     parser.add_argument("--num_workers", type=int, default=None, help="data-loader workers (default: the run's)")
     parser.add_argument("--names", default=None, help="CSV prototype,name naming novel prototypes")

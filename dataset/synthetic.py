@@ -298,11 +298,13 @@ def make_clip(cls: ForgeryClass, clip: int, frames: int, size: int, seed: int,
     three-word seeds), so a frame is made as an image is, with only the crop's position and the
     noise changing."""
     motion = np.random.default_rng([seed, cls.index, CLIP_STREAM, clip, 0])
-    amplitude, period, phase = MOTION * motion.uniform(0.5, 1, 2), motion.uniform(40, 120, 2), motion.uniform(0, 6.3, 2)
+    amplitude, period = MOTION * motion.uniform(0.5, 1, 2), motion.uniform(40, 120, 2)  # per axis; period in frames
+    phase = motion.uniform(0, 6.3, 2)  # radians, a turn
     for t in range(frames):
-        shift = amplitude * np.sin(2 * math.pi * t / period + phase)
+        dy, dx = amplitude * np.sin(2 * math.pi * t / period + phase)
+        noise = np.random.default_rng([seed, cls.index, CLIP_STREAM, clip, 1 + t])
         yield _render(cls, np.random.default_rng([seed, cls.index, CLIP_STREAM, clip]), size, source,
-                      (float(shift[0]), float(shift[1])), np.random.default_rng([seed, cls.index, CLIP_STREAM, clip, 1 + t]))
+                      (float(dy), float(dx)), noise)
 
 
 def _render(cls: ForgeryClass, rng: np.random.Generator, size: int, source: str | None,
@@ -316,7 +318,8 @@ def _render(cls: ForgeryClass, rng: np.random.Generator, size: int, source: str 
     return (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
-def write_clip(path: str | os.PathLike, frames: Iterable[np.ndarray], codec: str = "mp4v", fps: float = CLIP_FPS) -> int:
+def write_clip(path: str | os.PathLike, frames: Iterable[np.ndarray], codec: str = "mp4v",
+               fps: float = CLIP_FPS) -> int:
     """Encode RGB ``frames`` (all of one size) into the video file ``path`` with OpenCV's ``codec``
     (a FourCC of CODECS); returns the number of frames written."""
     frames = iter(frames)

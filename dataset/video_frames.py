@@ -88,5 +88,6 @@ class VideoFrameSet(IterableDataset):
             record = new = self.cropper.detect(frame.image)
         if record.status != "face":
             return FrameItem(number, frame.index, frame.time, None, "no_face", "no face found", new)
-        return FrameItem(number, frame.index, frame.time, self.view(self.cropper.crop(frame.image, record)), new_record=new)
+        face = self.cropper.crop(frame.image, record)
+        return FrameItem(number, frame.index, frame.time, self.view(face), new_record=new)
 

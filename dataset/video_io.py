@@ -61,7 +61,8 @@ def sample_frames(times: np.ndarray, frames: int | None = DEFAULT_FRAMES,
     if per_second is None:
         count = min(frames, times.size)
         return np.floor((np.arange(count) + 0.5) * times.size / count).astype(int).tolist()
-    targets = np.arange(0.0, duration(times), 1.0 / per_second) + times[0]
+    # at least the first frame, also of a one-frame video (no duration)
+    targets = np.arange(0.0, max(duration(times), 1e-9), 1.0 / per_second) + times[0]
     # the frame showing at t is the last one starting at or before t (1e-9 s against rounding)
     shown = np.searchsorted(times, targets + 1e-9, side="right") - 1
     return np.unique(np.clip(shown, 0, times.size - 1)).tolist()
@@ -165,6 +166,8 @@ class VideoFrames:
         if not self.frame_count or not self.fps:
             return f"the header gives no frame count or rate: {count} frames counted by decoding"
         listed = self.frame_count / self.fps
+        if count == self.frame_count and abs(seconds - listed) <= max(2 / self.fps, 0.02 * listed):
+            return f"seeking does not land where the header's {self.fps:g} fps say: frames reached by decoding"
         if seconds < 0.9 * listed:
             return (f"truncated: only {seconds:.2f} s of the {listed:.2f} s its header lists decode "
                     f"({count} of {self.frame_count} frames)")

@@ -180,7 +180,8 @@ def summary(rows: list[dict]) -> str:
     videos = [r for r in rows if r.get("kind") == "video"]
     parts = [_counts(images, "images", "unreadable")] if images or not videos else []
     if videos:
-        frames = {c: sum(int(r[c] or 0) for r in videos) for c in ("frames_used", "frames_no_face", "frames_unreadable")}
+        frames = {c: sum(int(r[c] or 0) for r in videos)
+                  for c in ("frames_used", "frames_no_face", "frames_unreadable")}
         parts.append(_counts(videos, "videos", "without an answer")
                      + f"\n  frames: {frames['frames_used']} used, {frames['frames_no_face']} without a face, "
                        f"{frames['frames_unreadable']} unreadable")

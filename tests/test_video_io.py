@@ -33,6 +33,7 @@ def test_sampling_is_even_and_each_frame_once():
     assert sample_frames(np.arange(5) / 25, frames=16) == [0, 1, 2, 3, 4]
     assert sample_frames(np.arange(100) / 25, per_second=5) == list(range(0, 100, 5))
     assert sample_frames(np.arange(10) / 25, per_second=100) == list(range(10))
+    assert sample_frames(np.zeros(1), per_second=2) == sample_frames(np.zeros(1), frames=16) == [0]
     # by timestamps: a frame shows until the next one starts
     assert sample_frames(np.array([0, 0.04, 1.0, 1.04, 3.0]), per_second=1) == [0, 2, 3, 4]
 

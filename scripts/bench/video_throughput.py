@@ -61,7 +61,8 @@ def main(argv=None) -> int:
     parser.add_argument("--ckpt", required=True, help="checkpoint, run directory or export folder")
     parser.add_argument("--videos", required=True, help="folder of video files (searched recursively)")
     parser.add_argument("--frames", type=int, default=16, help="frames sampled per video (default 16)")
-    parser.add_argument("--num_workers", type=int, nargs="+", default=[0, 1], help="worker counts of the attribute rows")
+    parser.add_argument("--num_workers", type=int, nargs="+", default=[0, 1],
+                        help="worker counts of the attribute rows")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
