@@ -95,6 +95,10 @@ def attribute_videos(attributor, paths: list[str], frames: int | None = None, pe
     size = batch_size or cfg.test_batch_size
     bar = tqdm(total=len(paths), desc="videos", unit="video", disable=not progress)
 
+    def score(items: list[FrameItem]) -> None:
+        if items:
+            collector.scored(items, *attributor.frame_outputs(torch.stack([item.image for item in items])))
+
     def finished(ends: list[VideoEnd]) -> Iterator[VideoResult]:
         for end in ends:
             result, records = collector.finish(end)
@@ -106,17 +110,15 @@ def attribute_videos(attributor, paths: list[str], frames: int | None = None, pe
     try:
         for item in loader:
             if isinstance(item, VideoEnd):
-                ended.append(item)
+                ended.append(item)  # its frames came before it: once the batch is scored, it is done
             elif collector.add(item):
                 batch.append(item)
             if len(batch) >= size or (ended and not batch):
-                if batch:
-                    collector.scored(batch, *attributor.frame_outputs(torch.stack([i.image for i in batch])))
+                score(batch)
                 batch = []
                 yield from finished(ended)
                 ended = []
-        if batch:
-            collector.scored(batch, *attributor.frame_outputs(torch.stack([i.image for i in batch])))
+        score(batch)
         yield from finished(ended)
     finally:
         shutdown_workers(loader)

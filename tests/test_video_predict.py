@@ -13,6 +13,8 @@ import skimage.data
 from conftest import run_cli
 from video_files import audio_only
 
+import predict as predict_cli
+import test as test_cli
 from dataset import synthetic
 from dataset.faces import FaceCropper
 from dataset.folders import parse_class_index
@@ -178,32 +180,37 @@ def test_memory_stays_flat_on_a_long_clip(known_k_run, tmp_path):
     assert (int(peak_long) - int(peak_short)) / 1024 < 30, (peak_short, peak_long)
 
 
-def test_test_py_by_video_on_the_clip_frame_folders(known_k_run, tmp_path):
+def test_test_py_by_video_on_the_clip_frame_folders(known_k_run, tmp_path, capsys):
     run_dir, _ = known_k_run
     frames = tmp_path / "frames"
     synthetic.generate_clips(tmp_path / "clips", clips=2, frames=6, size=32, seed=1, frame_folders=frames)
     assert sorted(p.name for p in (frames / "1_Swap_Deepfakes").iterdir()) == ["00000", "00001"]
     assert len(list((frames / "1_Swap_Deepfakes" / "00001").glob("*.png"))) == 6
-    result = run_cli("test.py", "--ckpt", str(run_dir), "--dataset_root", str(frames), "--allow_split_change",
-                     "--by_video", "--video_rule", "vote", "--out", str(tmp_path / "m.json"),
-                     "--save_predictions", str(tmp_path / "p.csv"))
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert test_cli.main(["--ckpt", str(run_dir), "--dataset_root", str(frames), "--allow_split_change",
+                          "--by_video", "--video_rule", "vote", "--out", str(tmp_path / "m.json"),
+                          "--save_predictions", str(tmp_path / "p.csv")]) == 0
+    result = capsys.readouterr()
     metrics = json.loads((tmp_path / "m.json").read_text())
     videos = metrics["by_video"]
     _, rows = read_csv(tmp_path / "p.csv")
     folders = [str(Path(r["path"]).parent) for r in rows]
     assert videos["videos"] == videos["num_test"] == len(set(folders)) < len(rows) == metrics["num_test"]
     assert videos["frames_max"] == max(folders.count(f) for f in set(folders)) > 1 and videos["rule"] == "vote"
-    table = result.stdout.split(f"by video: {videos['videos']} videos of {videos['frames_min']}-"
+    table = result.out.split(f"by video: {videos['videos']} videos of {videos['frames_min']}-"
                                 f"{videos['frames_max']} test frames")[1]
     assert f"ACC  {100 * videos['all_acc']:>6.1f}" in table
 
 
-def test_sampling_flags_are_checked_before_anything_loads(tmp_path):
+def test_sampling_flags_are_checked_before_anything_loads(tmp_path, capsys):
+    model = ["--ckpt", str(tmp_path / "none")]
     for flags, words in ((["--frames", "0"], "error: --frames 0: sample at least 1 frame per video"),
-                         (["--fps", "-2"], "error: --fps -2.0 is not a rate; give frames per second above 0"),
-                         (["--frames", "4", "--fps", "2"], "argument --fps: not allowed with argument --frames")):
-        result = run_cli("predict.py", "--ckpt", str(tmp_path / "none"), str(tmp_path), *flags)
-        assert result.returncode == 2 and words in result.stderr, result.stderr
-    result = run_cli("test.py", "--ckpt", str(tmp_path / "none"), "--video_rule", "vote")
-    assert result.returncode == 2 and "--video_rule applies only with --by_video" in result.stderr
+                         (["--fps", "-2"], "error: --fps -2.0 is not a rate; give frames per second above 0")):
+        assert predict_cli.main([*model, str(tmp_path), *flags]) == 2
+        assert words in capsys.readouterr().err
+    for main, argv, words in ((predict_cli.main, [*model, str(tmp_path), "--frames", "4", "--fps", "2"],
+                               "argument --fps: not allowed with argument --frames"),
+                              (test_cli.main, [*model, "--video_rule", "vote"],
+                               "--video_rule applies only with --by_video")):
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        assert exit_.value.code == 2 and words in capsys.readouterr().err
