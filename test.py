@@ -9,10 +9,10 @@ kind of device; ``--ckpt`` also takes a run directory, an export folder or
 ``hf://REPO_ID[@rev]``. Another split is refused unless
 ``--allow_split_change``, a pickle unless ``--trust_checkpoint``;
 ``--dataset_root`` / ``--classes_file``: where data and class table moved to.
-Prints a table (progress on stderr); ``--out`` writes the metrics to a .json
-file, ``--save_predictions`` a .csv row per test image with report.md,
-per_class.csv, clusters.csv and confusion.csv/.png beside it (both paths checked
-first). Exit: 0 done, 2 bad input.
+Prints a table (``--by_video``: and one over the test videos, grouped by name);
+``--out`` writes the metrics to a .json file, ``--save_predictions`` a .csv row
+per test image with report.md, per_class.csv, clusters.csv and
+confusion.csv/.png beside it (both paths checked first). Exit: 0 done, 2 bad input.
 """
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ import argparse
 import json
 import sys
 from pathlib import Path
+
+from inference.video_pooling import DEFAULT_RULE, RULES
 
 
 def parse_args(argv):
@@ -40,10 +42,18 @@ def parse_args(argv):
                         help="evaluate although the data gives another split than the one trained on")
     parser.add_argument("--allow_class_change", action="store_true",
                         help="evaluate although the class table differs from the one trained with")
+    parser.add_argument("--by_video", action="store_true",
+                        help="also the metrics over the test videos: frames grouped by the video their folder or "
+                             "file name gives, each video answered by --video_rule")
+    parser.add_argument("--video_rule", choices=RULES, default=None,
+                        help=f"with --by_video: how a video's frames give its answer (default {DEFAULT_RULE})")
     parser.add_argument("--save_predictions", default=None, metavar="CSV",
                         help="per-image predictions to this .csv file; report.md, per_class.csv, "
                         "clusters.csv and confusion.csv/.png go beside it")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.video_rule and not args.by_video:
+        parser.error("--video_rule applies only with --by_video")
+    return args
 
 
 def main(argv) -> int:
@@ -68,7 +78,8 @@ def main(argv) -> int:
                                       args.save_predictions, args.allow_class_change,
                                       dataset_root=args.dataset_root, device=args.device,
                                       num_workers=args.num_workers, classes_file=args.classes_file,
-                                      batch_size=args.batch_size)
+                                      batch_size=args.batch_size,
+                                      video_rule=(args.video_rule or DEFAULT_RULE) if args.by_video else None)
     except (ConfigError, ClassTableError, DatasetError, CheckpointError, OutputError) as err:
         print(f"error: {printable(str(err))}", file=sys.stderr)
         return 2
@@ -79,6 +90,12 @@ def main(argv) -> int:
           + (f" ({unreadable} more unreadable, left out: listed above)" if unreadable else "")
           + f", {metrics['valid_prototypes']} valid prototypes")
     print(format_table(metrics))
+    if args.by_video:
+        videos = metrics["by_video"]
+        print(f"by video: {videos['videos']} videos of {videos['frames_min']}-{videos['frames_max']} test frames "
+              f"(median {videos['frames_median']:g}), each answered by the {videos['rule']} rule"
+              + (" (no video names found: one frame per video)" if videos["frames_max"] == 1 else ""))
+        print(format_table(videos))
     if args.save_predictions:
         print(f"predictions written to {args.save_predictions} (report.md, per_class.csv, clusters.csv, "
               f"confusion.csv and confusion.png beside it)")

@@ -8,11 +8,11 @@ calling ``ensure`` is the only writer, workers only detect), by default in
 relative to the dataset root (a name that is not valid UTF-8: its bytes, as a
 BLOB) and ``CropSettings.key()``, and is valid while the file's size and
 ``mtime_ns`` equal the stored ones, so a touched image or new crop settings
-recompute only the entries concerned. The same table holds the readability
-check of ``crop_face=false`` (settings key ``READ_CHECK``). A corrupt database
-is renamed ``<name>.sqlite.corrupt-<time>`` and rebuilt, with a warning; a
-cache that cannot be written is opened read-only and used while it holds
-every image asked for.
+recompute only the entries concerned. The table also holds the readability
+check of ``crop_face=false`` (``READ_CHECK``) and video frames (``<video>#<frame>``).
+A corrupt database is renamed ``<name>.sqlite.corrupt-<time>`` and rebuilt,
+with a warning; a cache that cannot be written is opened read-only and used
+while it holds every image asked for.
 """
 from __future__ import annotations
 
@@ -119,6 +119,32 @@ class CropCache:
         texts = self._ensure(self.settings.key(), paths, _FaceTask(self.settings), workers, progress,
                              "face detection")
         return {path: FaceRecord.from_json(text) for path, text in texts.items()}
+
+    def frame_records(self, videos: Iterable[str]) -> dict[str, dict[int, FaceRecord]]:
+        """The records stored for frames of ``videos`` that are still valid: video -> frame index -> record."""
+        wanted = {self._relative(video): (video, _stat(video)) for video in videos}
+        found: dict[str, dict[int, FaceRecord]] = {video: {} for video, _ in wanted.values()}
+        db, stored = self._open(self.settings.key())
+        db.close()
+        for key, (size, mtime, text) in stored.items():
+            base, mark, frame = (key if isinstance(key, str) else os.fsdecode(key)).rpartition("#")
+            if mark and frame.isdigit() and base in wanted and wanted[base][1] == (size, mtime):
+                found[wanted[base][0]][int(frame)] = FaceRecord.from_json(text)
+        return found
+
+    def add_frame_records(self, video: str, records: Mapping[int, FaceRecord]) -> None:
+        """Store the records (frame index -> record) of frames of ``video``; a read-only cache keeps none."""
+        if not records or self.read_only:
+            return
+        rel, (size, mtime) = self._relative(video), _stat(video)
+        rows = [(_db_key(f"{rel}#{index}"), self.settings.key(), size, mtime, record.to_json())
+                for index, record in records.items()]
+        try:
+            with closing(self._connect()) as db:
+                if not self.read_only:  # the place may have turned out unwritable
+                    _write(db, rows)
+        except sqlite3.Error as err:
+            raise self._write_error(err) from None
 
     def check_readable(self, paths: Iterable[str], workers: int = 0, progress: bool = True) -> dict[str, str]:
         """Why each of ``paths`` cannot be decoded ("" when it can), checking only new or changed files."""

@@ -37,13 +37,17 @@ def is_image_file(path: str | os.PathLike) -> bool:
     return os.fspath(path).lower().endswith(IMAGE_EXTENSIONS)
 
 
-class UnreadableImage(Exception):
-    """An image file that cannot be decoded; ``reason`` says why in a few words."""
+class UnreadableFile(Exception):
+    """A file that cannot be decoded; ``reason`` says why in a few words."""
 
     def __init__(self, path: str | os.PathLike, reason: str):
         self.path = os.fspath(path)
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
+
+
+class UnreadableImage(UnreadableFile):
+    """An image file that cannot be decoded."""
 
 
 def too_large(width: int, height: int, max_pixels: int = MAX_PIXELS) -> str:
@@ -118,8 +122,35 @@ def _check_regular(path, mode: int) -> None:
     if stat.S_ISDIR(mode):
         raise IsADirectoryError(errno.EISDIR, "is a directory", os.fspath(path))
     if not stat.S_ISREG(mode):
-        kind = next((name for test, name in _SPECIAL if test(mode)), "a special file")
-        raise UnreadableImage(path, f"{kind}, not a regular file: skipped")
+        raise UnreadableImage(path, _not_regular(mode))
+
+
+def _not_regular(mode: int) -> str:
+    kind = next((name for test, name in _SPECIAL if test(mode)), "a special file")
+    return f"{kind}, not a regular file: skipped"
+
+
+def file_problem(path: str | os.PathLike) -> str:
+    """Why ``path`` is not a non-empty regular file this process can read ("" when it is), in the
+    words ``read_rgb`` uses; for decoders that open files themselves (OpenCV), asked before they do,
+    so that a named pipe or device is never opened."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return "missing file"
+    except PermissionError:
+        return "permission denied"
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "symbolic link loop (the link points back to itself)"
+        return f"cannot be opened ({e.strerror or e})"
+    if stat.S_ISDIR(st.st_mode):
+        return "is a directory"
+    if not stat.S_ISREG(st.st_mode):
+        return _not_regular(st.st_mode)
+    if st.st_size == 0:
+        return "empty file (0 bytes)"
+    return "" if os.access(path, os.R_OK) else "permission denied"
 
 
 def _to_rgb(image: Image.Image, path) -> np.ndarray:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from dataset.image_io import UnreadableImage, read_rgb
 from dataset.sampler import EpochDrawSampler, ShardSampler, labelled_weights
@@ -142,6 +142,13 @@ def check_dataset_root(root: str) -> Path:
     return path
 
 
+def crop_settings(cfg):
+    """The ``CropSettings`` of a config (face_margin, align_face, predictor_path)."""
+    from dataset.faces import CropSettings
+
+    return CropSettings(margin=cfg.face_margin, align=cfg.align_face, predictor_path=cfg.predictor_path)
+
+
 def build_reader(cfg, labels: dict[str, int], is_main: bool = True, barrier=None,
                  cache_hint: str | None = None) -> tuple[ImageReader, dict | None, set]:
     """Fill the crop cache for the images of ``labels`` (path -> class; main
@@ -151,9 +158,9 @@ def build_reader(cfg, labels: dict[str, int], is_main: bool = True, barrier=None
     once, up front (there is no crop report). ``cache_hint``: how the user
     moves the cache, for its error messages (default: the config key)."""
     from dataset.crop_cache import CONFIG_HINT, CropCache, class_report
-    from dataset.faces import CropSettings, FaceCropper
+    from dataset.faces import FaceCropper
 
-    settings = CropSettings(margin=cfg.face_margin, align=cfg.align_face, predictor_path=cfg.predictor_path)
+    settings = crop_settings(cfg)
     cache = CropCache(cfg.crop_cache_dir or None, cfg.dataset_root, settings, hint=cache_hint or CONFIG_HINT)
     fill = cache.ensure if cfg.crop_face else cache.check_readable
     paths = list(labels)
@@ -273,6 +280,11 @@ def image_loader(dataset: Dataset, batch_size: int, num_workers: int, rank: int 
     """Batches of an ``EvalSet`` in index order (this process's shard)."""
     sampler = ShardSampler(len(dataset), rank, world_size)
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, **_worker_options(num_workers, pin_memory))
+
+
+def stream_loader(dataset: IterableDataset, num_workers: int, pin_memory: bool = False) -> DataLoader:
+    """The items of an IterableDataset one by one (no batching), made in ``num_workers`` processes."""
+    return DataLoader(dataset, batch_size=None, **_worker_options(num_workers, pin_memory))
 
 
 def train_eval_set(data: Data) -> EvalSet:

@@ -21,7 +21,9 @@ import functools
 import math
 import os
 import shutil
+import itertools
 import time
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -44,6 +46,11 @@ OWDFA_TABLE = Path(__file__).resolve().with_name("owdfa_p2_classes.csv")  # all 
 CPL_REAL_SOURCES = {"faceforensics": "FFpp", "CelebDF": "CelebDF"}  # release source folder -> photo pool
 LAYOUTS = ("owdfa40", "cpl")
 POOL_SIDE = 256    # photographs are kept at most this large (speed; crops are smaller)
+# Clips: OpenCV FourCC -> file extension, each tried here with opencv-python-headless; FFV1 is lossless.
+CODECS = {"mp4v": ".mp4", "XVID": ".avi", "MJPG": ".avi", "FFV1": ".mkv"}
+CLIP_FPS = 25
+CLIP_STREAM = 1    # a clip's seeds are [seed, class, CLIP_STREAM, clip, ...]: never an image's [seed, class, index]
+MOTION = 0.06      # how far a clip's crop drifts, in crop sides
 
 
 # ----------------------------------------------------------------------------- content
@@ -84,22 +91,27 @@ def _tint(gray: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return dark + gray * (light - dark)
 
 
-def base_image(rng: np.random.Generator, source: str, size: int) -> np.ndarray:
-    """A real-looking RGB float32 image [size, size, 3] in [0, 1] from ``source``."""
-    image = _random_crop(rng, _pool(source), size)
+def base_image(rng: np.random.Generator, source: str, size: int, shift: tuple[float, float] = (0.0, 0.0),
+               noise_rng: np.random.Generator | None = None) -> np.ndarray:
+    """A real-looking RGB float32 image [size, size, 3] in [0, 1] from ``source``. For a clip's
+    frame: ``shift`` moves the crop by (dy, dx) times its side, ``noise_rng`` draws the sensor
+    noise (the other draws, made from ``rng``, then repeat in every frame)."""
+    image = _random_crop(rng, _pool(source), size, shift)
     image = _tint(image, rng) if image.shape[2] == 1 else image
     if rng.random() < 0.5:
         image = image[:, ::-1]
     image = _jitter_colour(image, rng)
-    image = image + rng.normal(0, rng.uniform(0.003, 0.012), image.shape).astype(np.float32)
+    sigma = rng.uniform(0.003, 0.012)
+    image = image + (rng if noise_rng is None else noise_rng).normal(0, sigma, image.shape).astype(np.float32)
     return np.clip(image, 0, 1)
 
 
 def _random_crop(rng: np.random.Generator, pool: tuple[np.ndarray, ...], size: int,
-                 min_std: float = 0.06, tries: int = 10) -> np.ndarray:
+                 shift: tuple[float, float] = (0.0, 0.0), min_std: float = 0.06, tries: int = 10) -> np.ndarray:
     """A random square crop of a random photograph, resized to [size, size, C].
     Nearly flat crops (std < ``min_std``: sky, a dark background) are redrawn,
-    up to ``tries`` times, so that content, not sensor noise, fills the image."""
+    up to ``tries`` times, so that content, not sensor noise, fills the image.
+    The chosen crop is then moved by ``shift`` (dy, dx) times its side, within the photograph."""
     for _ in range(tries):
         photo = pool[rng.integers(len(pool))]
         h, w = photo.shape[:2]
@@ -109,6 +121,10 @@ def _random_crop(rng: np.random.Generator, pool: tuple[np.ndarray, ...], size: i
         crop = photo[top:top + side, left:left + side]
         if crop.std() >= min_std:
             break
+    if shift != (0.0, 0.0):
+        top = int(np.clip(round(top + shift[0] * side), 0, h - side))
+        left = int(np.clip(round(left + shift[1] * side), 0, w - side))
+        crop = photo[top:top + side, left:left + side]
     interpolation = cv2.INTER_AREA if side > size else cv2.INTER_CUBIC
     return cv2.resize(crop, (size, size), interpolation=interpolation).reshape(size, size, -1)
 
@@ -270,13 +286,55 @@ TRACES = {"Swap": swap_trace, "Reenact": reenact_trace, "Edit": edit_trace, "Gen
 def make_image(cls: ForgeryClass, index: int, size: int, seed: int, source: str | None = None) -> np.ndarray:
     """Image ``index`` of class ``cls`` as uint8 [size, size, 3]. A real image comes
     from ``source``; a forgery's base comes from a source drawn at random."""
-    rng = np.random.default_rng([seed, cls.index, index])
+    return _render(cls, np.random.default_rng([seed, cls.index, index]), size, source)
+
+
+def make_clip(cls: ForgeryClass, clip: int, frames: int, size: int, seed: int,
+              source: str | None = None) -> Iterator[np.ndarray]:
+    """The ``frames`` frames of clip ``clip`` of class ``cls``, uint8 [size, size, 3] each: one
+    identity (the same photograph, crop, tint and colour as image draws them) drifting slowly, one
+    trace (the same draws in every frame) and fresh sensor noise per frame. Every frame restarts the
+    generator at the clip's seed, ``[seed, class, CLIP_STREAM, clip]`` (apart from the images'
+    three-word seeds), so a frame is made as an image is, with only the crop's position and the
+    noise changing."""
+    motion = np.random.default_rng([seed, cls.index, CLIP_STREAM, clip, 0])
+    amplitude, period = MOTION * motion.uniform(0.5, 1, 2), motion.uniform(40, 120, 2)  # per axis; period in frames
+    phase = motion.uniform(0, 6.3, 2)  # radians, a turn
+    for t in range(frames):
+        dy, dx = amplitude * np.sin(2 * math.pi * t / period + phase)
+        noise = np.random.default_rng([seed, cls.index, CLIP_STREAM, clip, 1 + t])
+        yield _render(cls, np.random.default_rng([seed, cls.index, CLIP_STREAM, clip]), size, source,
+                      (float(dy), float(dx)), noise)
+
+
+def _render(cls: ForgeryClass, rng: np.random.Generator, size: int, source: str | None,
+            shift: tuple[float, float] = (0.0, 0.0), noise_rng: np.random.Generator | None = None) -> np.ndarray:
+    """A base from ``source`` (a real class) or a random source plus the class's trace, as uint8."""
     if cls.is_real:
-        image = base_image(rng, source, size)
+        image = base_image(rng, source, size, shift, noise_rng)
     else:
-        image = base_image(rng, _random_source(rng), size)
+        image = base_image(rng, _random_source(rng), size, shift, noise_rng)
         image = TRACES[cls.family](image, rng, size, **trace_params(cls))
     return (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def write_clip(path: str | os.PathLike, frames: Iterable[np.ndarray], codec: str = "mp4v",
+               fps: float = CLIP_FPS) -> int:
+    """Encode RGB ``frames`` (all of one size) into the video file ``path`` with OpenCV's ``codec``
+    (a FourCC of CODECS); returns the number of frames written."""
+    frames = iter(frames)
+    first = next(frames)
+    writer = cv2.VideoWriter(os.fspath(path), cv2.VideoWriter_fourcc(*codec), fps, first.shape[1::-1])
+    if not writer.isOpened():
+        raise ValueError(f"this OpenCV build cannot write {codec} video to {path}; use one of {', '.join(CODECS)}")
+    count = 0
+    try:
+        for frame in itertools.chain([first], frames):
+            writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+            count += 1
+    finally:
+        writer.release()
+    return count
 
 
 def folder_plan(per_class: int) -> list[tuple[ForgeryClass, str, str | None, range]]:
@@ -324,6 +382,27 @@ def _write_folder(out_dir: str, cls: ForgeryClass, folder: str, source: str | No
     return len(indices)
 
 
+def _write_clip_folder(out_dir: str, cls: ForgeryClass, folder: str, source: str | None, clips: range,
+                       frames: int, size: int, seed: int, codec: str, frame_root: str | None) -> int:
+    """Clips ``<folder>/<n>.<ext>`` and, with ``frame_root``, their decoded frames
+    ``<frame_root>/<folder>/<n>/<t>.png``: what the codec left of them."""
+    from dataset.video_io import VideoFrames
+
+    path = Path(out_dir, folder)
+    path.mkdir(parents=True, exist_ok=True)
+    for n, clip in enumerate(clips):
+        video = path / f"{n:05d}{CODECS[codec]}"
+        written = write_clip(video, make_clip(cls, clip, frames, size, seed, source), codec)
+        if frame_root:
+            frame_folder = Path(frame_root, folder, f"{n:05d}")
+            frame_folder.mkdir(parents=True, exist_ok=True)
+            for frame in VideoFrames(str(video), frames=written):
+                if frame.image is None:
+                    raise RuntimeError(f"{video}: {frame.reason}")
+                Image.fromarray(frame.image).save(frame_folder / f"{frame.index:05d}.png")
+    return len(clips)
+
+
 def generate(out_dir: str | os.PathLike, per_class: int = 120, size: int = 64, seed: int = 0,
              workers: int = 1, overwrite: bool = False, layout: str = "owdfa40", scale: float = 0.01) -> dict:
     """Write the mini dataset under ``out_dir``; return a summary dict.
@@ -339,23 +418,55 @@ def generate(out_dir: str | os.PathLike, per_class: int = 120, size: int = 64, s
     if per_class < 1 or size < 16 or not 0 < scale <= 1:
         raise ValueError(f"need per_class >= 1, size >= 16 and 0 < scale <= 1, got per_class={per_class}, "
                          f"size={size}, scale={scale}")
-    out_dir = Path(out_dir)
     plan = cpl_plan(scale) if layout == "cpl" else folder_plan(per_class)
+    _clear(Path(out_dir), _generated_folders(layout), overwrite)
+    jobs = [(str(out_dir), cls, folder, source, indices, size, seed) for cls, folder, source, indices in plan]
+    return _run(_write_folder, jobs, workers, {"root": str(out_dir), "size": size, "seed": seed}, "images")
+
+
+def generate_clips(out_dir: str | os.PathLike, clips: int = 4, frames: int = 16, size: int = 64, seed: int = 0,
+                   codec: str = "mp4v", frame_folders: str | os.PathLike | None = None, workers: int = 1,
+                   overwrite: bool = False) -> dict:
+    """Write ``clips`` short video clips per forgery class (the real class REAL_FACTOR times as
+    many, over its sources), ``frames`` frames each, into the OWDFA-40 class folders under
+    ``out_dir`` (``<class folder>/<n>.mp4`` for mp4v), encoded with ``codec``; with
+    ``frame_folders`` also their decoded frames, ``<frame_folders>/<class folder>/<n>/<t>.png``,
+    a dataset root whose videos are its folders. Return a summary dict."""
+    if codec not in CODECS:
+        raise ValueError(f"codec must be one of {', '.join(CODECS)}, got {codec!r}")
+    if clips < 1 or frames < 1 or size < 16:
+        raise ValueError(f"need clips >= 1, frames >= 1 and size >= 16, got {clips}, {frames}, {size}")
+    folders = _generated_folders("owdfa40")
+    _clear(Path(out_dir), folders, overwrite)
+    if frame_folders:
+        _clear(Path(frame_folders), folders, overwrite)
+    jobs = [(str(out_dir), cls, folder, source, indices, frames, size, seed, codec,
+             frame_folders and str(frame_folders)) for cls, folder, source, indices in folder_plan(clips)]
+    summary = {"root": str(out_dir), "size": size, "seed": seed, "codec": codec, "frames_per_clip": frames,
+               "frame_folders": frame_folders and str(frame_folders)}
+    return _run(_write_clip_folder, jobs, workers, summary, "clips")
+
+
+def _clear(out_dir: Path, folders: list[str], overwrite: bool) -> None:
+    """``out_dir`` must be missing or empty, unless ``overwrite``: then ``folders`` in it are removed."""
     if out_dir.exists() and any(out_dir.iterdir()):
         if not overwrite:
             raise FileExistsError(f"{out_dir} is not empty; pass overwrite=True (--overwrite) "
                                   "to replace the generated folders")
-        for folder in _generated_folders(layout):
+        for folder in folders:
             shutil.rmtree(out_dir / folder, ignore_errors=True)
+
+
+def _run(write, jobs: list[tuple], workers: int, summary: dict, counted: str) -> dict:
+    """Run ``write(*job)`` for every job (in a process pool with ``workers`` > 1); the summary
+    gains the total under ``counted``, the count per folder and the seconds taken."""
     start = time.perf_counter()
-    jobs = [(str(out_dir), cls, folder, source, indices, size, seed) for cls, folder, source, indices in plan]
     if workers > 1:
         with ProcessPoolExecutor(workers) as pool:
-            counts = list(pool.map(_write_folder, *zip(*jobs)))
+            counts = list(pool.map(write, *zip(*jobs)))
     else:
-        counts = [_write_folder(*job) for job in jobs]
-    return {"root": str(out_dir), "size": size, "seed": seed, "images": sum(counts),
-            "folders": {job[2]: n for job, n in zip(jobs, counts)},
+        counts = [write(*job) for job in jobs]
+    return {**summary, counted: sum(counts), "folders": {job[2]: n for job, n in zip(jobs, counts)},
             "seconds": round(time.perf_counter() - start, 2)}
 
 
@@ -371,24 +482,56 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--scale", type=float, default=None,
                         help="cpl: factor on the class table's per-class counts (default 0.01: 20 images per "
                              "forgery class, 200 Youtube-Real, 50 Celeb-Real)")
+    parser.add_argument("--clips", type=int, default=None,
+                        help=f"write this many video clips per forgery class instead of images (the real class "
+                             f"gets {REAL_FACTOR}x over its sources); owdfa40 layout only")
+    parser.add_argument("--clip_frames", type=int, default=None, help="with --clips: frames per clip (default 16, "
+                        f"{CLIP_FPS} fps)")
+    parser.add_argument("--codec", choices=CODECS, default=None,
+                        help="with --clips: OpenCV FourCC, mp4v (.mp4, default), XVID or MJPG (.avi), FFV1 (.mkv, "
+                             "lossless)")
+    parser.add_argument("--frame_folders", default=None, metavar="DIR",
+                        help="with --clips: also write each clip's decoded frames to DIR/<class folder>/<clip>/, "
+                             "a dataset root whose videos are folders (test.py --by_video)")
     parser.add_argument("--size", type=int, default=64, help="image side in pixels")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=1, help="processes; the output does not depend on it")
     parser.add_argument("--overwrite", action="store_true", help="replace the generated folders in --out")
     args = parser.parse_args(argv)
+    _check_flags(parser, args)
+    try:
+        if args.clips is not None:
+            summary = generate_clips(args.out, args.clips, args.clip_frames or 16, args.size, args.seed,
+                                     args.codec or "mp4v", args.frame_folders, args.workers, args.overwrite)
+        else:
+            summary = generate(args.out, args.per_class or 120, args.size, args.seed, args.workers, args.overwrite,
+                               args.layout, 0.01 if args.scale is None else args.scale)
+    except (FileExistsError, ValueError) as error:
+        parser.error(str(error))
+    if args.clips is not None:
+        print(f"wrote {summary['clips']} {summary['codec']} clips of {summary['frames_per_clip']} frames of "
+              f"{args.size} px in {len(summary['folders'])} folders to {summary['root']}"
+              + (f", their frames to {summary['frame_folders']}" if summary["frame_folders"] else "")
+              + f" in {summary['seconds']} s")
+    else:
+        print(f"wrote {summary['images']} images of {args.size} px in {len(summary['folders'])} folders "
+              f"to {summary['root']} in {summary['seconds']} s")
+    return summary
+
+
+def _check_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Each flag belongs to one layout or to clips; a flag given where it does not apply is an error."""
     wrong = "--scale" if args.layout == "owdfa40" and args.scale is not None else (
         "--per_class" if args.layout == "cpl" and args.per_class is not None else None)
     if wrong:
         parser.error(f"{wrong} does not apply to --layout {args.layout}; use "
                      f"{'--per_class' if wrong == '--scale' else '--scale'}")
-    try:
-        summary = generate(args.out, args.per_class or 120, args.size, args.seed, args.workers, args.overwrite,
-                           args.layout, 0.01 if args.scale is None else args.scale)
-    except (FileExistsError, ValueError) as error:
-        parser.error(str(error))
-    print(f"wrote {summary['images']} images of {args.size} px in {len(summary['folders'])} folders "
-          f"to {summary['root']} in {summary['seconds']} s")
-    return summary
+    clip_flags = {"--clip_frames": args.clip_frames, "--codec": args.codec, "--frame_folders": args.frame_folders}
+    if args.clips is None and any(value is not None for value in clip_flags.values()):
+        parser.error(f"{next(f for f, v in clip_flags.items() if v is not None)} applies only with --clips N")
+    if args.clips is not None and (args.layout == "cpl" or args.per_class is not None):
+        parser.error("--clips writes the owdfa40 layout, clips instead of images: drop "
+                     + ("--layout cpl" if args.layout == "cpl" else "--per_class"))
 
 
 if __name__ == "__main__":

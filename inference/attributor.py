@@ -16,10 +16,11 @@ from typing import NamedTuple
 import numpy as np
 
 from dataset.image_io import is_image_file
+from dataset.video_io import is_video_file
 from inference.loading import load_model_state, restore_method
 from inference.names import prototype_names, read_names, real_prototypes
 from inference.predictions import mark_unknown, prediction_rows
-from utils.abstain import calibrate, prototype_rows
+from utils.abstain import calibrate, prototype_rows, prototype_similarity
 
 
 @dataclass
@@ -65,6 +66,20 @@ class Attributor:
         mark_unknown(out, self.prototypes, self.abstain, self.min_confidence)
         return prediction_rows(paths, out, self.names, self.real)
 
+    def frame_outputs(self, images) -> tuple[np.ndarray, np.ndarray]:
+        """Softmax probabilities over the valid prototypes [B, V] and prototype similarities [B] of a batch
+        of uint8 images [B, 3, S, S] already in the evaluation view (video frames)."""
+        import torch
+
+        from trainer.device import autocast_for, to_layout, use_bf16
+        from trainer.evaluation import batch_outputs
+
+        self.method.model.eval()
+        images = to_layout(images.to(self.device, non_blocking=True), self.cfg.channels_last)
+        with torch.no_grad(), autocast_for(self.device, use_bf16(self.cfg.amp, self.cfg.image_size)):
+            out = batch_outputs(self.method.predict, images, self.method.features, probabilities=True)
+        return out["prob"].cpu().numpy(), prototype_similarity(out["features"].cpu().numpy(), self.prototypes)
+
     def outputs(self, paths: list[str], batch_size: int | None = None, num_workers: int | None = None,
                 crop_cache_dir: str | None = None, progress: bool = True) -> dict:
         """``trainer.evaluation.predict``'s output over ``paths``, with features."""
@@ -90,26 +105,36 @@ def input_reader(cfg, paths: list[str], crop_cache_dir: str | None, workers: int
     are detected once and kept in a crop cache, by default in the user's cache
     folder (``dataset.crop_cache.user_cache_dir`` of the inputs' common folder),
     so inputs on a read-only or shared mount get no files beside them."""
-    from dataset.crop_cache import user_cache_dir
     from dataset.owdfa import ImageReader, build_reader
     from utils.config import Config
 
     if not cfg.crop_face or not paths:
         return ImageReader()
-    root = os.path.commonpath([os.path.dirname(os.path.abspath(p)) for p in paths])
-    cache = crop_cache_dir or str(user_cache_dir(root))
+    root, cache = crop_cache_place(paths, crop_cache_dir)
     local = Config({**cfg, "dataset_root": root, "crop_cache_dir": cache, "num_workers": workers})
-    return build_reader(local, dict.fromkeys(paths, -1), cache_hint="--crop_cache_dir DIR")[0]
+    return build_reader(local, dict.fromkeys(paths, -1), cache_hint=CACHE_HINT)[0]
+
+
+CACHE_HINT = "--crop_cache_dir DIR"  # how predict.py's user moves the crop cache, for its messages
+
+
+def crop_cache_place(paths: list[str], crop_cache_dir: str | None) -> tuple[str, str]:
+    """(root, cache folder) of the crop cache for arbitrary input files: their common folder, and
+    ``crop_cache_dir`` or the user's cache folder for it (``dataset.crop_cache.user_cache_dir``)."""
+    from dataset.crop_cache import user_cache_dir
+
+    root = os.path.commonpath([os.path.dirname(os.path.abspath(p)) for p in paths])
+    return root, crop_cache_dir or str(user_cache_dir(root))
 
 
 class Inputs(NamedTuple):
     paths: list[str]
-    skipped: int  # files in the folders given that are not .jpg/.jpeg/.png
+    skipped: int  # files in the folders given that are neither images nor videos
 
 
 def collect_inputs(inputs: list[str], stdin=None) -> Inputs:
-    """Image paths from files (kept as given, readable or not), folders
-    (image files below them, recursively, sorted; the other files counted)
+    """Image and video paths from files (kept as given, readable or not), folders
+    (image and video files below them, recursively, sorted; the other files counted)
     and ``-`` (one path per line of stdin, read as bytes so that any file
     name arrives as the OS's)."""
     paths, skipped = [], 0
@@ -120,9 +145,9 @@ def collect_inputs(inputs: list[str], stdin=None) -> Inputs:
             paths += [line.strip() for line in lines if line.strip()]
         elif os.path.isdir(item):
             files = [os.path.join(folder, name) for folder, _, names in os.walk(item) for name in names]
-            images = sorted(path for path in files if is_image_file(path))
-            paths += images
-            skipped += len(files) - len(images)
+            found = sorted(path for path in files if is_image_file(path) or is_video_file(path))
+            paths += found
+            skipped += len(files) - len(found)
         else:
             paths.append(item)
     return Inputs(paths, skipped)

@@ -53,10 +53,11 @@ def run_split_json(ckpt: str) -> Path:
 
 def evaluate_checkpoint(ckpt: str, trust: bool = False, allow_split_change: bool = False,
                         save_predictions: str | None = None, allow_class_change: bool = False,
-                        **overrides) -> dict:
+                        video_rule: str | None = None, **overrides) -> dict:
     """Test-split metrics of ``ckpt`` (``overrides``: dataset_root, device, num_workers,
     classes_file, batch_size: ``load_for_evaluation``);
-    with ``save_predictions`` also the report files of ``inference.evaluation_report``."""
+    with ``save_predictions`` also the report files of ``inference.evaluation_report``;
+    with ``video_rule`` also the metrics over the test videos under ``by_video`` (``video_metrics``)."""
     from dataset.owdfa import build_data, eval_loader
     from dataset.split_file import verify_split
     from trainer.device import use_bf16
@@ -73,8 +74,11 @@ def evaluate_checkpoint(ckpt: str, trust: bool = False, allow_split_change: bool
         print(f"warning: {change}; evaluating anyway (--allow_split_change)", file=sys.stderr)
     method = restore_method(cfg, state, device)
     out = predict(method.predict, method.model, eval_loader(data, cfg), device, use_bf16(cfg.amp, cfg.image_size),
-                  cfg.channels_last, method.features if save_predictions else None, progress=True)
+                  cfg.channels_last, method.features if save_predictions else None, progress=True,
+                  probabilities=video_rule is not None)
     metrics = prediction_metrics(out, data.split.num_known)
+    if video_rule is not None:
+        metrics["by_video"] = video_metrics(out, data.split, cfg.dataset_root, video_rule)
     # found unreadable at the image check (left out of the split) or only when read: counted alike
     metrics["unreadable_test_images"] += len(data.record.left_out)
     valid = method.net.prototypes.num_valid
@@ -89,4 +93,30 @@ def evaluate_checkpoint(ckpt: str, trust: bool = False, allow_split_change: bool
         from inference.evaluation_report import save_test_report
 
         save_test_report(save_predictions, out, data.split, state, metrics, run_split_json(ckpt).parent)
+    return metrics
+
+
+def video_metrics(out: dict, split, root: str, rule: str) -> dict:
+    """The metrics of ``prediction_metrics`` over the test videos: the test frames grouped by the
+    video their names give (dataset/video_groups.py), each video answered by pooling its frames'
+    probabilities (``out["prob"]``) with ``rule`` (inference/video_pooling.py); beside them the
+    number of videos and of test frames per video."""
+    import numpy as np
+
+    from dataset.video_groups import class_folder_of, video_of
+    from inference.video_pooling import pool_frames
+    from utils.metrics import attribution_metrics
+
+    folders = split.space.table.class_folders()
+    groups: dict[str, list[int]] = {}
+    for row, index in enumerate(out["index"].tolist()):
+        path = split.test_paths[index]
+        folder = class_folder_of(path, root, folders, int(split.test_orig[index]))
+        groups.setdefault(video_of(path, root, folder), []).append(row)
+    answers = [pool_frames(out["prob"][rows], rule) for rows in groups.values()]
+    metrics = attribution_metrics([out["label"][rows[0]] for rows in groups.values()], [a.index for a in answers],
+                                  split.num_known, [a.probability for a in answers])
+    sizes = [len(rows) for rows in groups.values()]
+    metrics.update(rule=rule, videos=len(groups), frames_min=min(sizes), frames_median=float(np.median(sizes)),
+                   frames_max=max(sizes))
     return metrics

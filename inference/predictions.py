@@ -2,6 +2,10 @@
 confidence, similarity, is_real, top3, error; test.py adds the true class)
 and its summary. ``predicted`` is ``unknown`` where the abstain rule
 (utils/abstain.py) rejects the image; ``nearest`` always names the best class.
+predict.py's CSV adds VIDEO_COLUMNS (kind, frame, time, agreement,
+frames_used, frames_no_face, frames_unreadable, note): one row per video
+(``video_rows``: the answer pooled over its frames by inference/video_pooling.py,
+the same abstain rule on the pooled values) and, optionally, one per frame.
 
 CSVs are UTF-8; a file name's bytes that are not UTF-8 appear as ``\\xHH`` and
 a cell starting with = + - @ gets a leading ' (utils/text.py). Output paths
@@ -19,12 +23,18 @@ from pathlib import Path
 
 import numpy as np
 
+from inference.video_pooling import DEFAULT_RULE, pool_frames
 from utils.abstain import prototype_similarity, unknown_mask
 from utils.text import csv_cell
 
 COLUMNS = ("path", "predicted", "nearest", "confidence", "similarity", "is_real", "top3", "error")
 TEST_COLUMNS = ("path", "true") + COLUMNS[1:]
+VIDEO_COLUMNS = ("kind", "frame", "time", "agreement", "frames_used", "frames_no_face", "frames_unreadable", "note")
+PREDICT_COLUMNS = COLUMNS + VIDEO_COLUMNS
 UNKNOWN = "unknown"
+
+
+TOP = 3  # alternatives listed in top3
 
 
 def format_top(names: list[str], index: np.ndarray, prob: np.ndarray) -> str:
@@ -57,6 +67,64 @@ def prediction_rows(paths: list[str], out: dict, names: list[str], real: set[int
     if true_names is not None:
         rows = [{"path": r["path"], "true": t, **{k: r[k] for k in COLUMNS[1:]}} for r, t in zip(rows, true_names)]
     return rows
+
+
+def image_rows(rows: list[dict]) -> list[dict]:
+    """``prediction_rows``' rows as predict.py writes them: kind "image", the video columns empty."""
+    return [dict.fromkeys(PREDICT_COLUMNS, "") | row | {"kind": "image"} for row in rows]
+
+
+def video_rows(result, names: list[str], real: set[int], calibration: dict | None, min_confidence: float = 0.0,
+               rule: str = DEFAULT_RULE, per_frame: bool = False) -> list[dict]:
+    """The row of one video (an ``inference.video_attribution.VideoResult``) and, with ``per_frame``,
+    one row per sampled frame after it: the answer pooled by ``rule``, ``unknown`` when the pooled
+    similarity or probability fails the abstain rule as an image's would."""
+    row = dict.fromkeys(PREDICT_COLUMNS, "") | {
+        "path": result.path, "kind": "video", "frames_used": str(len(result.frames)),
+        "frames_no_face": str(result.count("no_face")), "frames_unreadable": str(result.count("unreadable")),
+        "note": "; ".join(result.notes), "error": result.error or ("" if result.frames else _no_frame(result))}
+    if result.frames:
+        answer = pool_frames(result.prob, rule, result.similarity)
+        abstained = bool(unknown_mask([answer.similarity], [answer.probability], calibration, min_confidence)[0])
+        top = np.argsort(-answer.scores, kind="stable")[:TOP]
+        row.update(predicted=UNKNOWN if abstained else names[answer.index], nearest=names[answer.index],
+                   confidence=f"{answer.probability:.4f}", similarity=f"{answer.similarity:.4f}",
+                   is_real=str(answer.index in real and not abstained).lower(), agreement=f"{answer.agreement:.4f}",
+                   top3=format_top(names, top, result.prob[:, top].mean(axis=0)))
+    return [row] + (frame_rows(result, names, real, calibration, min_confidence) if per_frame else [])
+
+
+def frame_rows(result, names: list[str], real: set[int], calibration: dict | None,
+               min_confidence: float = 0.0) -> list[dict]:
+    """One row per sampled frame of a video, in frame order: a used frame as an image's row, a
+    skipped one with its reason in ``error``."""
+    rows = []
+    if result.frames:
+        prob = result.prob
+        top_index = np.argsort(-prob, axis=1, kind="stable")[:, :TOP]
+        out = {"index": np.arange(len(prob)), "pred": top_index[:, 0], "confidence": prob.max(axis=1),
+               "similarity": result.similarity, "top_index": top_index,
+               "top_prob": np.take_along_axis(prob, top_index, axis=1), "errors": {}}
+        out["unknown"] = unknown_mask(out["similarity"], out["confidence"], calibration, min_confidence)
+        rows = prediction_rows([result.path] * len(prob), out, names, real)
+        rows = [dict.fromkeys(PREDICT_COLUMNS, "") | r | {"frame": frame, "time": time}
+                for r, frame, time in zip(rows, result.frames, result.times)]
+    rows += [dict.fromkeys(PREDICT_COLUMNS, "") | {"path": result.path, "frame": frame, "time": time, "error": reason}
+             for frame, time, _, reason in result.skipped]
+    for r in rows:
+        r.update(kind="frame", time=f"{r['time']:.3f}", frame=str(r["frame"]))
+    return sorted(rows, key=lambda r: int(r["frame"]))
+
+
+def _no_frame(result) -> str:
+    """Why a video that opened gave no usable frame."""
+    no_face, unreadable = result.count("no_face"), result.count("unreadable")
+    sampled = no_face + unreadable
+    if no_face == sampled:
+        return f"no face found in any of the {sampled} sampled frames"
+    if unreadable == sampled:
+        return f"none of the {sampled} sampled frames decodes"
+    return f"no usable frame: of the {sampled} sampled frames {no_face} show no face and {unreadable} do not decode"
 
 
 class OutputError(ValueError):
@@ -106,11 +174,25 @@ def write_rows(handle, table: list[list]) -> None:
 
 
 def summary(rows: list[dict]) -> str:
-    """Images per predicted class (most first), the unknown and the unreadable ones."""
+    """Images per predicted class (most first), the unknown and the unreadable ones; then the same
+    for videos, with their frames used and skipped (frame rows are not counted)."""
+    images = [r for r in rows if r.get("kind", "image") == "image"]
+    videos = [r for r in rows if r.get("kind") == "video"]
+    parts = [_counts(images, "images", "unreadable")] if images or not videos else []
+    if videos:
+        frames = {c: sum(int(r[c] or 0) for r in videos)
+                  for c in ("frames_used", "frames_no_face", "frames_unreadable")}
+        parts.append(_counts(videos, "videos", "without an answer")
+                     + f"\n  frames: {frames['frames_used']} used, {frames['frames_no_face']} without a face, "
+                       f"{frames['frames_unreadable']} unreadable")
+    return "\n".join(parts)
+
+
+def _counts(rows: list[dict], what: str, failed: str) -> str:
     counts = Counter(r["predicted"] for r in rows if not r["error"])
     errors = sum(1 for r in rows if r["error"])
     width = max([len(name) for name in counts] + [10])
-    lines = [f"{len(rows)} images: {len(rows) - errors - counts[UNKNOWN]} attributed, {counts[UNKNOWN]} "
-             f"{UNKNOWN}, {errors} unreadable"]
+    lines = [f"{len(rows)} {what}: {len(rows) - errors - counts[UNKNOWN]} attributed, {counts[UNKNOWN]} "
+             f"{UNKNOWN}, {errors} {failed}"]
     lines += [f"  {name:<{width}}  {count:>6}" for name, count in counts.most_common()]
     return "\n".join(lines)

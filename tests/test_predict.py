@@ -22,7 +22,7 @@ from inference.attributor import Attributor, collect_inputs
 from inference.hub import HubError
 from inference.loading import load_model_state
 from inference.names import class_table, prototype_names, read_names, real_prototypes
-from inference.predictions import COLUMNS, TEST_COLUMNS
+from inference.predictions import COLUMNS, PREDICT_COLUMNS, TEST_COLUMNS
 from utils.metrics import cluster_assignment
 
 
@@ -108,8 +108,8 @@ def test_predict_reproduces_test_py_and_lists_unreadable_files(run, tmp_path):
                      "--device", "cpu", stdin="\n".join(paths) + "\n")
     assert result.returncode == 0, result.stderr[-3000:]
     columns, rows = read_csv(out)
-    assert tuple(columns) == COLUMNS
-    assert [r["path"] for r in rows] == paths
+    assert tuple(columns) == PREDICT_COLUMNS and PREDICT_COLUMNS[:len(COLUMNS)] == COLUMNS
+    assert [r["path"] for r in rows] == paths and {r["kind"] for r in rows} == {"image"}
     for got, want in zip(rows, expected):
         assert {k: got[k] for k in COLUMNS} == {k: want[k] for k in COLUMNS}
     assert rows[-2]["error"] == "not an image (unrecognised format)" and rows[-2]["predicted"] == ""
@@ -150,7 +150,7 @@ def test_predict_flags_unknown_and_counts_skipped_files(run, mini_root, tmp_path
     result = run_cli("predict.py", "--ckpt", str(run_dir), str(folder), "--out", str(out), "--device", "cpu",
                      "--min_confidence", "1")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "skipped 1 file that is not .jpg/.jpeg/.png" in result.stderr
+    assert "skipped 1 file that is neither an image nor a video (.jpg .jpeg .png .mp4" in result.stderr
     _, rows = read_csv(out)
     assert len(rows) == 12 and all(r["predicted"] == "unknown" and r["nearest"] for r in rows)
     assert "12 images: 0 attributed, 12 unknown, 0 unreadable" in result.stdout
@@ -247,13 +247,13 @@ def test_names_flag_renames_the_prediction(exported, mini_root, tmp_path, capsys
 
 def test_collect_inputs(tmp_path):
     (tmp_path / "a" / "b").mkdir(parents=True)
-    for name in ("a/z.png", "a/b/y.JPG", "a/notes.txt", "x.jpeg"):
+    for name in ("a/z.png", "a/b/y.JPG", "a/notes.txt", "a/b/clip.MOV", "x.jpeg"):
         (tmp_path / name).write_bytes(b"")
     stdin = io.StringIO(f"{tmp_path / 'listed.png'}\n\n")
     got, skipped = collect_inputs([str(tmp_path / "a"), "-", str(tmp_path / "given.txt")], stdin)
     assert skipped == 1  # a/notes.txt; a file named on the command line is kept, whatever its name
-    assert got == [str(tmp_path / "a" / "b" / "y.JPG"), str(tmp_path / "a" / "z.png"), str(tmp_path / "listed.png"),
-                   str(tmp_path / "given.txt")]
+    assert got == [str(tmp_path / "a" / "b" / "clip.MOV"), str(tmp_path / "a" / "b" / "y.JPG"),
+                   str(tmp_path / "a" / "z.png"), str(tmp_path / "listed.png"), str(tmp_path / "given.txt")]
 
 
 class StubHub:

@@ -172,3 +172,21 @@ def test_cpl_layout_overwrite_and_flags(tmp_path, capsys):
         with pytest.raises(SystemExit) as exit_:
             synthetic.main(["--out", str(tmp_path / "x"), *argv])
         assert exit_.value.code == 2 and words in capsys.readouterr().err
+
+
+def test_clips_and_their_flags(tmp_path, capsys):
+    summary = synthetic.main(["--out", str(tmp_path / "clips"), "--clips", "1", "--clip_frames", "3", "--size", "16",
+                              "--codec", "MJPG", "--frame_folders", str(tmp_path / "frames")])
+    clips = sorted(tmp_path.joinpath("clips").rglob("*.avi"))
+    assert summary["clips"] == len(clips) == len(CLASSES) - 1 + synthetic.REAL_FACTOR
+    assert clips[0].relative_to(tmp_path / "clips").as_posix() == "0_Real_CelebDF/00000.avi"
+    frames = sorted(tmp_path.joinpath("frames", "1_Swap_Deepfakes", "00000").glob("*.png"))
+    assert [p.name for p in frames] == ["00000.png", "00001.png", "00002.png"]
+    assert "wrote 42 MJPG clips of 3 frames of 16 px" in capsys.readouterr().out
+    for argv, words in ((["--codec", "MJPG"], "--codec applies only with --clips N"),
+                        (["--clips", "1", "--per_class", "3"], "drop --per_class"),
+                        (["--clips", "1", "--layout", "cpl"], "drop --layout cpl"),
+                        (["--clips", "1", "--codec", "H264"], "invalid choice: 'H264'")):
+        with pytest.raises(SystemExit) as exit_:
+            synthetic.main(["--out", str(tmp_path / "x"), *argv])
+        assert exit_.value.code == 2 and words in capsys.readouterr().err

@@ -47,24 +47,37 @@ def _collect(outputs_fn, model: torch.nn.Module, loader, device: torch.device, a
     return out
 
 
+def batch_outputs(predict_fn, images: torch.Tensor, features_fn=None, probabilities: bool = False) -> dict:
+    """One batch's ``top_index`` / ``top_prob`` [B, <=3] (best first), with ``features_fn`` its
+    ``features`` [B, D], with ``probabilities`` every prototype's softmax ``prob`` [B, V]."""
+    logits = predict_fn(images).float()
+    prob = logits.softmax(dim=1)
+    top_prob, top_index = prob.topk(min(TOP_K, logits.shape[1]), dim=1)
+    out = {"top_index": top_index, "top_prob": top_prob}
+    if probabilities:
+        out["prob"] = prob
+    if features_fn is not None:
+        out["features"] = features_fn(images).float()
+    return out
+
+
 def predict(predict_fn, model: torch.nn.Module, loader, device: torch.device, amp: bool = True,
-            channels_last: bool = False, features_fn=None, progress: bool = False) -> dict:
+            channels_last: bool = False, features_fn=None, progress: bool = False,
+            probabilities: bool = False) -> dict:
     """Over the whole set (all processes), sorted by index: arrays ``index``,
     ``label``, ``pred``, ``confidence`` (max softmax), ``top_index`` /
     ``top_prob`` [N, <=3] (best first; ``pred`` and ``confidence`` are their
-    first column), ``num_prototypes`` (the logits' width) and, with ``features_fn``,
-    ``features`` [N, D]; unreadable images dropped and listed in ``errors``."""
+    first column), ``num_prototypes`` (the logits' width), with ``features_fn`` ``features``
+    [N, D] and with ``probabilities`` ``prob`` [N, V]; unreadable images dropped and listed in ``errors``."""
     width = []
 
-    def outputs(images):
-        logits = predict_fn(images).float()
+    def logits_of(images):
+        logits = predict_fn(images)
         width[:] = [logits.shape[1]]
-        top_prob, top_index = logits.softmax(dim=1).topk(min(TOP_K, logits.shape[1]), dim=1)
-        if features_fn is None:
-            return {"top_index": top_index, "top_prob": top_prob}
-        return {"top_index": top_index, "top_prob": top_prob, "features": features_fn(images).float()}
+        return logits
 
-    out = _collect(outputs, model, loader, device, amp, channels_last, progress)
+    out = _collect(lambda images: batch_outputs(logits_of, images, features_fn, probabilities),
+                   model, loader, device, amp, channels_last, progress)
     if "top_index" not in out:
         raise ValueError("nothing to predict: the image list is empty")
     out["pred"], out["confidence"] = out["top_index"][:, 0], out["top_prob"][:, 0]
