@@ -12,7 +12,7 @@ kind of device; ``--ckpt`` also takes a run directory, an export folder or
 Prints a table (progress on stderr); ``--out`` writes the metrics to a .json
 file, ``--save_predictions`` a .csv row per test image with report.md,
 per_class.csv, clusters.csv and confusion.csv/.png beside it (both paths checked
-first). Exit: 0 done, 2 bad input.
+first). Exit: 0 done, 2 bad input or out of memory (naming the --batch_size to try).
 """
 from __future__ import annotations
 
@@ -55,6 +55,7 @@ def main(argv) -> int:
     from trainer.checkpoint import CheckpointError
     from trainer.trainer import format_table
     from utils.config import ConfigError
+    from utils.memory import OutOfMemory
     from utils.text import printable
 
     args = parse_args(argv)
@@ -69,7 +70,7 @@ def main(argv) -> int:
                                       dataset_root=args.dataset_root, device=args.device,
                                       num_workers=args.num_workers, classes_file=args.classes_file,
                                       batch_size=args.batch_size)
-    except (ConfigError, ClassTableError, DatasetError, CheckpointError, OutputError) as err:
+    except (ConfigError, ClassTableError, DatasetError, CheckpointError, OutputError, OutOfMemory) as err:
         print(f"error: {printable(str(err))}", file=sys.stderr)
         return 2
     note = " (best epoch, selected on the test set)" if metrics["selected_on_test_set"] else ""

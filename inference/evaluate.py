@@ -62,6 +62,7 @@ def evaluate_checkpoint(ckpt: str, trust: bool = False, allow_split_change: bool
     from trainer.device import use_bf16
     from trainer.distributed import resolve_device
     from trainer.evaluation import predict, prediction_metrics
+    from utils.memory import memory_hint
     from utils.run_dir import setup_logging
 
     setup_logging(None)
@@ -71,9 +72,11 @@ def evaluate_checkpoint(ckpt: str, trust: bool = False, allow_split_change: bool
     change = verify_split(data.record, state.get("split_fingerprint"), run_split_json(ckpt), allow_split_change)
     if change:
         print(f"warning: {change}; evaluating anyway (--allow_split_change)", file=sys.stderr)
-    method = restore_method(cfg, state, device)
-    out = predict(method.predict, method.model, eval_loader(data, cfg), device, use_bf16(cfg.amp, cfg.image_size),
-                  cfg.channels_last, method.features if save_predictions else None, progress=True)
+    with memory_hint("evaluating", ("--batch_size ", cfg.test_batch_size)):
+        method = restore_method(cfg, state, device)
+        out = predict(method.predict, method.model, eval_loader(data, cfg), device,
+                      use_bf16(cfg.amp, cfg.image_size), cfg.channels_last,
+                      method.features if save_predictions else None, progress=True)
     metrics = prediction_metrics(out, data.split.num_known)
     # found unreadable at the image check (left out of the split) or only when read: counted alike
     metrics["unreadable_test_images"] += len(data.record.left_out)
