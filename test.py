@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 
 def parse_args(argv):
@@ -55,6 +54,7 @@ def main(argv) -> int:
     from trainer.checkpoint import CheckpointError
     from trainer.trainer import format_table
     from utils.config import ConfigError
+    from utils.disk import write_atomic
     from utils.memory import OutOfMemory
     from utils.text import printable
 
@@ -70,7 +70,9 @@ def main(argv) -> int:
                                       dataset_root=args.dataset_root, device=args.device,
                                       num_workers=args.num_workers, classes_file=args.classes_file,
                                       batch_size=args.batch_size)
-    except (ConfigError, ClassTableError, DatasetError, CheckpointError, OutputError, OutOfMemory) as err:
+        if args.out:
+            write_atomic(args.out, json.dumps(metrics, indent=2) + "\n")
+    except (ConfigError, ClassTableError, DatasetError, CheckpointError, OutputError, OutOfMemory, OSError) as err:
         print(f"error: {printable(str(err))}", file=sys.stderr)
         return 2
     note = " (best epoch, selected on the test set)" if metrics["selected_on_test_set"] else ""
@@ -84,8 +86,6 @@ def main(argv) -> int:
         print(f"predictions written to {args.save_predictions} (report.md, per_class.csv, clusters.csv, "
               f"confusion.csv and confusion.png beside it)")
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(metrics, indent=2) + "\n")
         print(f"metrics written to {args.out}")
     return 0
 

@@ -27,6 +27,7 @@ from dataset.split import DatasetError  # noqa: E402
 from dataset.split_file import run_split_fingerprint  # noqa: E402
 from inference.output_paths import check_file  # noqa: E402
 from inference.predictions import OutputError  # noqa: E402
+from utils.disk import write_atomic  # noqa: E402
 from utils.results import group_runs, latex, notes, per_run_rows, read_runs, summary_rows  # noqa: E402
 from utils.text import markdown_table  # noqa: E402
 
@@ -75,12 +76,15 @@ def main(argv: list[str] | None = None) -> int:
         parts.append("Note: " + "; ".join(group_notes))
     text = "\n\n".join(parts) + "\n"
     print(text, end="")
-    if args.out:
-        Path(args.out).write_text(CAPTION + "\n\n" + text)
-    if args.latex:
-        header, rows = per_run
-        tex = [latex(*summary, CAPTION), latex(header[:-1], [row[:-1] for row in rows], "Per-seed results.")]
-        Path(args.latex).write_text("\n\n".join(tex) + "\n")
+    header, rows = per_run
+    tex = [latex(*summary, CAPTION), latex(header[:-1], [row[:-1] for row in rows], "Per-seed results.")]
+    try:
+        for path, content in ((args.out, CAPTION + "\n\n" + text), (args.latex, "\n\n".join(tex) + "\n")):
+            if path:
+                write_atomic(path, content)
+    except OSError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

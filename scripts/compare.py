@@ -20,6 +20,7 @@ from dataset.split import DatasetError  # noqa: E402
 from dataset.split_file import run_split_fingerprint  # noqa: E402
 from inference.output_paths import check_file  # noqa: E402
 from inference.predictions import OutputError  # noqa: E402
+from utils.disk import write_atomic  # noqa: E402
 from utils.results import ResultsError, comparison_rows, group_runs, read_run, split_conflicts  # noqa: E402
 from utils.text import markdown_table  # noqa: E402
 
@@ -55,8 +56,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     text = markdown_table(*comparison_rows(groups)) + "\n"
     print(text, end="")
-    if args.out:
-        Path(args.out).write_text(CAPTION + "\n\n" + text)
+    try:
+        if args.out:
+            write_atomic(args.out, CAPTION + "\n\n" + text)
+    except OSError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     return 0
 
 
