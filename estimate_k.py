@@ -3,17 +3,15 @@
     python estimate_k.py --ckpt exp/owdfa40_p1/<stamp>/checkpoints/last.pt
     python estimate_k.py --ckpt last.pt --k_max 80 --device cuda --out k_out/
 
-Rebuilds the model and the training split from the checkpoint's config,
-extracts the L2-normalised BNNeck features of every training image (labelled
-and unlabelled, test view, no dropout), sweeps semi-supervised k-means over
-the total K in [K_known, k_max] and scores each K on known classes held out
-of the clustering's labels (utils/k_estimation.py explains the score). Prints
-the chosen novel K, the truth where the split knows it and the error; writes
-``k_curve.png`` and ``k_curve.json`` to the folder ``--out`` (default: the run
-folder; checked before any work). Progress bars on stderr: crop check, feature
-extraction, the K sweep. Exit status: 0 estimate made, 2 bad input (checkpoint,
-config, data, --out) or out of memory (naming the --batch_size to try), 3 the
-features allow no estimate (the reason is printed).
+Rebuilds the model and the training split from the checkpoint's config, extracts the
+L2-normalised BNNeck features of every training image (labelled and unlabelled, test view, no
+dropout), sweeps semi-supervised k-means over the total K in [K_known, k_max] and scores each K on
+known classes held out of the clustering's labels (utils/k_estimation.py explains the score).
+Prints the chosen novel K, the truth where the split knows it and the error; writes
+``k_curve.png`` and ``k_curve.json`` to the folder ``--out`` (default: the run folder; checked
+before any work). Progress bars on stderr: crop check, feature extraction, the K sweep. Exit
+status: 0 estimate made, 2 bad input (checkpoint, config, data, --out) or out of memory (naming
+the --batch_size to try), 3 the features allow no estimate (the reason is printed).
 """
 from __future__ import annotations
 

@@ -6,15 +6,13 @@
     python train.py configs/demo.py split_file=exp/demo/<stamp>/split.json   # train on a recorded split
     torchrun --nproc_per_node 4 train.py configs/owdfa40_p1.py   # several GPUs
 
-Overrides are ``key=value`` for any key of configs/base.py; on resume, keys
-that shape the data, model or step (utils/config.py RESUME_FIXED) and the
-known classes cannot change, and lr/weight_decay/lr_step/lr_gamma apply from
-the next step. Flags: ``--trust_checkpoint`` loads a last.pt that is an old or
-foreign pickle (it can run code); ``--allow_split_change`` resumes although
-the data gives another split than the run's. Exit codes: 0 done, 2 bad
-configuration or data, or memory ran out (the message names the size to
-lower), 1 failure in training, 128+signal when stopped. A fresh run that fails
-before its first checkpoint leaves no folder behind.
+Overrides are ``key=value`` for any key of configs/base.py; on resume, keys that shape the data,
+model or step (utils/config.py RESUME_FIXED) and the known classes cannot change, and
+lr/weight_decay/lr_step/lr_gamma apply from the next step. Flags: ``--trust_checkpoint`` loads an
+old or foreign pickle last.pt (it can run code); ``--allow_split_change`` resumes on another split.
+Exit codes: 0 done, 2 bad configuration or data, or out of memory (naming the size to lower), 1
+failure in training, 128+signal when stopped. A fresh run that fails before its first checkpoint
+leaves no folder behind.
 """
 from __future__ import annotations
 

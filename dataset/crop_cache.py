@@ -1,25 +1,16 @@
 """Persistent face-crop cache: detection runs once per image, never per read.
 
-Per image it stores a ``FaceRecord`` (box, landmarks; not pixels:
-``FaceCropper.crop`` redoes the crop pixel for pixel) in one SQLite file
-(``<cache_dir>/<dataset root folder name>.sqlite``, WAL mode; the process
-calling ``ensure`` is the only writer, workers only detect), by default in
-``<dataset_root>/../owdfa_crop_cache``. An entry is keyed by the image path
-relative to the dataset root (a name that is not valid UTF-8: its bytes, as a
-BLOB) and ``CropSettings.key()``, and is valid while the file's size and
-``mtime_ns`` equal the stored ones, so a touched image or new crop settings
-recompute only the entries concerned. The same table holds the readability
-check of ``crop_face=false`` (settings key ``READ_CHECK``), for which the cache
-only saves time: while another process holds it, the check runs without it. A
-corrupt database is renamed ``<name>.sqlite.corrupt-<time>`` and rebuilt, with
-a warning; a cache that cannot be written is opened read-only and used while it
-holds every image asked for.
-
-Concurrent first use (several runs started together on new data): creating the
-database, switching it to WAL and creating the table happen under an exclusive
-``flock`` on ``<name>.sqlite.lock``, as SQLite answers two processes doing that
-at once with "database is locked" without waiting; any other busy answer is
-retried for up to ``LOCK_WAIT`` seconds.
+Per image it stores a ``FaceRecord`` (box, landmarks; not pixels: ``FaceCropper.crop``
+redoes the crop pixel for pixel) in one SQLite file (``<cache_dir>/<root name>.sqlite``,
+WAL; the process calling ``ensure`` is the only writer, workers only detect), by default in
+``<dataset_root>/../owdfa_crop_cache``, keyed by the path relative to the dataset root (a
+name that is not UTF-8: its bytes) and ``CropSettings.key()``, valid while the file's size
+and ``mtime_ns`` are unchanged. The same table holds ``crop_face=false``'s readability check
+(``READ_CHECK``), which goes on without a cache another process holds. A corrupt database is
+renamed ``*.corrupt-<time>`` and rebuilt; an unwritable cache is read while it holds every
+image asked for. Processes may start on a new cache together: its set-up runs under a
+``flock`` on ``<name>.sqlite.lock`` (SQLite answers a second set-up at once with "database
+is locked"), other busy answers are retried for ``LOCK_WAIT`` seconds (docs/data.md).
 """
 from __future__ import annotations
 

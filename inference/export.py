@@ -8,12 +8,10 @@
                         split fingerprint, the epoch and its metrics
     README.md           a model card generated from config.json
 
-An export goes into a new or empty folder, or over an earlier export (its
-three files replaced, anything else kept); each file is written whole, and
-``.export-incomplete`` marks the folder until all three are, so an
-interrupted export is refused rather than read as a mix of two.
-``read_export`` turns the folder back into the checkpoint-like dict that
-test.py and predict.py use, reading only tensors and JSON.
+It goes into a new or empty folder or over an earlier export (its three files replaced); each
+file is written whole, and ``.export-incomplete`` marks the folder until all three are.
+``read_export`` turns the folder back into the checkpoint-like dict that test.py and predict.py
+use, reading only tensors and JSON.
 """
 from __future__ import annotations
 
