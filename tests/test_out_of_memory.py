@@ -26,6 +26,7 @@ CUDA_OOM = torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 Gi
 WORKER = RuntimeError("Caught MemoryError in DataLoader worker process 0.\nOriginal Traceback (most recent call "
                       "last):\nnumpy._core._exceptions._ArrayMemoryError: Unable to allocate 3.00 GiB for an array")
 SIZES = (("batch_size=", 2), ("image_size=", 4096))
+SMALL = ["budget_real=4", "budget_known=2", "budget_novel=2"]  # a run of a few dozen images starts fast
 
 
 def one_error(text: str) -> str:
@@ -77,7 +78,8 @@ def test_a_real_out_of_memory_start_is_one_line_and_leaves_no_folder(mini_root, 
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
     result = subprocess.run([sys.executable, "train.py", "configs/demo.py", *TINY, f"dataset_root={mini_root}",
-                             f"run_dir={run}", "epochs=1", "image_size=4096", "batch_size=2", "test_batch_size=2"],
+                             f"run_dir={run}", "epochs=1", *SMALL, "image_size=4096", "batch_size=2",
+                             "test_batch_size=2"],
                             cwd=REPO, capture_output=True, text=True, timeout=300, preexec_fn=limited)
     assert result.returncode == 2, result.stderr[-3000:]
     error = one_error(result.stderr)
@@ -95,7 +97,8 @@ def test_a_fresh_run_that_runs_out_in_its_first_evaluation_leaves_no_folder(mini
 
     monkeypatch.setattr(Trainer, "evaluate", evaluate)
     run = tmp_path / "run"
-    assert train.main(["configs/demo.py", *TINY, f"dataset_root={mini_root}", f"run_dir={run}", "epochs=1"]) == 2
+    assert train.main(["configs/demo.py", *TINY, *SMALL, "batch_size=16", f"dataset_root={mini_root}",
+                       f"run_dir={run}", "epochs=1"]) == 2
     error = one_error(capsys.readouterr().err)
     assert error == ("error: out of GPU memory while evaluating with test_batch_size=128 (one allocation asked for "
                      "2.00 GiB): lower test_batch_size, e.g. test_batch_size=64")
