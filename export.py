@@ -36,7 +36,8 @@ def parse_args(argv):
 
 
 def main(argv) -> int:
-    from inference.export import CARD, CONFIG, WEIGHTS, check_export_folder, checkpoint_of, export_checkpoint, write_card
+    from inference.export import (CARD, CONFIG, WEIGHTS, check_export_folder, checkpoint_of, export_checkpoint,
+                                  write_card)
     from inference.hub import push
     from inference.output_paths import check_folder
     from inference.predictions import OutputError

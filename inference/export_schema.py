@@ -1,16 +1,15 @@
-"""What an export folder must hold before anything is built from it.
+"""What an export folder, or a checkpoint, must hold before anything is built from it.
 
-``check_info`` validates config.json against its schema: required keys and
-types, the training config (every key known, of its type, in range), and the
-model's description (``description_problem``, which checkpoints pass through
-too, in ``check_checkpoint``): 2 <= classes <= MAX_CLASSES, 1 <= known <=
-classes, one class row per class with its label in order, the known rows
-first, the abstain threshold's fields and ranges when there is one, and a
-cluster assignment that names valid prototypes and classes. ``check_weights`` reads
-model.safetensors' header (names, shapes, dtypes, no data) and compares it
-with the network the config describes, built on PyTorch's meta device (no
-memory), then checks that the tensors are finite, batch-norm variances not
-negative, and the valid prototype count fits. Every problem is one CheckpointError line naming the field and the fix.
+``check_info`` validates config.json against its schema: required keys and types, the training
+config (every key known, of its type, in range), and the model's description
+(``description_problem``): 2 <= classes <= MAX_CLASSES, 1 <= known <= classes, one class row per
+class with its label in order, the known rows first, the abstain threshold's fields and ranges when
+there is one, a cluster assignment that names valid prototypes and classes. ``check_weights`` reads
+model.safetensors' header (names, shapes, dtypes, no data) and compares it with the network the
+config describes, built on PyTorch's meta device (no memory), then checks that the tensors are
+finite, batch-norm variances not negative and the valid prototype count fits (``weights_problem``).
+``check_checkpoint`` puts a training checkpoint through the same checks. Every problem is one
+CheckpointError line naming the field and the fix.
 """
 from __future__ import annotations
 
