@@ -3,16 +3,15 @@
     python estimate_k.py --ckpt exp/owdfa40_p1/<stamp>/checkpoints/last.pt
     python estimate_k.py --ckpt last.pt --k_max 80 --device cuda --out k_out/
 
-Rebuilds the model and the training split from the checkpoint's config,
-extracts the L2-normalised BNNeck features of every training image (labelled
-and unlabelled, test view, no dropout), sweeps semi-supervised k-means over
-the total K in [K_known, k_max] and scores each K on known classes held out
-of the clustering's labels (utils/k_estimation.py explains the score). Prints
-the chosen novel K, the truth where the split knows it and the error; writes
-``k_curve.png`` and ``k_curve.json`` to the folder ``--out`` (default: the run
-folder; checked before any work). Progress bars on stderr: crop check, feature
-extraction, the K sweep. Exit status: 0 estimate made, 2 bad input (checkpoint,
-config, data, --out), 3 the features allow no estimate (the reason is printed).
+Rebuilds the model and the training split from the checkpoint's config, extracts the
+L2-normalised BNNeck features of every training image (labelled and unlabelled, test view, no
+dropout), sweeps semi-supervised k-means over the total K in [K_known, k_max] and scores each K on
+known classes held out of the clustering's labels (utils/k_estimation.py explains the score).
+Prints the chosen novel K, the truth where the split knows it and the error; writes
+``k_curve.png`` and ``k_curve.json`` to the folder ``--out`` (default: the run folder; checked
+before any work). Progress bars on stderr: crop check, feature extraction, the K sweep. Exit
+status: 0 estimate made, 2 bad input (checkpoint, config, data, --out) or out of memory (naming
+the --batch_size to try), 3 the features allow no estimate (the reason is printed).
 """
 from __future__ import annotations
 
@@ -53,15 +52,17 @@ def training_features(args):
     from trainer.device import use_bf16
     from trainer.distributed import resolve_device
     from trainer.evaluation import extract_features
+    from utils.memory import memory_hint
 
     cfg, state = load_for_evaluation(args.ckpt, args.trust_checkpoint, args.dataset_root, args.device,
                                      args.num_workers, classes_file=args.classes_file, batch_size=args.batch_size)
     device = resolve_device(cfg.device)
     data = build_data(cfg, train=True)
-    method = restore_method(cfg, state, device)
-    loader = eval_loader(data, cfg, dataset=train_eval_set(data))
-    features, labels = extract_features(method.net.features, method.model, loader, device,
-                                        use_bf16(cfg.amp, cfg.image_size), cfg.channels_last, progress=True)
+    with memory_hint("extracting features", ("--batch_size ", cfg.test_batch_size)):
+        method = restore_method(cfg, state, device)
+        loader = eval_loader(data, cfg, dataset=train_eval_set(data))
+        features, labels = extract_features(method.net.features, method.model, loader, device,
+                                            use_bf16(cfg.amp, cfg.image_size), cfg.channels_last, progress=True)
     return features, labels, data.split, device
 
 
@@ -72,6 +73,7 @@ def main(argv) -> int:
     from trainer.checkpoint import CheckpointError
     from utils.config import ConfigError
     from utils.k_estimation import estimate_novel_k
+    from utils.memory import OutOfMemory
     from utils.plotting import plot_k_curve
     from utils.run_dir import setup_logging
     from utils.text import printable
@@ -83,7 +85,7 @@ def main(argv) -> int:
     try:
         check_folder(out_dir, "--out", "k_curve.png and k_curve.json")
         features, labels, split, device = training_features(args)
-    except (ConfigError, DatasetError, CheckpointError, OutputError) as err:
+    except (ConfigError, DatasetError, CheckpointError, OutputError, OutOfMemory) as err:
         print(f"error: {printable(str(err))}", file=sys.stderr)
         return 2
     estimate = estimate_novel_k(features, labels, split.num_known, args.k_max, seed=args.seed, device=device,

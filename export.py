@@ -5,7 +5,9 @@
 
 Writes model.safetensors, config.json (config, class table, valid prototype
 count, cluster names, split fingerprint, metrics) and a model card README.md
-(inference/export.py), readable by everyone (mode 0644 under the usual umask).
+(inference/export.py), readable by everyone (mode 0644 under the usual umask),
+into a new or empty folder or over an earlier export (a folder of other files
+is refused).
 ``--ckpt`` is a run directory (its ``--checkpoint``, last.pt by default) or a
 checkpoint file. The folder loads with ``--ckpt DIR`` in predict.py and
 test.py; after ``--push_to_hub`` with ``--ckpt hf://OWNER/NAME``, which the
@@ -34,7 +36,8 @@ def parse_args(argv):
 
 
 def main(argv) -> int:
-    from inference.export import checkpoint_of, export_checkpoint, write_card
+    from inference.export import (CARD, CONFIG, WEIGHTS, check_export_folder, checkpoint_of, export_checkpoint,
+                                  write_card)
     from inference.hub import push
     from inference.output_paths import check_folder
     from inference.predictions import OutputError
@@ -46,8 +49,9 @@ def main(argv) -> int:
     out = Path(args.out) if args.out else checkpoint.parent.parent / "export"
     try:
         check_folder(out, "--out", "the export (model.safetensors, config.json, README.md)")
+        check_export_folder(out)
         export_checkpoint(checkpoint, out, args.trust_checkpoint)
-        sizes = {p.name: p.stat().st_size for p in out.iterdir()}
+        sizes = {name: (out / name).stat().st_size for name in (WEIGHTS, CONFIG, CARD)}
         print(f"exported {checkpoint} ({checkpoint.stat().st_size / 1e6:.1f} MB) to {out}: "
               + ", ".join(f"{name} {size / 1e6:.1f} MB" for name, size in sorted(sizes.items())))
         if args.push_to_hub:
@@ -58,7 +62,7 @@ def main(argv) -> int:
                 write_card(out)
                 raise
             print(f"pushed to {args.push_to_hub}: {url}\nload it with --ckpt hf://{args.push_to_hub}")
-    except (CheckpointError, OutputError) as err:
+    except (CheckpointError, OutputError, OSError) as err:
         print(f"error: {printable(str(err))}", file=sys.stderr)
         return 2
     return 0

@@ -12,14 +12,14 @@ kind of device; ``--ckpt`` also takes a run directory, an export folder or
 Prints a table (``--by_video``: and one over the test videos, grouped by name);
 ``--out`` writes the metrics to a .json file, ``--save_predictions`` a .csv row
 per test image with report.md, per_class.csv, clusters.csv and
-confusion.csv/.png beside it (both paths checked first). Exit: 0 done, 2 bad input.
+confusion.csv/.png beside it (both paths checked first). Exit: 0 done, 2 bad
+input or out of memory (naming the --batch_size to try).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from inference.video_pooling import DEFAULT_RULE, RULES
 
@@ -65,6 +65,8 @@ def main(argv) -> int:
     from trainer.checkpoint import CheckpointError
     from trainer.trainer import format_table
     from utils.config import ConfigError
+    from utils.disk import write_atomic
+    from utils.memory import OutOfMemory
     from utils.text import printable
 
     args = parse_args(argv)
@@ -80,7 +82,9 @@ def main(argv) -> int:
                                       num_workers=args.num_workers, classes_file=args.classes_file,
                                       batch_size=args.batch_size,
                                       video_rule=(args.video_rule or DEFAULT_RULE) if args.by_video else None)
-    except (ConfigError, ClassTableError, DatasetError, CheckpointError, OutputError) as err:
+        if args.out:
+            write_atomic(args.out, json.dumps(metrics, indent=2) + "\n")
+    except (ConfigError, ClassTableError, DatasetError, CheckpointError, OutputError, OutOfMemory, OSError) as err:
         print(f"error: {printable(str(err))}", file=sys.stderr)
         return 2
     note = " (best epoch, selected on the test set)" if metrics["selected_on_test_set"] else ""
@@ -100,8 +104,6 @@ def main(argv) -> int:
         print(f"predictions written to {args.save_predictions} (report.md, per_class.csv, clusters.csv, "
               f"confusion.csv and confusion.png beside it)")
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(metrics, indent=2) + "\n")
         print(f"metrics written to {args.out}")
     return 0
 

@@ -6,13 +6,13 @@
     python train.py configs/demo.py split_file=exp/demo/<stamp>/split.json   # train on a recorded split
     torchrun --nproc_per_node 4 train.py configs/owdfa40_p1.py   # several GPUs
 
-Overrides are ``key=value`` for any key of configs/base.py; on resume, keys
-that shape the data, model or step (utils/config.py RESUME_FIXED) and the
-known classes cannot change, and lr/weight_decay/lr_step/lr_gamma apply from
-the next step. Flags: ``--trust_checkpoint`` loads a last.pt that is an old or
-foreign pickle (it can run code); ``--allow_split_change`` resumes although
-the data gives another split than the run's. Exit codes: 0 done, 2 bad
-configuration or data, 1 failure in training, 128+signal when stopped.
+Overrides are ``key=value`` for any key of configs/base.py; on resume, keys that shape the data,
+model or step (utils/config.py RESUME_FIXED) and the known classes cannot change, and
+lr/weight_decay/lr_step/lr_gamma apply from the next step. Flags: ``--trust_checkpoint`` loads an
+old or foreign pickle last.pt (it can run code); ``--allow_split_change`` resumes on another split.
+Exit codes: 0 done, 2 bad configuration or data, or out of memory (naming the size to lower), 1
+failure in training, 128+signal when stopped. A fresh run that fails before its first checkpoint
+leaves no folder behind.
 """
 from __future__ import annotations
 
@@ -113,13 +113,15 @@ def main(argv: list[str]) -> int:
     from trainer.checkpoint import CheckpointError
     from trainer.trainer import NonFiniteLoss
     from utils.config import ConfigError
+    from utils.memory import OutOfMemory
     from utils.run_dir import RunDirError, log_fatal
 
     try:
         args = parse_args(argv)
         cfg, state, changes = resolve_config(args)
         return run(cfg, state, changes, args.allow_split_change)
-    except (ConfigError, ClassTableError, DatasetError, BackboneError, RunDirError, CheckpointError) as err:
+    except (ConfigError, ClassTableError, DatasetError, BackboneError, RunDirError, CheckpointError,
+            OutOfMemory) as err:
         log_fatal(err)  # stderr, and log.txt once the run has one
         return 2
     except (NonFiniteLoss, OSError) as err:  # OSError: a full disk names its free space
@@ -135,6 +137,7 @@ def run(cfg, state: dict | None, changes: dict | None = None, allow_split_change
     from dataset.protocols import label_space
     from models.backbone import check_backbone, input_normalisation
     from trainer.distributed import broadcast_object, init_distributed, resolve_device
+    from utils.memory import memory_hint
     from utils.run_dir import FreshRunDir, RunLock
 
     # Everything that can be checked without reading an image is checked before anything is created.
@@ -156,8 +159,9 @@ def run(cfg, state: dict | None, changes: dict | None = None, allow_split_change
         run_path = Path(cfg.resume) if cfg.resume else fresh.path
         lock = RunLock(run_path)  # one writer per run, until this run ends
     try:
-        return train_in(Path(broadcast_object(str(run_path) if dist.is_main else None)), cfg, state, changes,
-                        allow_split_change, lock, dist, device, drawn, fresh)
+        with memory_hint("training", ("batch_size=", cfg.batch_size), ("image_size=", cfg.image_size)):
+            return train_in(Path(broadcast_object(str(run_path) if dist.is_main else None)), cfg, state, changes,
+                            allow_split_change, lock, dist, device, drawn)
     except BaseException:
         if fresh is not None and not fresh.started:  # a failed start leaves nothing that blocks its retry
             lock.release()
@@ -168,8 +172,7 @@ def run(cfg, state: dict | None, changes: dict | None = None, allow_split_change
             lock.release()
 
 
-def train_in(run_path: Path, cfg, state, changes, allow_split_change: bool, lock, dist, device, drawn,
-             fresh=None) -> int:
+def train_in(run_path: Path, cfg, state, changes, allow_split_change: bool, lock, dist, device, drawn) -> int:
     from dataset.owdfa import build_data
     from trainer.distributed import barrier
     from trainer.trainer import StopSignal, Trainer
@@ -199,8 +202,6 @@ def train_in(run_path: Path, cfg, state, changes, allow_split_change: bool, lock
         trainer = Trainer(cfg, method, data, run_path, dist, device)
         if state is not None:
             trainer.restore(state)
-        if fresh is not None:
-            fresh.started = True
         return trainer.fit(stop)
 
 

@@ -1,21 +1,21 @@
 """Persistent face-crop cache: detection runs once per image, never per read.
 
-Per image it stores a ``FaceRecord`` (box, landmarks; not pixels:
-``FaceCropper.crop`` redoes the crop pixel for pixel) in one SQLite file
-(``<cache_dir>/<dataset root folder name>.sqlite``, WAL mode; the process
-calling ``ensure`` is the only writer, workers only detect), by default in
-``<dataset_root>/../owdfa_crop_cache``. An entry is keyed by the image path
-relative to the dataset root (a name that is not valid UTF-8: its bytes, as a
-BLOB) and ``CropSettings.key()``, and is valid while the file's size and
-``mtime_ns`` equal the stored ones, so a touched image or new crop settings
-recompute only the entries concerned. The table also holds the readability
-check of ``crop_face=false`` (``READ_CHECK``) and video frames (``<video>#<frame>``).
-A corrupt database is renamed ``<name>.sqlite.corrupt-<time>`` and rebuilt,
-with a warning; a cache that cannot be written is opened read-only and used
-while it holds every image asked for.
+Per image it stores a ``FaceRecord`` (box, landmarks; not pixels: ``FaceCropper.crop``
+redoes the crop pixel for pixel) in one SQLite file (``<cache_dir>/<root name>.sqlite``,
+WAL; the process calling ``ensure`` is the only writer, workers only detect), by default in
+``<dataset_root>/../owdfa_crop_cache``, keyed by the path relative to the dataset root (a
+name that is not UTF-8: its bytes) and ``CropSettings.key()``, valid while the file's size
+and ``mtime_ns`` are unchanged. The same table holds ``crop_face=false``'s readability check
+(``READ_CHECK``), which goes on without a cache another process holds, and video
+frames (``<video>#<frame>``). A corrupt database is
+renamed ``*.corrupt-<time>`` and rebuilt; an unwritable cache is read while it holds every
+image asked for. Processes may start on a new cache together: its set-up runs under a
+``flock`` on ``<name>.sqlite.lock`` (SQLite answers a second set-up at once with "database
+is locked"), other busy answers are retried for ``LOCK_WAIT`` seconds (docs/data.md).
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import logging
 import os
@@ -23,7 +23,7 @@ import signal
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping
-from contextlib import closing
+from contextlib import closing, contextmanager, nullcontext
 from multiprocessing import Pool
 from pathlib import Path
 
@@ -38,6 +38,8 @@ from utils.disk import disk_full_message, is_disk_full
 log = logging.getLogger(__name__)
 
 WRITE_BATCH = 256  # records per commit: an interrupted run keeps what it finished
+LOCK_WAIT = 60.0  # seconds to wait for another process's hold on the cache before giving up
+OPTIONAL_WAIT = 2.0  # the same for the readability check, which then goes on without the cache
 CONFIG_HINT = "crop_cache_dir=DIR (prepare.py --cache_dir DIR)"  # how to move the cache, in messages
 READ_CHECK = "read-v1"  # settings key of the readability check; bump when read_rgb's rules change
 _SCHEMA = """CREATE TABLE IF NOT EXISTS faces (
@@ -50,10 +52,15 @@ _SCHEMA = """CREATE TABLE IF NOT EXISTS faces (
 ) WITHOUT ROWID"""
 _CORRUPT = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
 _NOT_WRITABLE = (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM)
+_BUSY = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 class CropCacheError(DatasetError):
     """The crop cache cannot be used here; the message names the fix."""
+
+
+class CropCacheBusy(CropCacheError):
+    """Another process held the crop cache for longer than this one would wait."""
 
 
 def default_cache_dir(dataset_root: str | os.PathLike) -> Path:
@@ -147,17 +154,26 @@ class CropCache:
             raise self._write_error(err) from None
 
     def check_readable(self, paths: Iterable[str], workers: int = 0, progress: bool = True) -> dict[str, str]:
-        """Why each of ``paths`` cannot be decoded ("" when it can), checking only new or changed files."""
-        return self._ensure(READ_CHECK, paths, check_file, workers, progress, "image check")
+        """Why each of ``paths`` cannot be decoded ("" when it can), checking only new or changed files.
+        The cache only saves time here: while another process holds it (longer than ``OPTIONAL_WAIT``),
+        the check runs, or goes on, without it."""
+        return self._ensure(READ_CHECK, paths, check_file, workers, progress, "image check", optional=True)
 
     def _ensure(self, key: str, paths: Iterable[str], task: Callable[[str], str], workers: int, progress: bool,
-                desc: str) -> dict[str, str]:
-        """The stored text of ``key`` for every path, computing ``task(path)`` where missing or stale."""
+                desc: str, optional: bool = False) -> dict[str, str]:
+        """The stored text of ``key`` for every path, computing ``task(path)`` where missing or stale;
+        ``optional``: a cache another process holds is done without (``check_readable``)."""
         todo: dict[str, tuple[str, tuple[int, int]]] = {}  # path -> (relative path, (size, mtime_ns))
         texts: dict[str, str] = {}
         paths = list(dict.fromkeys(paths))
-        db, stored = self._open(key)
-        with closing(db):
+        try:
+            db, stored = self._open(key, LOCK_WAIT if not optional else OPTIONAL_WAIT)
+        except CropCacheBusy as err:
+            if not optional:
+                raise
+            log.info("the %s runs without the crop cache: %s", desc, err)
+            db, stored = None, {}
+        with closing(db) if db is not None else nullcontext():
             for path in paths:
                 rel, stamp = _db_key(self._relative(path)), _stat(path)
                 hit = stored.get(rel)
@@ -175,44 +191,54 @@ class CropCache:
                     f"(settings {key}, e.g. {next(iter(todo))}); point the cache at a writable folder with "
                     f"{self.hint}{prepare}")
             if todo:
+                writer = _Writer(db, key, self, optional)
                 try:
-                    self._compute(db, key, todo, task, workers, progress, desc, texts)
+                    self._compute(writer, todo, task, workers, progress, desc, texts)
                 except sqlite3.Error as err:
                     raise self._write_error(err) from None
         return {path: texts[path] for path in paths}
 
-    def _compute(self, db, key, todo, task, workers, progress, desc, texts):
+    def _compute(self, writer, todo, task, workers, progress, desc, texts):
         if workers > 1:
             chunksize = max(1, min(32, len(todo) // (4 * workers)))
             with Pool(min(workers, len(todo)), initializer=_init_worker, initargs=(task,)) as pool:
                 results = pool.imap_unordered(_run_in_worker, todo, chunksize)
-                _store(db, key, todo, results, progress, desc, texts)
+                _store(writer, todo, results, progress, desc, texts)
         else:
-            _store(db, key, todo, ((path, task(path)) for path in todo), progress, desc, texts)
+            _store(writer, todo, ((path, task(path)) for path in todo), progress, desc, texts)
 
-    def _open(self, key: str) -> tuple[sqlite3.Connection, dict]:
-        """A connection and the stored rows of ``key``; a corrupt database is set aside and rebuilt."""
-        db = None
-        try:
-            db = self._connect()
-            check = db.execute("PRAGMA quick_check").fetchone()[0]
-            if check != "ok":
-                raise sqlite3.DatabaseError(f"integrity check failed: {check}")
-            return db, _rows(db, key)
-        except sqlite3.DatabaseError as err:
-            if db is not None:
-                db.close()
-            if isinstance(err, sqlite3.OperationalError) and _code(err) not in _CORRUPT:
-                raise CropCacheError(f"cannot read the crop cache {self.db_path} ({err}); point the cache at "
-                                     f"another folder with {self.hint}") from None
-            reason = str(err)
+    def _open(self, key: str, wait: float = LOCK_WAIT) -> tuple[sqlite3.Connection, dict]:
+        """A connection and the stored rows of ``key``; a corrupt database is set aside and rebuilt.
+        Another process's hold on the database is waited for up to ``wait`` seconds."""
+        deadline = time.monotonic() + wait
+        while True:
+            db = None
+            try:
+                db = self._connect(wait)
+                check = db.execute("PRAGMA quick_check").fetchone()[0]
+                if check != "ok":
+                    raise sqlite3.DatabaseError(f"integrity check failed: {check}")
+                return db, _rows(db, key)
+            except sqlite3.DatabaseError as err:
+                if db is not None:
+                    db.close()
+                if _code(err) in _BUSY:
+                    if time.monotonic() < deadline:
+                        time.sleep(0.05)
+                        continue
+                    raise self._busy(err, wait) from None
+                if isinstance(err, sqlite3.OperationalError) and _code(err) not in _CORRUPT:
+                    raise CropCacheError(f"cannot read the crop cache {self.db_path} ({err}); point the cache at "
+                                         f"another folder with {self.hint}") from None
+                reason = str(err)
+                break
         if self.read_only:
             raise CropCacheError(f"the crop cache {self.db_path} is corrupt ({reason}) and read-only here; point the "
                                  f"cache at a writable folder with {self.hint}")
         moved = self._set_aside()
         log.warning("the crop cache %s was corrupt (%s); moved it to %s and rebuilding it (every image is "
                     "computed again)", self.db_path, reason, moved.name)
-        return self._connect(), {}
+        return self._connect(wait), {}
 
     def _set_aside(self) -> Path:
         """Rename the database (and its WAL files) to ``*.corrupt-<time>``; return the new database path."""
@@ -225,11 +251,12 @@ class CropCache:
         self.db_path.rename(moved)
         return moved
 
-    def _connect(self) -> sqlite3.Connection:
-        """A writable connection, or a ``mode=ro`` one when read-only or the location cannot be written."""
+    def _connect(self, wait: float = LOCK_WAIT) -> sqlite3.Connection:
+        """A writable connection, or a ``mode=ro`` one when read-only or the location cannot be written;
+        ``wait``: seconds to wait for another process's hold on the database."""
         if not self.read_only:
             try:
-                return self._connect_writable()
+                return self._connect_writable(wait)
             except OSError as err:
                 reason = err.strerror or str(err)
             except sqlite3.OperationalError as err:
@@ -248,22 +275,50 @@ class CropCache:
         # no -shm file in a folder it cannot write.
         wal = Path(f"{self.db_path}-wal")
         immutable = "&immutable=1" if not wal.exists() or wal.stat().st_size == 0 else ""
-        return sqlite3.connect(f"{self.db_path.absolute().as_uri()}?mode=ro{immutable}", uri=True, timeout=60)
+        return sqlite3.connect(f"{self.db_path.absolute().as_uri()}?mode=ro{immutable}", uri=True, timeout=wait)
 
-    def _connect_writable(self) -> sqlite3.Connection:
+    def _connect_writable(self, wait: float = LOCK_WAIT) -> sqlite3.Connection:
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         if not os.access(self.cache_dir, os.W_OK) or (self.db_path.exists() and not os.access(self.db_path, os.W_OK)):
             raise PermissionError(13, "not writable")  # e.g. a read-only mount, where SQLite fails late
-        db = sqlite3.connect(self.db_path, timeout=60)
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute(_SCHEMA)
-        except BaseException:
-            db.close()
-            raise
+        with self._setup_lock(wait):
+            db = sqlite3.connect(self.db_path, timeout=wait)
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute(_SCHEMA)
+            except BaseException:
+                db.close()
+                raise
         return db
 
+    @contextmanager
+    def _setup_lock(self, wait: float):
+        """Hold an exclusive ``flock`` on ``<name>.sqlite.lock`` (waiting up to ``wait`` seconds for
+        another process's): one process at a time creates the database and sets it up."""
+        path = f"{self.db_path}.lock"
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o666)  # read access is enough for flock
+        try:
+            deadline = time.monotonic() + wait
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise self._busy(f"{path} is locked", wait) from None
+                    time.sleep(0.02)
+            yield
+        finally:
+            os.close(fd)  # drops the lock
+
+    def _busy(self, err, wait: float) -> CropCacheBusy:
+        return CropCacheBusy(f"the crop cache {self.db_path} is busy ({err}): another process held it for more "
+                             f"than {wait:.0f} s; run again once it is done, or point the cache elsewhere with "
+                             f"{self.hint}")
+
     def _write_error(self, err: sqlite3.Error) -> Exception:
+        if _code(err) in _BUSY:
+            return self._busy(err, LOCK_WAIT)
         if is_disk_full(err):
             return CropCacheError(disk_full_message(self.db_path))
         if _code(err) in _CORRUPT:
@@ -311,24 +366,53 @@ def _stat(path: str) -> tuple[int, int]:
     return st.st_size, st.st_mtime_ns
 
 
-def _store(db, key, todo, results, progress, desc, texts) -> None:
+def _store(writer: "_Writer", todo, results, progress, desc, texts) -> None:
     """Collect (path, text) results into ``texts`` and the database, in batches."""
-    batch = []
     try:
         for path, text in tqdm(results, total=len(todo), desc=desc, disable=not progress):
             texts[path] = text
             rel, (size, mtime) = todo[path]
-            batch.append((rel, key, size, mtime, text))
-            if len(batch) >= WRITE_BATCH:
-                _write(db, batch)
+            writer.add((rel, writer.key, size, mtime, text))
     finally:
-        _write(db, batch)  # keep finished work even when interrupted
+        writer.flush()  # keep finished work even when interrupted
 
 
-def _write(db: sqlite3.Connection, batch: list) -> None:
-    with db:
-        db.executemany("INSERT OR REPLACE INTO faces VALUES (?, ?, ?, ?, ?)", batch)
-    batch.clear()
+class _Writer:
+    """Rows for ``db`` (None: nothing is written), committed ``WRITE_BATCH`` at a time. A busy
+    database is retried for up to ``LOCK_WAIT`` seconds; ``optional``: one busy for longer than
+    ``OPTIONAL_WAIT`` ends the writing, not the work, with a note."""
+
+    def __init__(self, db: sqlite3.Connection | None, key: str, cache: CropCache, optional: bool):
+        self.db, self.key, self.cache, self.optional = db, key, cache, optional
+        self.batch: list = []
+
+    def add(self, row: tuple) -> None:
+        self.batch.append(row)
+        if len(self.batch) >= WRITE_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        rows, self.batch = self.batch, []
+        if self.db is None or not rows:
+            return
+        deadline = time.monotonic() + (OPTIONAL_WAIT if self.optional else LOCK_WAIT)
+        while True:
+            try:
+                with self.db:
+                    self.db.executemany("INSERT OR REPLACE INTO faces VALUES (?, ?, ?, ?, ?)", rows)
+                return
+            except sqlite3.Error as err:
+                if _code(err) not in _BUSY:
+                    raise
+                if time.monotonic() < deadline:
+                    time.sleep(0.05)
+                elif self.optional:
+                    log.info("the crop cache %s stays busy (%s): the rest of the check is not cached",
+                             self.cache.db_path, err)
+                    self.db = None
+                    return
+                else:
+                    raise
 
 
 class _FaceTask:

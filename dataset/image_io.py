@@ -84,8 +84,8 @@ def read_rgb(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndarra
         raise UnreadableImage(path, "is a directory") from None
     except UnidentifiedImageError:
         raise UnreadableImage(path, "not an image (unrecognised format)") from None
-    except Image.DecompressionBombError as e:
-        raise UnreadableImage(path, f"too large: {e}") from None
+    except Image.DecompressionBombError:  # Pillow's own limit (2x its MAX_IMAGE_PIXELS), above ours
+        raise UnreadableImage(path, too_large(*_header_size(path), max_pixels)) from None
     except OSError as e:
         if e.errno == errno.ELOOP:
             raise UnreadableImage(path, "symbolic link loop (the link points back to itself)") from None
@@ -118,6 +118,22 @@ def _open_regular(path):
     return os.fdopen(fd, "rb")
 
 
+def _header_size(path) -> tuple[int, int]:
+    """(width, height) as the file's header states them, read with Pillow's size limit lifted."""
+    limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        with _open_regular(path) as f, Image.open(f) as image:
+            return image.size
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+
+
+def special_kind(mode: int) -> str:
+    """What a file that is neither regular nor a directory is, from its ``st_mode``: ``"a named pipe"``, ..."""
+    return next((name for test, name in _SPECIAL if test(mode)), "a special file")
+
+
 def _check_regular(path, mode: int) -> None:
     if stat.S_ISDIR(mode):
         raise IsADirectoryError(errno.EISDIR, "is a directory", os.fspath(path))
@@ -126,8 +142,7 @@ def _check_regular(path, mode: int) -> None:
 
 
 def _not_regular(mode: int) -> str:
-    kind = next((name for test, name in _SPECIAL if test(mode)), "a special file")
-    return f"{kind}, not a regular file: skipped"
+    return f"{special_kind(mode)}, not a regular file: skipped"
 
 
 def file_problem(path: str | os.PathLike) -> str:

@@ -164,18 +164,24 @@ def load_table(path: str | Path) -> ClassTable:
     if not path.is_file():
         raise ClassTableError(f"classes_file={str(path)!r} does not exist; give a CSV with columns "
                               f"{','.join(_COLUMNS)} (see {OWDFA40_FILE.name}), or classes_file= for OWDFA-40")
-    with open(path, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    missing = {"index", "family", "method"} - set(rows[0] if rows else ())
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:  # -sig: the BOM spreadsheets write
+            reader = csv.DictReader(handle)
+            rows = [(reader.line_num, row) for row in reader]  # line_num: the CSV line, blank lines counted
+            header = reader.fieldnames or []
+    except UnicodeDecodeError as err:
+        raise ClassTableError(f"{path} is not UTF-8 text ({err.reason} at byte {err.start}); save it as "
+                              f"CSV UTF-8") from None
+    missing = {"index", "family", "method"} - set(header)
     if missing:
-        raise ClassTableError(f"{path} lacks the column(s) {sorted(missing)}; its header must be "
-                              f"{','.join(_COLUMNS)} (code and known_in may be left empty)")
-    classes, protocols = [], {}
-    for line, row in enumerate(rows, start=2):
+        raise ClassTableError(f"{path} lacks the column(s) {sorted(missing)} (its header reads {header}); its "
+                              f"header must be {','.join(_COLUMNS)} (code and known_in may be left empty)")
+    classes, protocols, lines = [], {}, []
+    for line, row in rows:
         try:
             index = int(row["index"])
             known_in = [int(p) for p in (row.get("known_in") or "").split()]
-        except ValueError:
+        except (TypeError, ValueError):  # TypeError: a short row has no index
             raise ClassTableError(f"{path} line {line}: index and known_in must be integers, got "
                                   f"{row['index']!r} and {row.get('known_in')!r}") from None
         family, method = (row["family"] or "").strip(), (row["method"] or "").strip()
@@ -184,17 +190,33 @@ def load_table(path: str | Path) -> ClassTable:
         folder = _folder(row, path, line)
         classes.append(ForgeryClass(index, (row.get("code") or "").strip() or method, family, method, folder,
                                     *_counts(row, path, line)))
+        lines.append(line)
         for p in known_in:
             protocols.setdefault(p, []).append(index)
-    indices = [c.index for c in classes]
-    if len(set(indices)) != len(indices) or len(classes) < 2:
-        raise ClassTableError(f"{path}: needs at least 2 classes with distinct indices, got {indices}")
+    if len(classes) < 2:
+        raise ClassTableError(f"{path}: needs at least 2 classes, got {len(classes)}")
+    _refuse_duplicates(path, lines, [c.index for c in classes], "index", "give every class its own index")
+    _refuse_duplicates(path, lines, [f"{c.code} {c.method}" for c in classes], "name (code and method)",
+                       "change the code or the method of one of them")
     folders = [c.folder for c in classes]
-    if any(folders) and (not all(folders) or len(set(folders)) != len(folders)):
+    if any(folders) and not all(folders):
         raise ClassTableError(f"{path}: the folder column must name a distinct folder for every class or for "
                               f"none, got {folders}")
+    if any(folders):
+        _refuse_duplicates(path, lines, folders, "folder", "the folder column must name a distinct folder for "
+                                                           "every class")
     return ClassTable(tuple(sorted(classes, key=lambda c: c.index)),
                       {p: tuple(sorted(v)) for p, v in sorted(protocols.items())}, str(path))
+
+
+def _refuse_duplicates(path: Path, lines: list[int], values: list, what: str, fix: str) -> None:
+    """One line naming the first value that two or more rows share, with their CSV line numbers."""
+    seen: dict = {}
+    for line, value in zip(lines, values):
+        seen.setdefault(value, []).append(line)
+    for value, at in seen.items():
+        if len(at) > 1:
+            raise ClassTableError(f"{path} lines {', '.join(map(str, at))}: the same {what} {value!r}; {fix}")
 
 
 def _folder(row: dict, path: Path, line: int) -> str:

@@ -51,6 +51,7 @@ class SplitRecord:
     images: list[ImageRecord]
     left_out: list[str] = field(default_factory=list)
     source: str = ""
+    recorded: str | None = None  # the fingerprint a file read states (read_split_json); None for a new record
 
     @cached_property
     def fingerprint(self) -> str:
@@ -104,7 +105,7 @@ def read_split_json(path: str | Path) -> SplitRecord:
         images = [ImageRecord(str(i["path"]), int(i["class"]), str(i["role"]), int(i.get("size", -1)))
                   for i in doc["images"]]
         record = SplitRecord(int(doc["protocol"]), dict(doc.get("spec", {})), images,
-                             list(doc.get("left_out", [])), str(doc.get("source", "")))
+                             list(doc.get("left_out", [])), str(doc.get("source", "")), doc.get("fingerprint"))
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise DatasetError(f"split file {path} cannot be read ({type(err).__name__}: {err}); pass the "
                            f"split.json of a run (format described in docs/data.md)") from err
@@ -112,6 +113,21 @@ def read_split_json(path: str | Path) -> SplitRecord:
     if bad_roles:
         raise DatasetError(f"split file {path} has unknown roles {bad_roles}; roles are {', '.join(ROLES)}")
     return record
+
+
+def run_split_fingerprint(run_dir: str | Path) -> str | None:
+    """The fingerprint of a run's split.json recomputed from its images (None: the run has none),
+    for comparing runs by the images they used; DatasetError when the file cannot be read or states
+    another fingerprint than its images give (it was edited after training)."""
+    path = Path(run_dir) / "split.json"
+    if not path.exists():
+        return None
+    record = read_split_json(path)
+    if record.recorded != record.fingerprint:
+        raise DatasetError(f"{path} states the fingerprint {str(record.recorded)[:12]}, but its images give "
+                           f"{record.fingerprint[:12]}: the file was edited after training, so the images the run "
+                           f"used are unknown; restore the split.json train.py wrote")
+    return record.fingerprint
 
 
 def split_from_file(path: str | Path, root: str, protocol: int,

@@ -86,16 +86,18 @@ class Attributor:
         from dataset.owdfa import EvalSet, image_loader, shutdown_workers
         from trainer.device import use_bf16
         from trainer.evaluation import predict
+        from utils.memory import memory_hint
 
         cfg = self.cfg
         workers = cfg.num_workers if num_workers is None else num_workers
         reader = input_reader(cfg, paths, crop_cache_dir, workers)
         dataset = EvalSet(paths, np.full(len(paths), -1), reader, cfg.image_size)
-        loader = image_loader(dataset, batch_size or cfg.test_batch_size, workers,
-                              pin_memory=self.device.type == "cuda")
+        batch_size = batch_size or cfg.test_batch_size
+        loader = image_loader(dataset, batch_size, workers, pin_memory=self.device.type == "cuda")
         try:
-            return predict(self.method.predict, self.method.model, loader, self.device,
-                           use_bf16(cfg.amp, cfg.image_size), cfg.channels_last, self.method.features, progress)
+            with memory_hint("predicting", ("--batch_size ", batch_size)):
+                return predict(self.method.predict, self.method.model, loader, self.device,
+                               use_bf16(cfg.amp, cfg.image_size), cfg.channels_last, self.method.features, progress)
         finally:
             shutdown_workers(loader)
 

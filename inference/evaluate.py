@@ -63,6 +63,7 @@ def evaluate_checkpoint(ckpt: str, trust: bool = False, allow_split_change: bool
     from trainer.device import use_bf16
     from trainer.distributed import resolve_device
     from trainer.evaluation import predict, prediction_metrics
+    from utils.memory import memory_hint
     from utils.run_dir import setup_logging
 
     setup_logging(None)
@@ -72,10 +73,12 @@ def evaluate_checkpoint(ckpt: str, trust: bool = False, allow_split_change: bool
     change = verify_split(data.record, state.get("split_fingerprint"), run_split_json(ckpt), allow_split_change)
     if change:
         print(f"warning: {change}; evaluating anyway (--allow_split_change)", file=sys.stderr)
-    method = restore_method(cfg, state, device)
-    out = predict(method.predict, method.model, eval_loader(data, cfg), device, use_bf16(cfg.amp, cfg.image_size),
-                  cfg.channels_last, method.features if save_predictions else None, progress=True,
-                  probabilities=video_rule is not None)
+    with memory_hint("evaluating", ("--batch_size ", cfg.test_batch_size)):
+        method = restore_method(cfg, state, device)
+        out = predict(method.predict, method.model, eval_loader(data, cfg), device,
+                      use_bf16(cfg.amp, cfg.image_size), cfg.channels_last,
+                      method.features if save_predictions else None, progress=True,
+                      probabilities=video_rule is not None)
     metrics = prediction_metrics(out, data.split.num_known)
     if video_rule is not None:
         metrics["by_video"] = video_metrics(out, data.split, cfg.dataset_root, video_rule)

@@ -8,8 +8,10 @@
                         split fingerprint, the epoch and its metrics
     README.md           a model card generated from config.json
 
-``read_export`` turns the folder back into the checkpoint-like dict that
-test.py and predict.py use, reading only tensors and JSON.
+It goes into a new or empty folder or over an earlier export (its three files replaced); each
+file is written whole, and ``.export-incomplete`` marks the folder until all three are.
+``read_export`` turns the folder back into the checkpoint-like dict that test.py and predict.py
+use, reading only tensors and JSON.
 """
 from __future__ import annotations
 
@@ -18,11 +20,14 @@ from pathlib import Path
 
 from dataset.protocols import class_fingerprint, describe_class_change
 from inference.names import class_table, prototype_names, space_of
+from inference.predictions import OutputError
 from trainer.checkpoint import CheckpointError, load_checkpoint, upgrade_config
+from utils.disk import write_atomic
 from utils.text import percent
 
 EXPORT_FORMAT = "owdfa-cal-export/1"
 WEIGHTS, CONFIG, CARD = "model.safetensors", "config.json", "README.md"
+INCOMPLETE = ".export-incomplete"  # present while an export is being written
 
 
 def checkpoint_of(source: str | Path, which: str = "last") -> Path:
@@ -61,27 +66,49 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, trust: bool = Fal
     """Write the export folder of ``checkpoint`` to ``out``; returns ``out``."""
     from safetensors.torch import save
 
-    state = load_checkpoint(checkpoint, trust=trust)
+    from inference.export_schema import check_checkpoint
+
+    state = check_checkpoint(load_checkpoint(checkpoint, trust=trust), checkpoint)
     info = export_info(state)
     info["source_checkpoint"] = str(checkpoint)
     out = Path(out)
+    check_export_folder(out)
     out.mkdir(parents=True, exist_ok=True)
     weights = {k: v.detach().cpu().contiguous() for k, v in state["model"].items()}
+    (out / INCOMPLETE).touch()
     # the weights file keeps its own copy of the class table, to name what an edit of config.json changed;
     # written as any file is (the umask's mode, 0644 under the usual 022), so the export can be shared
-    (out / WEIGHTS).write_bytes(save(weights, metadata={"format": EXPORT_FORMAT,
-                                                        "classes": json.dumps(info["classes"]),
+    write_atomic(out / WEIGHTS, save(weights, metadata={"format": EXPORT_FORMAT, "classes": json.dumps(info["classes"]),
                                                         "class_fingerprint": info["class_fingerprint"]}))
-    (out / CONFIG).write_text(json.dumps(info, indent=2) + "\n")
+    write_atomic(out / CONFIG, json.dumps(info, indent=2) + "\n")
     write_card(out)
+    (out / INCOMPLETE).unlink()
     return out
+
+
+def check_export_folder(out: str | Path) -> None:
+    """``out`` may take an export: new, empty, or an earlier (or interrupted) export; a folder of
+    anything else is refused, so that no file of its own is replaced."""
+    out = Path(out)
+    if not out.is_dir() or (out / INCOMPLETE).exists():
+        return
+    names = sorted(p.name for p in out.iterdir())
+    try:
+        earlier = json.loads((out / CONFIG).read_text()).get("format") == EXPORT_FORMAT
+    except (OSError, ValueError, AttributeError):
+        earlier = False
+    if names and not earlier:
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        raise OutputError(f"--out {out} holds files that are not an export ({shown}); an export writes "
+                          f"{WEIGHTS}, {CONFIG} and {CARD}, replacing files of those names: choose a new or empty "
+                          f"folder, e.g. --out {out / 'export'}")
 
 
 def write_card(folder: str | Path, repo_id: str | None = None) -> None:
     """(Re)write the export's README.md; its commands load ``repo_id`` from the hub when given
     (once it is pushed there), else the folder."""
     folder = Path(folder)
-    (folder / CARD).write_text(model_card(json.loads((folder / CONFIG).read_text()), repo_id))
+    write_atomic(folder / CARD, model_card(json.loads((folder / CONFIG).read_text()), repo_id))
 
 
 def read_export(folder: str | Path, allow_class_change: bool = False) -> dict:
@@ -93,6 +120,9 @@ def read_export(folder: str | Path, allow_class_change: bool = False) -> dict:
     from inference.export_schema import check_info, check_weights
 
     folder = Path(folder)
+    if (folder / INCOMPLETE).exists():
+        raise CheckpointError(f"export {folder} was interrupted while it was written ({INCOMPLETE} is there); "
+                              f"export it again with `python export.py --ckpt RUN_DIR --out {folder}`")
     missing = [name for name in (WEIGHTS, CONFIG) if not (folder / name).is_file()]
     if missing:
         raise CheckpointError(f"{folder} is not a complete export: {', '.join(missing)} missing; "
@@ -127,9 +157,16 @@ def check_classes(info: dict, metadata: dict, folder: Path, allow: bool) -> None
     if recorded is None or recorded == class_fingerprint(info["classes"]) or allow:
         return
     try:
-        what = describe_class_change(json.loads(metadata["classes"]), info["classes"])
+        original = json.loads(metadata["classes"])
+        unchanged = class_fingerprint(original) == recorded
     except (KeyError, ValueError, TypeError, AttributeError):
-        what = "the original table is not recorded, so the rows cannot be named"
+        original = None
+    if original is not None and not unchanged:
+        raise CheckpointError(f"the header of {folder / WEIGHTS} records a class table that does not match its own "
+                              f"fingerprint {recorded[:12]}: the header was edited or damaged; export the run again "
+                              f"with `python export.py --ckpt RUN_DIR --out {folder}`")
+    what = (describe_class_change(original, info["classes"]) if original is not None else
+            "the original table is not recorded, so the rows cannot be named")
     raise CheckpointError(f"the class table in {folder / CONFIG} no longer matches its fingerprint "
                           f"{recorded[:12]} (edited since export): {what}; export the run again, or pass "
                           f"--allow_class_change to use the table as it is")

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from dataset.protocols import ClassTableError, class_fingerprint, describe_class_change
 from inference.export import read_export
+from inference.export_schema import check_checkpoint
 from inference.hub import HUB_PREFIX
-from inference.names import class_table, space_of
 from trainer.checkpoint import CheckpointError, load_checkpoint
 
 
@@ -46,10 +46,7 @@ def load_model_state(source: str, trust: bool = False, allow_class_change: bool 
     elif path.is_dir():
         raise CheckpointError(f"{source} is a folder but neither an export (model.safetensors + config.json) nor "
                               f"a run directory (checkpoints/last.pt); pass one of those or a .pt checkpoint")
-    state = load_checkpoint(path, trust=trust)
-    if "classes" not in state:  # written before checkpoints held it (reads classes_file only then)
-        state["classes"] = class_table(space_of(state["config"]))
-    return state
+    return check_checkpoint(load_checkpoint(path, trust=trust), path, allow_class_change)
 
 
 def check_class_table(state: dict, now: list[dict], source: str, allow: bool) -> list[dict]:

@@ -28,9 +28,9 @@ def space_of(config: dict) -> LabelSpace:
 
 def read_names(path: str | os.PathLike) -> dict[int, str]:
     """A two-column CSV ``prototype,name`` (prototype as ``j`` or ``novel-<j>``;
-    a header row is allowed) -> {j: name}."""
-    names = {}
-    with open(path, newline="") as handle:
+    a header row is allowed; a spreadsheet's BOM is skipped) -> {j: name}."""
+    names, lines = {}, {}
+    with open(path, newline="", encoding="utf-8-sig") as handle:
         for number, row in enumerate(csv.reader(handle), start=1):
             if not row or not "".join(row).strip():
                 continue
@@ -40,7 +40,10 @@ def read_names(path: str | os.PathLike) -> dict[int, str]:
                     continue  # header
                 raise ValueError(f"{path}, line {number}: expected two columns `prototype,name` with prototype "
                                  f"an index j or novel-<j>, got {row!r}")
-            names[int(key)] = row[1].strip()
+            if int(key) in names:
+                raise ValueError(f"{path}, lines {lines[int(key)]} and {number}: both rename prototype {key}; "
+                                 f"keep one")
+            names[int(key)], lines[int(key)] = row[1].strip(), number
     return names
 
 

@@ -15,6 +15,7 @@ written whole or not at all (a temporary file renamed over it).
 from __future__ import annotations
 
 import csv
+import io
 import os
 import sys
 import tempfile
@@ -23,8 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
+from dataset.image_io import special_kind
 from inference.video_pooling import DEFAULT_RULE, pool_frames
 from utils.abstain import prototype_similarity, unknown_mask
+from utils.disk import write_atomic
 from utils.text import csv_cell
 
 COLUMNS = ("path", "predicted", "nearest", "confidence", "similarity", "is_real", "top3", "error")
@@ -132,14 +135,21 @@ class OutputError(ValueError):
 
 
 def check_output(path: str | os.PathLike, what: str = "--out") -> Path:
-    """Fail now, before any work, when ``path`` cannot be written: a directory, or a folder where no
-    file can be created (tried with a temporary file). Creates the missing parent folders."""
+    """Fail now, before any work, when ``path`` cannot be written: a directory, something else that is
+    not a regular file (a device, a named pipe; also behind a symbolic link, which is written
+    through), or a folder where no file can be created (tried with a temporary file). Creates the
+    missing parent folders."""
     path = Path(path)
     if path.is_dir():
         raise OutputError(f"{what} {path} is a directory; name a file, e.g. {path / 'predictions.csv'}")
+    target = Path(os.path.realpath(path))
+    if target.exists() and not target.is_file():
+        link = f" links to {target}, which" if path.is_symlink() else ""
+        raise OutputError(f"{what} {path}{link} is {special_kind(target.stat().st_mode)}, not a regular file; "
+                          f"name a regular file")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".check"):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", suffix=".check"):
             pass
     except OSError as err:
         raise OutputError(f"{what} {path} cannot be written ({err.strerror or err}); choose a writable "
@@ -156,16 +166,11 @@ def write_csv(rows: list[dict], path: str | os.PathLike | None, columns=COLUMNS)
 
 
 def write_table(path: str | os.PathLike, table: list[list]) -> None:
-    """A CSV file of ``table`` (header first), written to a temporary file and renamed over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "w", newline="", encoding="utf-8") as handle:
-            write_rows(handle, table)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """A CSV file of ``table`` (header first), written whole or not at all (``utils.disk.write_atomic``)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    text = io.StringIO(newline="")
+    write_rows(text, table)
+    write_atomic(path, text.getvalue())
 
 
 def write_rows(handle, table: list[list]) -> None:

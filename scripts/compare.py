@@ -17,9 +17,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from dataset.split import DatasetError  # noqa: E402
-from dataset.split_file import read_split_json  # noqa: E402
+from dataset.split_file import run_split_fingerprint  # noqa: E402
 from inference.output_paths import check_file  # noqa: E402
 from inference.predictions import OutputError  # noqa: E402
+from utils.disk import write_atomic  # noqa: E402
 from utils.results import ResultsError, comparison_rows, group_runs, read_run, split_conflicts  # noqa: E402
 from utils.text import markdown_table  # noqa: E402
 
@@ -28,11 +29,11 @@ CAPTION = "Last-epoch test results, mean ± sample std over seeds (accuracies, N
 
 def fingerprint(run_path: Path) -> str:
     """The fingerprint of the run's split.json, recomputed from its images."""
-    path = run_path / "split.json"
-    if not path.is_file():
+    found = run_split_fingerprint(run_path)
+    if found is None:
         raise ResultsError(f"{run_path} has no split.json, so its split cannot be checked; "
                            f"compare runs written by train.py")
-    return read_split_json(path).fingerprint
+    return found
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,8 +56,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     text = markdown_table(*comparison_rows(groups)) + "\n"
     print(text, end="")
-    if args.out:
-        Path(args.out).write_text(CAPTION + "\n\n" + text)
+    try:
+        if args.out:
+            write_atomic(args.out, CAPTION + "\n\n" + text)
+    except OSError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

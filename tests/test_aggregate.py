@@ -7,6 +7,7 @@ import shutil
 import pytest
 from conftest import REPO, run_cli
 
+from dataset.split_file import ImageRecord, SplitRecord
 from utils.results import mean_std
 
 
@@ -19,6 +20,13 @@ def make_run(root, name, seed, last, protocol=1, unknown_k=False, epochs=50, **c
     (run / "config.json").write_text(json.dumps(cfg))
     first = {"epoch": 0, "all_acc": 0.0, "known_acc": 0.0, "novel_acc": 0.0, "nmi": 0.0, "ari": 0.0}
     (run / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in [first, {"epoch": epochs - 1, **last}]))
+    return run
+
+
+def with_split(run, *images):
+    """The run with a split.json as train.py writes it, of ``images`` (default one test image)."""
+    SplitRecord(1, {}, [ImageRecord(image, 1, "test", 10) for image in images or ("a/1.png",)]).write(
+        run / "split.json")
     return run
 
 
@@ -95,12 +103,36 @@ def test_runs_with_other_settings_form_their_own_labelled_group(tmp_path):
 def test_runs_on_other_data_are_not_averaged(tmp_path):
     a = make_run(tmp_path, "a", 2025, acc(0.8, 0.9, 0.7))
     b = make_run(tmp_path, "b", 2026, acc(0.4, 0.9, 0.7))
-    for run, fingerprint in ((a, "aaaa1111" * 8), (b, "bbbb2222" * 8)):
-        (run / "split.json").write_text(json.dumps({"fingerprint": fingerprint, "images": []}))
+    with_split(a, "a/1.png")
+    with_split(b, "b/2.png")
+    fingerprints = [json.loads((run / "split.json").read_text())["fingerprint"][:8] for run in (a, b)]
     result = run_cli("scripts/aggregate.py", str(a), str(b))
+    assert result.returncode == 0 and not result.stderr, result.stderr
     rows = summary_of(result.stdout)
-    assert rows[("P1 [split aaaa1111]", "known K")][3] == "80.0"
-    assert rows[("P1 [split bbbb2222]", "known K")][3] == "40.0"
+    assert rows[(f"P1 [split {fingerprints[0]}]", "known K")][3] == "80.0"
+    assert rows[(f"P1 [split {fingerprints[1]}]", "known K")][3] == "40.0"
+
+
+def test_a_run_whose_split_json_was_edited_is_left_out_and_named(tmp_path):
+    honest = [with_split(make_run(tmp_path, name, seed, acc(value, 0.9, 0.7)), "a/1.png", "a/2.png")
+              for name, seed, value in (("a", 2025, 0.8), ("b", 2026, 0.6))]
+    edited = with_split(make_run(tmp_path, "edited", 2027, acc(0.99, 0.99, 0.99)), "a/1.png", "a/2.png")
+    split = json.loads((edited / "split.json").read_text())
+    split["images"][0]["role"] = "train-labelled"  # a test image moved to training, the fingerprint left as it was
+    (edited / "split.json").write_text(json.dumps(split))
+    unreadable = with_split(make_run(tmp_path, "unreadable", 2028, acc(0.99, 0.99, 0.99)))
+    (unreadable / "split.json").write_text("{truncated")
+    result = run_cli("scripts/aggregate.py", *map(str, honest), str(edited), str(unreadable))
+    assert result.returncode == 0, result.stderr
+    assert summary_of(result.stdout)[("P1", "known K")][2:4] == ["2025, 2026", "70.0 ± 14.1"]
+    assert str(edited) not in result.stdout and str(unreadable) not in result.stdout
+    lines = result.stderr.splitlines()
+    assert len(lines) == 2 and all(line.startswith("skipped: ") for line in lines)
+    assert f"{edited / 'split.json'} states the fingerprint {split['fingerprint'][:12]}, but its images give" \
+        in lines[0] and "edited after training" in lines[0] and "left out of every mean" in lines[0]
+    assert f"split file {unreadable / 'split.json'} cannot be read" in lines[1]
+    result = run_cli("scripts/aggregate.py", str(edited))
+    assert result.returncode == 2 and "error: none of the 1 folders is a finished run with an intact" in result.stderr
 
 
 def test_a_run_given_twice_or_copied_counts_once(tmp_path):

@@ -1,15 +1,11 @@
 """scripts/compare.py on hand-made run folders: one row per task, K and method with
 mean ± std over seeds, and a refusal naming the runs when splits differ."""
+import json
+
 import pytest
-from test_aggregate import acc, discovery, make_run
+from test_aggregate import acc, discovery, make_run, with_split
 
 import scripts.compare as compare
-from dataset.split_file import ImageRecord, SplitRecord
-
-
-def with_split(run, image="a/1.png"):
-    SplitRecord(1, {}, [ImageRecord(image, 1, "test", 10)]).write(run / "split.json")
-    return run
 
 
 @pytest.fixture
@@ -45,6 +41,16 @@ def test_runs_on_different_splits_are_refused_by_name(runs, tmp_path, capsys):
     assert err.count("\n") == 1 and "P1: the runs were trained on 2 different splits" in err
     assert str(other) in err and str(runs[0]) in err and str(runs[-1]) not in err
     assert "split_file=" in err
+
+
+def test_a_split_json_edited_after_training_is_refused(runs, capsys):
+    split = json.loads((runs[0] / "split.json").read_text())
+    split["images"][0]["role"] = "train-labelled"
+    (runs[0] / "split.json").write_text(json.dumps(split))
+    assert compare.main([str(r) for r in runs]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"error: {runs[0] / 'split.json'} states the fingerprint" in err
+    assert "edited after training" in err
 
 
 def test_a_run_without_split_json_is_one_line(tmp_path, capsys):

@@ -55,6 +55,8 @@ def test_owdfa_configs_name_their_class_table_by_absolute_path(tmp_path, monkeyp
     ("budget_scale=0", ["budget_scale=0", "positive"]),
     ("device=tpu", ["device='tpu'"]),
     ("nonfinite_loss=ignore", ["nonfinite_loss"]),
+    ("input_std=0.2,0,0.2", ["input_std=(0.2, 0.0, 0.2)", "3 numbers in [0.001, 1]"]),
+    ("input_mean=0.5,0.5,255", ["input_mean=(0.5, 0.5, 255.0)", "3 numbers in [0, 1]"]),
     ("resume=/does/not/exist", ["resume=", "checkpoints/last.pt"]),
     ("noequals", ["key=value"]),
 ])

@@ -1,5 +1,7 @@
-"""The crop cache detects each image once, recomputes exactly what changed, recovers from corruption
-and reads a complete cache where it cannot write."""
+"""The crop cache detects each image once, recomputes exactly what changed, recovers from corruption,
+reads a complete cache where it cannot write, and serves several processes started together."""
+import fcntl
+import json
 import os
 import shutil
 import sqlite3
@@ -119,6 +121,82 @@ def test_interrupted_run_keeps_finished_work(tmp_path, tree, monkeypatch):
     assert seen == ["face.png", "plain1.png", "plain2.png", "broken.jpg", "broken.jpg"]
 
 
+_FILL_WHEN_TOLD = """
+import json, os, sys, time
+from dataset import crop_cache
+from dataset.crop_cache import CropCache
+cache_dir, root, go, mode, *paths = sys.argv[1:]
+crop_cache.WRITE_BATCH = 4  # many small commits, interleaved with the other processes'
+print("ready", flush=True)
+while not os.path.exists(go):
+    time.sleep(0.001)
+cache = CropCache(cache_dir, root)
+found = cache.ensure(paths, progress=False) if mode == "faces" else cache.check_readable(paths, progress=False)
+print(json.dumps({path: str(value) for path, value in found.items()}))
+"""
+
+
+def test_concurrent_first_use_of_a_fresh_folder(tmp_path, tree):
+    """Six processes, started together on a cache folder that does not exist yet (three detecting
+    faces, three checking readability), all succeed with the records one process alone gets."""
+    folder = Path(tree[1]).parent
+    for i in range(60):
+        Image.new("RGB", (24, 24), (i, 2 * i, 3 * i)).save(folder / f"many{i:02d}.png")
+    paths = sorted(str(p) for p in (tmp_path / "data").rglob("*.*"))
+    cache_dir, go = tmp_path / "new" / "cache", tmp_path / "go"
+    children = [subprocess.Popen([sys.executable, "-c", _FILL_WHEN_TOLD, str(cache_dir), str(tmp_path / "data"),
+                                  str(go), mode, *paths], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+                for mode in ("faces", "readable") * 3]
+    try:
+        for child in children:
+            assert child.stdout.readline().strip() == "ready", child.stderr.read()[-2000:]
+        go.touch()  # all at once
+        results = [child.communicate(timeout=300) for child in children]
+    finally:
+        for child in children:
+            child.kill()
+    for child, (out, err) in zip(children, results):
+        assert child.returncode == 0 and out.strip(), err[-2000:]
+    faces = {json.dumps(json.loads(out), sort_keys=True) for (out, _), mode in zip(results, ("faces", "readable") * 3)
+             if mode == "faces"}
+    readable = {out for (out, _), mode in zip(results, ("faces", "readable") * 3) if mode == "readable"}
+    alone = CropCache(tmp_path / "alone", tmp_path / "data")
+    assert faces == {json.dumps({p: str(r) for p, r in alone.ensure(paths, progress=False).items()}, sort_keys=True)}
+    assert len(readable) == 1 and json.loads(readable.pop()) == alone.check_readable(paths, progress=False)
+    with closing(sqlite3.connect(cache_dir / "data.sqlite")) as db:  # every entry stored once per settings key
+        assert db.execute("SELECT COUNT(*) FROM faces").fetchone()[0] == 2 * len(paths)
+
+
+@pytest.mark.parametrize("held", ["write", "set-up"])
+def test_a_busy_cache_stops_face_detection_but_not_the_readability_check(tmp_path, tree, monkeypatch, caplog, held):
+    """Another process holds the cache (a write transaction, or the set-up lock) for longer than
+    anyone waits: face detection names the cache busy; crop_face=false's check goes on without it."""
+    monkeypatch.setattr(crop_cache, "LOCK_WAIT", 0.3)
+    monkeypatch.setattr(crop_cache, "OPTIONAL_WAIT", 0.2)
+    caplog.set_level("INFO", logger="dataset.crop_cache")
+    expected = CropCache(tmp_path / "other", tmp_path / "data").check_readable(tree, progress=False)
+    cache = _cache(tmp_path)
+    cache.check_readable(tree[:1], progress=False)  # the database exists, holding one entry
+    if held == "write":
+        holder = sqlite3.connect(cache.db_path)
+        holder.execute("BEGIN IMMEDIATE")
+    else:
+        holder = open(f"{cache.db_path}.lock")
+        fcntl.flock(holder, fcntl.LOCK_EX)
+    try:
+        assert _cache(tmp_path).check_readable(tree, progress=False) == expected
+        note = {"write": "stays busy (database is locked): the rest of the check is not cached",
+                "set-up": "the image check runs without the crop cache: the crop cache"}[held]
+        assert note in caplog.text
+        with pytest.raises(CropCacheError, match=r"the crop cache .*data\.sqlite is busy \(.*\): another process "
+                                                 r"held it for more than 0 s; run again once it is done"):
+            _cache(tmp_path).ensure(tree, progress=False)
+    finally:
+        holder.close()
+    assert _cache(tmp_path).check_readable(tree, progress=False) == expected
+
+
 def test_missing_file_is_recomputed_once_it_appears(tmp_path, tree, detections):
     missing = os.path.join(os.path.dirname(tree[1]), "later.png")
     assert _cache(tmp_path).ensure([missing], progress=False)[missing].reason == "missing file"
@@ -223,6 +301,20 @@ except CropCacheError as err:
 """
 
 
+def _readable_copy(shared: Path) -> Path:
+    """The packages the child imports, copied into ``shared/code`` (world-readable): the repository
+    itself may sit in a private folder (``mktemp -d`` makes mode 700, as /root is) that the other
+    user cannot enter."""
+    code = shared / "code"
+    for package in ("dataset", "utils"):
+        shutil.copytree(REPO / package, code / package, ignore=shutil.ignore_patterns("__pycache__"))
+    for folder, dirs, files in os.walk(code):
+        os.chmod(folder, 0o755)
+        for name in files:
+            os.chmod(os.path.join(folder, name), 0o644)
+    return code
+
+
 @pytest.mark.skipif(os.geteuid() == 0 and not shutil.which("setpriv"), reason="root without setpriv cannot drop "
                     "write permission (the other read-only tests still run)")
 def test_read_only_folder_for_real(tmp_path, tree, filled_cache):
@@ -230,25 +322,32 @@ def test_read_only_folder_for_real(tmp_path, tree, filled_cache):
     cache, _ = filled_cache
     shared = Path(tempfile.mkdtemp(prefix="ro_cache_"))  # pytest's tmp_path is private to this user
     try:
+        shared.chmod(0o755)
+        code = _readable_copy(shared)
         shutil.copytree(tmp_path / "data", shared / "data")
         shutil.copytree(cache.cache_dir, shared / "cache")
-        for folder in (shared, shared / "data", shared / "data" / "0_Real_A", shared / "data" / "1_Swap_B"):
+        for folder in (shared / "data", shared / "data" / "0_Real_A", shared / "data" / "1_Swap_B"):
             folder.chmod(0o755)
         (shared / "cache").chmod(0o555)
         (shared / "cache" / "data.sqlite").chmod(0o444)
         paths = [str(shared / "data" / Path(p).relative_to(tmp_path / "data")) for p in tree]
         as_other = ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups"] if os.geteuid() == 0 else []
 
-        def run(*image_paths):
-            return subprocess.run([*as_other, sys.executable, "-c", _READ_AS_OTHER_USER, str(shared / "cache"),
-                                   str(shared / "data"), *image_paths], capture_output=True, text=True, timeout=120,
-                                  cwd=shared, env={**os.environ, "PYTHONPATH": str(REPO)})
+        def run(*args):
+            return subprocess.run([*as_other, sys.executable, *args], capture_output=True, text=True, timeout=120,
+                                  cwd=shared, env={**os.environ, "PYTHONPATH": str(code)})
 
-        result = run(*paths)
+        probe = run("-c", "import dataset.crop_cache")
+        if probe.returncode:  # e.g. the interpreter or its packages live where that user cannot read
+            pytest.skip(f"the child cannot import dataset.crop_cache from a readable copy as user "
+                        f"{'65534' if as_other else os.getuid()}: {(probe.stderr.strip().splitlines() or ['?'])[-1]}")
+        before = sorted(p.name for p in (shared / "cache").iterdir())
+        result = run("-c", _READ_AS_OTHER_USER, str(shared / "cache"), str(shared / "data"), *paths)
         assert result.stdout.strip() == "4 records", result.stderr[-2000:]
-        result = run(*paths, str(shared / "data" / "0_Real_A" / "missing.png"))
+        result = run("-c", _READ_AS_OTHER_USER, str(shared / "cache"), str(shared / "data"), *paths,
+                     str(shared / "data" / "0_Real_A" / "missing.png"))
         assert "lacks 1 of 5 images" in result.stdout, result.stderr[-2000:]
-        assert sorted(p.name for p in (shared / "cache").iterdir()) == ["data.sqlite"]
+        assert sorted(p.name for p in (shared / "cache").iterdir()) == before, "nothing written"
     finally:
         (shared / "cache").chmod(0o755)
         shutil.rmtree(shared)
@@ -257,8 +356,8 @@ def test_read_only_folder_for_real(tmp_path, tree, filled_cache):
 def test_full_disk_is_named_with_the_free_space(tmp_path, tree, monkeypatch):
     connect = CropCache._connect_writable
 
-    def small_disk(self):  # the database may not grow by a single page: SQLite's own SQLITE_FULL
-        db = connect(self)
+    def small_disk(self, wait):  # the database may not grow by a single page: SQLite's own SQLITE_FULL
+        db = connect(self, wait)
         db.execute(f"PRAGMA max_page_count = {db.execute('PRAGMA page_count').fetchone()[0]}")
         return db
 

@@ -1,5 +1,7 @@
 """read_rgb on the odd files a real dataset holds: each is written here into tmp_path."""
 import os
+import struct
+import zlib
 
 import cv2
 import numpy as np
@@ -138,3 +140,15 @@ def test_pixel_limit(tmp_path):
     reason = _reason(tmp_path / "big.png", max_pixels=1_000_000)
     assert reason == "too large: 2000x1000 = 2.0 MP, over the 1.0 MP limit; downscale it to 1414x707 or less to use it"
     assert "max_pixels" not in reason, "name a remedy a user has"
+
+
+def test_a_header_past_pillows_own_limit_names_the_size_to_downscale_to(tmp_path):
+    """A PNG whose header claims 100000 x 100000 pixels: Pillow refuses it before our limit is asked."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
+    (tmp_path / "giant.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b""))
+    assert _reason(tmp_path / "giant.png") == ("too large: 100000x100000 = 10000.0 MP, over the 120.0 MP limit; "
+                                              "downscale it to 10954x10954 or less to use it")
+    assert Image.MAX_IMAGE_PIXELS is not None, "Pillow's own limit is restored"

@@ -1,6 +1,7 @@
 """Loading a shared model checks what it is given: an edited export config.json, tampered
-weights and a bad output path fail in one line before any work; predictions keep odd file
-names and never hand a spreadsheet a formula."""
+weights or header, an edited checkpoint, and a bad output path (a link to a device) fail in
+one line before any work; an export never overwrites other files and an interrupted one is
+refused; predictions keep odd file names and never hand a spreadsheet a formula."""
 import csv
 import io
 import json
@@ -16,11 +17,12 @@ from safetensors.torch import load_file, save_file
 import dataset.owdfa
 import export as export_cli
 import predict as predict_cli
+import scripts.aggregate as aggregate
 import test as test_py
 from inference.attributor import collect_inputs, input_reader
 from inference.loading import load_model_state
 from inference.predictions import write_csv
-from trainer.checkpoint import CheckpointError
+from trainer.checkpoint import CheckpointError, load_checkpoint, save_atomic
 from utils.config import load_config
 
 ODD = os.fsdecode(b"bad_\xff\xfe.png")
@@ -82,6 +84,15 @@ CONFIG_EDITS = {
     "unknown config key": (lambda i: i["config"].update(colour="red"), "unknown config key 'colour'"),
     "abstain threshold text": (lambda i: i["abstain"].update(threshold="0.3"), "abstain lacks or mistypes threshold"),
     "abstain a list": (lambda i: i.update(abstain=[0.3]), "abstain is list [0.3], not an object or null"),
+    "abstain threshold NaN": (lambda i: i["abstain"].update(threshold=float("nan")), "abstain has threshold nan",
+                              "the threshold is a cosine in [-1, 1]"),
+    "abstain accepts 7": (lambda i: i["abstain"].update(accept=7), "accept 7", "accept a share in (0, 1]"),
+    "input_std infinite": (lambda i: i["config"].update(input_std=[float("inf"), 0.2, 0.2]),
+                           "input_std=(inf, 0.2, 0.2) must be empty (the backbone's) or 3 numbers in [0.001, 1]"),
+    "input_mean 255": (lambda i: i["config"].update(input_mean=[255, 0.4, 0.4]), "3 numbers in [0, 1]"),
+    "cluster of no class": (lambda i: i["cluster_assignment"].append({"prototype": 20, "label": 999}),
+                            "cluster_assignment entry {'prototype': 20, 'label': 999} needs a prototype in [0, 41), "
+                            "a label in [0, 41)"),
 }
 WEIGHT_EDITS = {
     "integer weights": (set_weight("prototypes.weight", lambda t: t.to(torch.int64)),
@@ -90,6 +101,8 @@ WEIGHT_EDITS = {
     "wrong shape": (set_weight("prototypes.weight", lambda t: t[:30]), "tensor prototypes.weight is F32[30, 512]"),
     "valid=1000": (set_weight("prototypes.valid", lambda t: torch.tensor(1000)), "prototypes.valid=1000 is outside"),
     "missing tensor": (lambda w: w.pop("neck.bias"), "1 tensors missing (e.g. ['neck.bias'])"),
+    "negative variance": (set_weight("backbone.bn1.running_var", lambda t: -t),
+                          "batch-norm variances are negative (e.g. backbone.bn1.running_var)"),
 }
 
 
@@ -201,3 +214,138 @@ def test_predict_crop_cache_goes_to_the_user_cache_and_names_its_flag(mini_root,
     with pytest.raises(CropCacheError) as err:
         input_reader(cfg, paths, str(tmp_path / "elsewhere"), 0)
     assert "--crop_cache_dir DIR" in str(err.value) and "crop_cache_dir=DIR" not in str(err.value)
+
+
+def test_an_edited_weights_header_is_named_as_such(export_dir, tmp_path):
+    folder = tampered(export_dir, tmp_path)
+    with safe_open(str(folder / "model.safetensors"), framework="pt") as handle:
+        metadata = handle.metadata()
+    save_file(load_file(str(folder / "model.safetensors")), str(folder / "model.safetensors"),
+              metadata={**metadata, "class_fingerprint": "0" * 64})
+    with pytest.raises(CheckpointError, match=r"the header of .*model\.safetensors records a class table that does "
+                                              r"not match its own fingerprint 000000000000: the header was edited"):
+        load_model_state(str(folder))
+
+
+def rename_a_class(state):
+    state["classes"][1] = {**state["classes"][1], "name": "X"}
+
+
+CHECKPOINT_EDITS = {
+    "a class renamed": (rename_a_class, "the class table in checkpoint", "no longer matches its fingerprint",
+                        "label 1: name 'S1 Deepfakes' -> 'X' (edited since training)", "--allow_class_change"),
+    "a class dropped": (lambda s: s["classes"].pop(), "lists 40 classes, but num_classes=41"),
+    "abstain threshold NaN": (lambda s: s["abstain"].update(threshold=float("nan")), "abstain has threshold nan"),
+    "cluster of no class": (lambda s: s["cluster_assignment"].append({"prototype": 20, "label": 999}),
+                            "cluster_assignment entry"),
+    "valid prototypes 10**6": (lambda s: s["model"].update({"prototypes.valid": torch.tensor(10**6)}),
+                               "prototypes.valid=1000000 is outside [num_known=19, 41 prototype rows]"),
+    "a tensor dropped": (lambda s: s["model"].pop("neck.bias"), "1 tensors missing (e.g. ['neck.bias'])"),
+    "input_std infinite": (lambda s: s["config"].update(input_std=(float("inf"), 0.2, 0.2)),
+                           "its training config is invalid: input_std=(inf, 0.2, 0.2)"),
+    "config not a dict": (lambda s: s.update(config="x"), "holds no model and config"),
+}
+
+
+@pytest.mark.parametrize("edit", CHECKPOINT_EDITS)
+def test_an_edited_checkpoint_is_refused_by_every_tool(known_k_run, mini_root, tmp_path, capsys, edit):
+    change, *words = CHECKPOINT_EDITS[edit]
+    state = load_checkpoint(known_k_run[0] / "checkpoints" / "last.pt")
+    state["classes"] = [dict(row) for row in state["classes"]]
+    change(state)
+    save_atomic(state, tmp_path / "last.pt")
+    ckpt, image = str(tmp_path / "last.pt"), str(mini_root / "1_Swap_Deepfakes" / "00000.png")
+    for main, args in ((predict_cli.main, [image, "--device", "cpu"]), (test_py.main, []),
+                       (export_cli.main, ["--out", str(tmp_path / "export")])):
+        assert main(["--ckpt", ckpt, *args]) == 2
+        line = one_error(capsys)
+        assert all(w in line for w in words), line
+    assert not (tmp_path / "export").exists(), "an edited checkpoint is not laundered into an export"
+
+
+def test_export_refuses_a_folder_of_other_files_and_replaces_an_earlier_export(known_k_run, export_dir, tmp_path,
+                                                                               capsys):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "README.md").write_text("my notes\n")
+    assert export_cli.main(["--ckpt", str(known_k_run[0]), "--out", str(mine)]) == 2
+    line = one_error(capsys)
+    assert f"--out {mine} holds files that are not an export (README.md)" in line and "new or empty folder" in line
+    assert sorted(p.name for p in mine.iterdir()) == ["README.md"] and (mine / "README.md").read_text() == "my notes\n"
+    earlier = shutil.copytree(export_dir, tmp_path / "earlier")
+    (earlier / ".gitattributes").write_text("*.safetensors filter=lfs\n")  # e.g. a clone of the hub repo
+    assert export_cli.main(["--ckpt", str(known_k_run[0]), "--out", str(earlier), "--checkpoint", "best"]) == 0
+    assert sorted(p.name for p in earlier.iterdir()) == [".gitattributes", "README.md", "config.json",
+                                                        "model.safetensors"]
+    assert json.loads((earlier / "config.json").read_text())["selected_on_test_set"] is True
+    load_model_state(str(earlier))
+
+
+def test_an_interrupted_export_is_refused_and_can_be_written_again(known_k_run, export_dir, tmp_path, monkeypatch):
+    import inference.export
+
+    folder = shutil.copytree(export_dir, tmp_path / "export")
+
+    def crash(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(inference.export, "write_card", crash)  # after the weights and config.json
+    with pytest.raises(KeyboardInterrupt):
+        inference.export.export_checkpoint(known_k_run[0] / "checkpoints" / "best.pt", folder)
+    with pytest.raises(CheckpointError, match="was interrupted while it was written"):
+        load_model_state(str(folder))
+    monkeypatch.undo()
+    assert export_cli.main(["--ckpt", str(known_k_run[0]), "--out", str(folder)]) == 0
+    load_model_state(str(folder))
+
+
+def test_predict_from_a_read_only_export_writes_nothing_there(export_dir, mini_root, tmp_path):
+    folder = shutil.copytree(export_dir, tmp_path / "export")
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in folder.iterdir())
+    for path in folder.iterdir():
+        path.chmod(0o444)
+    folder.chmod(0o555)
+    try:
+        assert predict_cli.main(["--ckpt", str(folder), str(mini_root / "35_Generate_PixArt"), "--device", "cpu",
+                                 "--out", str(tmp_path / "preds.csv")]) == 0
+        assert sorted((p.name, p.stat().st_mtime_ns) for p in folder.iterdir()) == before
+    finally:
+        folder.chmod(0o755)
+
+
+@pytest.mark.parametrize("tool", ["predict.py", "test.py", "aggregate.py"])
+def test_an_out_linking_to_a_device_is_refused_and_a_link_to_a_file_written_through(known_k_run, mini_root,
+                                                                                     tmp_path, capsys, tool):
+    suffix = {"predict.py": ".csv", "test.py": ".json", "aggregate.py": ".md"}[tool]
+
+    def run(out):
+        if tool == "predict.py":
+            return predict_cli.main(["--ckpt", str(known_k_run[0]), str(mini_root / "35_Generate_PixArt"),
+                                     "--device", "cpu", "--out", str(out)])
+        if tool == "test.py":
+            return test_py.main(["--ckpt", str(known_k_run[0]), "--out", str(out)])
+        return aggregate.main([str(known_k_run[0]), "--out", str(out)])
+
+    full = tmp_path / f"full{suffix}"
+    full.symlink_to("/dev/full")
+    assert run(full) == 2
+    assert f"--out {full} links to /dev/full, which is a character device, not a regular file" in one_error(capsys)
+    target, link = tmp_path / "kept" / f"target{suffix}", tmp_path / f"link{suffix}"
+    target.parent.mkdir()
+    target.write_text("old")
+    link.symlink_to(target)
+    assert run(link) == 0
+    assert link.is_symlink() and target.read_text() != "old" and not list(tmp_path.glob(".*tmp*"))
+
+
+def test_a_full_disk_while_writing_an_output_is_one_line(known_k_run, tmp_path, capsys, monkeypatch):
+    import errno
+    from pathlib import Path
+
+    def full(self, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    out = tmp_path / "metrics.json"
+    assert test_py.main(["--ckpt", str(known_k_run[0]), "--out", str(out)]) == 2
+    assert f"disk full writing {out}: " in one_error(capsys) and not out.exists()

@@ -225,6 +225,11 @@ def test_prototype_names_and_names_file(tmp_path):
     assert read_names(file) == {25: "Lab cluster A", 20: "B"}
     renamed = prototype_names(state, read_names(file))
     assert renamed[25] == "Lab cluster A" and renamed[20] == "B" and renamed[24] == "novel-24"
+    file.write_bytes("novel-25,Lab cluster A\r\n".encode("utf-8-sig"))  # no header, a BOM: not read as a header
+    assert read_names(file) == {25: "Lab cluster A"}
+    file.write_text("prototype,name\n25,A\nnovel-25,B\n")
+    with pytest.raises(ValueError, match="lines 2 and 3: both rename prototype 25"):
+        read_names(file)
     file.write_text("25,A,extra\n")
     with pytest.raises(ValueError, match="line 1: expected two columns"):
         read_names(file)

@@ -71,7 +71,12 @@ def test_custom_table_and_known_set(tmp_path):
 @pytest.mark.parametrize("text, words", [
     ("idx,family,method\n0,Real,Real\n", "lacks the column(s) ['index']"),
     ("index,family,method\nx,Real,Real\n1,Swap,A\n", "line 2: index and known_in must be integers"),
-    ("index,family,method\n0,Real,Real\n0,Swap,A\n", "distinct indices"),
+    ("index,family,method\n0,Real,Real\n0,Swap,A\n", "lines 2, 3: the same index 0; give every class its own"),
+    ("index,family,method\n0,Real,R\n\n1,Swap,A\n7,Swap,B\n1,Edit,C\n", "lines 4, 6: the same index 1"),
+    ("index,code,family,method\n0,,Real,R\n1,S1,Swap,A\n2,S1,Edit,A\n", "lines 3, 4: the same name (code and "
+                                                                          "method) 'S1 A'; change the code or"),
+    ("index,family,method\n0,Real,R\n", "needs at least 2 classes, got 1"),
+    ("family,method,index\nReal,R,0\nSwap,A\n", "line 3: index and known_in must be integers, got None"),
     ("index,family,method\n0,Real,\n1,Swap,A\n", "line 2: needs an index >= 0, a family and a method"),
     ("index,family,method,known_labelled\n0,Real,R,10\n1,Swap,A,\n", "line 2: give known_labelled >= 1 and "
                                                                       "known_unlabelled >= 0 together"),
@@ -79,7 +84,8 @@ def test_custom_table_and_known_set(tmp_path):
                                                                           "known_unlabelled, novel_unlabelled must"),
     ("index,family,method,novel_unlabelled\n0,Real,R,0\n1,Swap,A,\n", "novel_unlabelled >= 1 (or empty)"),
     ("index,family,method,folder\n0,Real,R,a/b\n1,Swap,A,\n", "must name a distinct folder for every class"),
-    ("index,family,method,folder\n0,Real,R,a/b\n1,Swap,A,a/b\n", "must name a distinct folder for every class"),
+    ("index,family,method,folder\n0,Real,R,a/b\n1,Swap,A,a/b\n", "lines 2, 3: the same folder 'a/b'; the folder "
+                                                                     "column must name a distinct folder for every"),
     ("index,family,method,folder\n0,Real,R,../b\n1,Swap,A,c\n", "line 2: folder '../b' must be a path below"),
     ("index,family,method,folder\n0,Real,R,a\n1,Swap,A,/abs/c\n", "line 3: folder '/abs/c' must be a path below"),
 ])
@@ -89,6 +95,22 @@ def test_bad_table_is_one_line(tmp_path, text, words):
     with pytest.raises(P.ClassTableError) as err:
         P.load_table(path)
     assert words in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_bom_and_crlf_read_like_plain_utf8(tmp_path):
+    plain, excel = tmp_path / "plain.csv", tmp_path / "excel.csv"
+    plain.write_text(CUSTOM)
+    excel.write_bytes(CUSTOM.replace("\n", "\r\n").encode("utf-8-sig"))  # what Excel's "CSV UTF-8" writes
+    assert excel.read_bytes().startswith(b"\xef\xbb\xbf")
+    assert P.load_table(excel).classes == P.load_table(plain).classes
+    assert P.load_table(excel).protocols == P.load_table(plain).protocols == {1: (0, 3, 8)}
+
+
+def test_a_table_not_in_utf8_is_one_line(tmp_path):
+    path = tmp_path / "latin1.csv"
+    path.write_bytes("index,family,method\n0,Real,Réel\n1,Swap,A\n".encode("latin-1"))
+    with pytest.raises(P.ClassTableError, match=r"is not UTF-8 text .*; save it as CSV UTF-8$"):
+        P.load_table(path)
 
 
 def test_role_counts_scale_round_half_up_and_fall_back_to_the_config():

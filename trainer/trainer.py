@@ -33,6 +33,7 @@ from trainer.device import autocast_for, compile_network, make_optimizer, to_lay
 from trainer.distributed import DistInfo, reduce_sum
 from trainer.evaluation import extract_features, predict, prediction_metrics
 from utils.abstain import calibrate, prototype_rows
+from utils.memory import memory_hint
 from utils.run_dir import MetricsLog, write_json
 from utils.seed import rng_state, set_rng_state
 from utils.text import percent
@@ -151,11 +152,15 @@ class Trainer:
                 write_hparams(self.tb, self.cfg)
         try:
             for epoch in range(self.start_epoch, self.cfg.epochs):
-                if not self.train_epoch(epoch, stop):
+                with self.training():
+                    finished = self.train_epoch(epoch, stop)
+                if not finished:
                     return self._stopped(stop.signum)
-                self.end_epoch(epoch)
-            outputs = self.final_outputs if "features" in self.final_outputs else self.evaluate(features=True)[1]
-            self.calibrate_abstain()
+                with self.evaluating():
+                    self.end_epoch(epoch)
+            with self.evaluating():
+                outputs = self.final_outputs if "features" in self.final_outputs else self.evaluate(features=True)[1]
+                self.calibrate_abstain()
         finally:
             if self.tb is not None:
                 self.tb.close()
@@ -297,6 +302,14 @@ class Trainer:
         self.save("last.pt", state)
         if self.best and self.best["epoch"] == state["epoch"]:
             self.save("best.pt", {**state, "selected_on_test_set": True})
+
+    def training(self):
+        """Memory errors of a training epoch name batch_size and image_size (utils/memory.py)."""
+        return memory_hint("training", ("batch_size=", self.cfg.batch_size), ("image_size=", self.cfg.image_size))
+
+    def evaluating(self):
+        """Memory errors of the passes over test or training images name test_batch_size."""
+        return memory_hint("evaluating", ("test_batch_size=", self.cfg.test_batch_size))
 
     def evaluate(self, features: bool = False) -> tuple[dict, dict]:
         """Test metrics and ``predict``'s outputs (with BNNeck features when asked)."""

@@ -1,10 +1,12 @@
-"""Name a full disk plainly: torch, SQLite and zip extraction each word it their own way."""
+"""Name a full disk plainly (torch, SQLite and zip extraction each word it their own way), and write
+a file whole or not at all."""
 from __future__ import annotations
 
 import errno
 import os
 import shutil
 import sqlite3
+from pathlib import Path
 
 _FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 
@@ -45,3 +47,20 @@ def format_bytes(n: int) -> str:
             value = n / size
             return f"{value:.1f} {unit}" if value < 10 else f"{value:.0f} {unit}"
     return f"{n} B"
+
+
+def write_atomic(path: str | os.PathLike, data: bytes | str) -> None:
+    """Write ``data`` (text as UTF-8) to ``path`` whole or not at all: to a temporary file beside
+    it, renamed over it. A symbolic link is written through: its target is replaced and the link
+    kept. A full disk raises an OSError (ENOSPC) that says so with the free space."""
+    target = Path(os.path.realpath(path))
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+        os.replace(tmp, target)
+    except OSError as err:
+        if is_disk_full(err):
+            raise OSError(errno.ENOSPC, disk_full_message(target)) from err
+        raise
+    finally:
+        tmp.unlink(missing_ok=True)

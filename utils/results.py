@@ -54,7 +54,7 @@ class Run:
     path: Path
     config: dict
     last: dict  # the last epoch's record of metrics.jsonl
-    split_fingerprint: str | None = None  # split.json's, when the run has one
+    split_fingerprint: str | None = None  # split.json's, recomputed from its images, once a caller sets it
     identity: str = ""  # sha256 of config.json and metrics.jsonl: the same run, wherever it is copied
 
     @property
@@ -129,15 +129,7 @@ def read_run(path: str | Path) -> Run:
         raise ResultsError(f"{path} is unfinished ({done} of {epochs} epochs); "
                            f"finish it with python train.py --resume {path}")
     identity = hashlib.sha256(config_text.encode() + b"\0" + metrics_text.encode()).hexdigest()
-    return Run(path, config, records[-1], split_fingerprint_of(path), identity)
-
-
-def split_fingerprint_of(path: Path) -> str | None:
-    """The fingerprint split.json records, or None without a readable one."""
-    try:
-        return json.loads((path / "split.json").read_text()).get("fingerprint")
-    except (OSError, ValueError, AttributeError):
-        return None
+    return Run(path, config, records[-1], identity=identity)
 
 
 def read_runs(paths: list[str | Path]) -> tuple[list[Run], list[str]]:

@@ -54,8 +54,9 @@ def new_run_dir(cfg) -> Path:
 class FreshRunDir:
     """A fresh run's directory (``new_run_dir``) that a failed start takes away again.
 
-    Until ``started`` is set (training begins), everything the start wrote
-    (config.json, run.json, split.json, log.txt, .lock, checkpoints/) is
+    Until the run has ``started`` (written its first checkpoint: an epoch
+    finished, or a signal saved one mid-epoch), everything the start wrote
+    (config.json, run.json, split.json, log.txt, .lock, checkpoints/, tb/) is
     removed by ``discard``, so a retry with the same ``run_dir`` works; a
     ``run_dir`` that existed empty is left empty.
     """
@@ -63,7 +64,11 @@ class FreshRunDir:
     def __init__(self, cfg):
         self.existed = bool(cfg.run_dir) and Path(cfg.run_dir).is_dir()
         self.path = new_run_dir(cfg)
-        self.started = False
+
+    @property
+    def started(self) -> bool:
+        """Whether the run holds a checkpoint to resume from."""
+        return (self.path / "checkpoints" / "last.pt").exists()
 
     def discard(self) -> None:
         import shutil
