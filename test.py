@@ -9,11 +9,10 @@ kind of device; ``--ckpt`` also takes a run directory, an export folder or
 ``hf://REPO_ID[@rev]``. Another split is refused unless
 ``--allow_split_change``, a pickle unless ``--trust_checkpoint``;
 ``--dataset_root`` / ``--classes_file``: where data and class table moved to.
-Prints a table (``--by_video``: and one over the test videos, grouped by name);
-``--out`` writes the metrics to a .json file, ``--save_predictions`` a .csv row
-per test image with report.md, per_class.csv, clusters.csv and
-confusion.csv/.png beside it (both paths checked first). Exit: 0 done, 2 bad
-input or out of memory (naming the --batch_size to try).
+Prints a table (``--by_video``: one more over the test videos); ``--out``
+writes the metrics to a .json file, ``--save_predictions`` a .csv row per test
+image with report.md, per_class.csv, clusters.csv and confusion.csv/.png beside
+it. Exit: 0 done, 2 bad input or out of memory (naming the --batch_size to try).
 """
 from __future__ import annotations
 

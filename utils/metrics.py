@@ -1,15 +1,12 @@
 """Open-world attribution metrics (METHOD.md section 7), pure numpy.
 
-- all_acc: clustering accuracy over every test row (Hungarian matching of
-  predicted to true labels on their contingency table);
-- known_acc: plain accuracy on rows whose true label is known (< num_known);
-- novel_acc: clustering accuracy on rows whose true label is novel, matched on
-  those rows only;
-- NMI and ARI overall and per subset; mean max-softmax confidence per subset;
+- all_acc: Hungarian-matched clustering accuracy over every test row; known_acc:
+  plain accuracy on known rows; novel_acc: clustering accuracy on novel rows,
+  matched on those rows only; NMI, ARI and mean confidence per subset;
 - discovery: the share of novel rows predicted as a novel prototype (index >=
-  num_known), the share of known rows sent to one, and how many novel
-  prototypes hold a row. Novel ACC alone cannot show discovery: it matches
-  novel classes onto whatever prototypes they land on, known ones included.
+  num_known), the share of known rows sent to one, the novel prototypes used.
+  Novel ACC alone cannot show discovery: it matches novel classes onto whatever
+  prototypes they land on, known ones included.
 A subset with no rows yields None ("missing"), never nan.
 
 The matching behind all_acc also names the clusters (``cluster_assignment``:
