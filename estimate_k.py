@@ -6,7 +6,7 @@
 Rebuilds the model and the training split from the checkpoint's config, extracts the
 L2-normalised BNNeck features of every training image (labelled and unlabelled, test view, no
 dropout), sweeps semi-supervised k-means over the total K in [K_known, k_max] and scores each K on
-known classes held out of the clustering's labels (utils/k_estimation.py explains the score).
+known classes held out of the clustering's labels (discovery/k_estimation.py explains the score).
 Prints the chosen novel K, the truth where the split knows it and the error; writes
 ``k_curve.png`` and ``k_curve.json`` to the folder ``--out`` (default: the run folder; checked
 before any work). Progress bars on stderr: crop check, feature extraction, the K sweep. Exit
@@ -49,9 +49,9 @@ def training_features(args):
     from dataset.owdfa import build_data, eval_loader, train_eval_set
     from inference.evaluate import load_for_evaluation
     from inference.loading import restore_method
-    from trainer.device import use_bf16
-    from trainer.distributed import resolve_device
-    from trainer.evaluation import extract_features
+    from utils.device import use_bf16
+    from utils.device import resolve_device
+    from utils.evaluation import extract_features
     from utils.memory import memory_hint
 
     cfg, state = load_for_evaluation(args.ckpt, args.trust_checkpoint, args.dataset_root, args.device,
@@ -70,9 +70,9 @@ def main(argv) -> int:
     from dataset.split import DatasetError
     from inference.output_paths import check_folder
     from inference.predictions import OutputError
-    from trainer.checkpoint import CheckpointError
+    from utils.checkpoint import CheckpointError
     from utils.config import ConfigError
-    from utils.k_estimation import estimate_novel_k
+    from discovery.k_estimation import estimate_novel_k
     from utils.memory import OutOfMemory
     from utils.plotting import plot_k_curve
     from utils.run_dir import setup_logging

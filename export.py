@@ -41,7 +41,7 @@ def main(argv) -> int:
     from inference.hub import push
     from inference.output_paths import check_folder
     from inference.predictions import OutputError
-    from trainer.checkpoint import CheckpointError
+    from utils.checkpoint import CheckpointError
     from utils.text import printable
 
     args = parse_args(argv)

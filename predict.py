@@ -59,7 +59,7 @@ def main(argv) -> int:
     from inference.attributor import Attributor, collect_inputs
     from inference.output_paths import check_file
     from inference.predictions import PREDICT_COLUMNS, summary, write_csv
-    from trainer.checkpoint import CheckpointError
+    from utils.checkpoint import CheckpointError
     from utils.config import ConfigError
     from utils.text import printable
 

@@ -61,8 +61,8 @@ def main(argv) -> int:
     from inference.evaluate import evaluate_checkpoint
     from inference.output_paths import check_file
     from inference.predictions import OutputError
-    from trainer.checkpoint import CheckpointError
-    from trainer.trainer import format_table
+    from utils.checkpoint import CheckpointError
+    from utils.tables import format_table
     from utils.config import ConfigError
     from utils.disk import write_atomic
     from utils.memory import OutOfMemory

@@ -62,8 +62,9 @@ def resolve_config(args):
     last.pt, or config.json when it was stopped before its first checkpoint)
     + overrides that leave the keys of RESUME_FIXED alone.
     """
-    from trainer.checkpoint import load_checkpoint, upgrade_config
-    from utils.config import (ConfigError, defaults, load_config, merge, parse_overrides, read_json_config,
+    from models.method import upgrade_config
+    from utils.checkpoint import load_checkpoint
+    from utils.config import (ConfigError, load_config, merge, parse_overrides, read_json_config, recorded_config,
                               resume_changes, validate)
 
     resume = args.resume or parse_overrides(args.overrides).get("resume", "")
@@ -76,10 +77,10 @@ def resolve_config(args):
     last, recorded = Path(resume) / "checkpoints" / "last.pt", Path(resume) / "config.json"
     if last.is_file():
         state = load_checkpoint(last, trust=args.trust_checkpoint)
-        saved = merge(defaults(), state["config"], str(last))
+        saved = recorded_config(upgrade_config(state["config"]), str(last))
     elif recorded.is_file():  # stopped before its first checkpoint: start it afresh, same config and split
         state = None
-        saved = merge(defaults(), upgrade_config(read_json_config(recorded)), str(recorded))
+        saved = recorded_config(upgrade_config(read_json_config(recorded)), str(recorded))
     else:
         raise ConfigError(f"resume={resume!r} has no checkpoints/last.pt and no config.json; pass the run "
                           f"directory of an earlier run (exp/<experiment>/<timestamp>)")
@@ -110,7 +111,7 @@ def main(argv: list[str]) -> int:
     from dataset.protocols import ClassTableError
     from dataset.split import DatasetError
     from models.backbone import BackboneError
-    from trainer.checkpoint import CheckpointError
+    from utils.checkpoint import CheckpointError
     from trainer.trainer import NonFiniteLoss
     from utils.config import ConfigError
     from utils.memory import OutOfMemory
@@ -128,7 +129,7 @@ def main(argv: list[str]) -> int:
         log_fatal(err)
         return 1
     finally:
-        from trainer.distributed import cleanup
+        from utils.distributed import cleanup
         cleanup()
 
 
@@ -136,7 +137,8 @@ def run(cfg, state: dict | None, changes: dict | None = None, allow_split_change
     from dataset.owdfa import check_batch_fits, check_dataset_root, draw_split
     from dataset.protocols import label_space
     from models.backbone import check_backbone, input_normalisation
-    from trainer.distributed import broadcast_object, init_distributed, resolve_device
+    from utils.device import resolve_device
+    from utils.distributed import broadcast_object, init_distributed
     from utils.memory import memory_hint
     from utils.run_dir import FreshRunDir, RunLock
 
@@ -174,7 +176,7 @@ def run(cfg, state: dict | None, changes: dict | None = None, allow_split_change
 
 def train_in(run_path: Path, cfg, state, changes, allow_split_change: bool, lock, dist, device, drawn) -> int:
     from dataset.owdfa import build_data
-    from trainer.distributed import barrier
+    from utils.distributed import barrier
     from trainer.trainer import StopSignal, Trainer
     from utils.run_dir import setup_logging, write_run_files
     from utils.seed import seed_everything
@@ -254,8 +256,8 @@ def build_method(cfg, data, state: dict | None, device, dist):
     """The config's method on ``device`` (weights from ``state`` when resuming), DDP-wrapped under torchrun."""
     import torch
 
-    from models.methods import create_method
-    from trainer.device import place_model
+    from models.method import create_method
+    from utils.device import place_model
 
     method = create_method(cfg, data.split.num_known, data.split.num_classes)
     if state is not None:

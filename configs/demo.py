@@ -5,7 +5,6 @@ ResNet-18 from scratch, budgets that fit the mini dataset, few epochs.
 """
 from configs.base import *  # noqa: F401,F403
 
-experiment = "demo"
 dataset_root = "data/mini"
 protocol = 1
 crop_face = False              # synthetic images are already "crops"; no dlib needed
@@ -16,10 +15,10 @@ budget_real = 240
 budget_known = 120
 budget_novel = 120
 epochs = 10
-pseudo_start = 2
+cal_pseudo_start = 2
 lr_step = 8
 lr = 1e-3
 batch_size = 128
 test_batch_size = 256
 num_workers = 2
-channels_last = False          # ResNet-18 at 64 px on CPU is 5% slower in NHWC (scripts/bench/throughput.py)
+channels_last = False          # ResNet-18 at 64 px trains slower in NHWC on CPUs (docs/performance.md)

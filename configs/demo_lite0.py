@@ -6,12 +6,11 @@ input mean/std (0.5), the paper's learning rate and a shorter schedule.
 """
 from configs.demo import *  # noqa: F401,F403
 
-experiment = "demo_lite0"
 backbone = "tf_efficientnet_lite0"
 pretrained = True              # from the package when the Hugging Face cache has none
-channels_last = True           # Lite0 at 64 px on 2 CPU cores: 1.45 s per step in NHWC, 2.25 s in NCHW
+channels_last = True           # Lite0 trains faster in NHWC on CPUs (docs/performance.md)
 lr = 2e-4                      # the paper's Adam learning rate: 1e-3 is for training from scratch
 epochs = 6                     # pretrained features need fewer epochs than training from scratch
-pseudo_start = 2
+cal_pseudo_start = 2
 lr_step = 5
-posthoc_epoch = 2              # unknown K: the post-hoc estimate after three epochs
+cal_seed_epoch = 2             # the novel prototypes are set after three epochs

@@ -1,5 +1,4 @@
 """OWDFA-40, protocol 1, known number of novel classes (P = 41 prototypes)."""
 from configs.base import *  # noqa: F401,F403
 
-experiment = "owdfa40_p1"
 protocol = 1

@@ -6,7 +6,6 @@ import os
 
 from configs.base import *  # noqa: F401,F403
 
-experiment = "owdfa_p2"
 classes_file = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "dataset",
                                              "owdfa_p2_classes.csv"))
 protocol = 2

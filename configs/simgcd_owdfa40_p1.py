@@ -2,7 +2,5 @@
 (docs/baselines.md: the release's ViT, SGD and cosine schedule are not reproduced)."""
 from configs.base import *  # noqa: F401,F403
 
-experiment = "simgcd_owdfa40_p1"
 method = "simgcd"
 protocol = 1
-frequency_attention = False    # SimGCD's network has none (recorded so the run's config says so)

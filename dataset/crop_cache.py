@@ -149,7 +149,10 @@ class CropCache:
         try:
             with closing(self._connect()) as db:
                 if not self.read_only:  # the place may have turned out unwritable
-                    _write(db, rows)
+                    writer = _Writer(db, self.settings.key(), self, optional=False)
+                    for row in rows:
+                        writer.add(row)
+                    writer.flush()
         except sqlite3.Error as err:
             raise self._write_error(err) from None
 

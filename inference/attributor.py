@@ -4,7 +4,7 @@
 its prototypes (``inference.names``); ``predict_paths`` runs images through
 the model's own face crop (through the crop cache) and evaluation view, in
 batches, and returns one prediction CSV row per image, ``unknown`` where the
-abstain threshold the model carries (utils/abstain.py) rejects it.
+abstain threshold the model carries (discovery/abstain.py) rejects it.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from dataset.video_io import is_video_file
 from inference.loading import load_model_state, restore_method
 from inference.names import prototype_names, read_names, real_prototypes
 from inference.predictions import mark_unknown, prediction_rows
-from utils.abstain import calibrate, prototype_rows, prototype_similarity
+from discovery.abstain import calibrate, prototype_similarity
 
 
 @dataclass
@@ -41,15 +41,16 @@ class Attributor:
              unknown: bool = True) -> "Attributor":
         """``min_confidence``: also call an image unknown below this softmax confidence;
         ``unknown=False``: never abstain (every image gets its nearest class)."""
-        from trainer.distributed import resolve_device
-        from utils.config import defaults, merge
+        from utils.device import resolve_device
+        from utils.config import merge, recorded_config
 
         state = load_model_state(source, trust, allow_class_change)
-        cfg = merge(merge(defaults(), state["config"], source), {"pretrained": False, "resume": ""}, "inference")
+        cfg = merge(recorded_config(state["config"], source), {"pretrained": False, "resume": ""}, "inference")
         torch_device = resolve_device(device or "auto")
         method = restore_method(cfg, state, torch_device)
         names = prototype_names(state, read_names(names_file) if names_file else None)
-        return cls(cfg, method, torch_device, names, real_prototypes(state), prototype_rows(state["model"]),
+        return cls(cfg, method, torch_device, names, real_prototypes(state),
+                   method.prototype_rows(),
                    state.get("abstain") if unknown else None, min_confidence if unknown else 0.0)
 
     def calibrate(self, paths: list[str], **options) -> dict:
@@ -71,8 +72,8 @@ class Attributor:
         of uint8 images [B, 3, S, S] already in the evaluation view (video frames)."""
         import torch
 
-        from trainer.device import autocast_for, to_layout, use_bf16
-        from trainer.evaluation import batch_outputs
+        from utils.device import autocast_for, to_layout, use_bf16
+        from utils.evaluation import batch_outputs
 
         self.method.model.eval()
         images = to_layout(images.to(self.device, non_blocking=True), self.cfg.channels_last)
@@ -82,10 +83,10 @@ class Attributor:
 
     def outputs(self, paths: list[str], batch_size: int | None = None, num_workers: int | None = None,
                 crop_cache_dir: str | None = None, progress: bool = True) -> dict:
-        """``trainer.evaluation.predict``'s output over ``paths``, with features."""
+        """``utils.evaluation.predict``'s output over ``paths``, with features."""
         from dataset.owdfa import EvalSet, image_loader, shutdown_workers
-        from trainer.device import use_bf16
-        from trainer.evaluation import predict
+        from utils.device import use_bf16
+        from utils.evaluation import predict
         from utils.memory import memory_hint
 
         cfg = self.cfg

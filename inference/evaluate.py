@@ -21,13 +21,13 @@ def load_for_evaluation(ckpt: str, trust: bool = False, dataset_root: str | None
     recorded ones: dataset folder, device, workers, class table file (moved, same content), and
     ``batch_size`` the evaluation batch (test_batch_size)."""
     from dataset.protocols import label_space
-    from utils.config import ConfigError, defaults, merge, validate
+    from utils.config import ConfigError, merge, recorded_config, validate
 
     state = load_model_state(ckpt, trust=trust, allow_class_change=allow_class_change)
     overrides = {k: v for k, v in (("dataset_root", dataset_root), ("device", device),
                                    ("num_workers", num_workers), ("classes_file", classes_file),
                                    ("test_batch_size", batch_size)) if v is not None}
-    cfg = merge(merge(defaults(), state["config"], ckpt), overrides, "the command line")
+    cfg = merge(recorded_config(state["config"], ckpt), overrides, "the command line")
     cfg.pretrained = False  # the weights come from the checkpoint
     cfg.resume = ""
     validate(cfg)
@@ -60,9 +60,9 @@ def evaluate_checkpoint(ckpt: str, trust: bool = False, allow_split_change: bool
     with ``video_rule`` also the metrics over the test videos under ``by_video`` (``video_metrics``)."""
     from dataset.owdfa import build_data, eval_loader
     from dataset.split_file import verify_split
-    from trainer.device import use_bf16
-    from trainer.distributed import resolve_device
-    from trainer.evaluation import predict, prediction_metrics
+    from utils.device import use_bf16
+    from utils.device import resolve_device
+    from utils.evaluation import predict, prediction_metrics
     from utils.memory import memory_hint
     from utils.run_dir import setup_logging
 
@@ -95,7 +95,8 @@ def evaluate_checkpoint(ckpt: str, trust: bool = False, allow_split_change: bool
     if save_predictions:
         from inference.evaluation_report import save_test_report
 
-        save_test_report(save_predictions, out, data.split, state, metrics, run_split_json(ckpt).parent)
+        save_test_report(save_predictions, out, data.split, state, metrics,
+                         method.prototype_rows(), run_split_json(ckpt).parent)
     return metrics
 
 

@@ -11,26 +11,26 @@ import numpy as np
 
 from inference.names import prototype_names, purity, real_prototypes
 from inference.predictions import TEST_COLUMNS, mark_unknown, prediction_rows, write_csv, write_table
-from trainer.trainer import discovery_line, discovery_warning, metric_rows
-from utils.abstain import prototype_rows
+from utils.tables import discovery_line, discovery_warning, metric_rows
 from utils.metrics import aligned_confusion, per_class_accuracy
 from utils.text import markdown_table
 
 RUN_PLOTS = ("curves.png", "k_estimate.png", "confidence.png", "tsne.png")  # utils/plotting.py, in the run
 
 
-def save_test_report(path: str | Path, out: dict, split, state: dict, metrics: dict,
+def save_test_report(path: str | Path, out: dict, split, state: dict, metrics: dict, prototypes: np.ndarray,
                      run_dir: Path | None = None) -> list[Path]:
-    """Write the files for the predictions ``out`` (trainer.evaluation.predict, with
-    features) over ``split``'s test images with ``metrics`` (``run_dir``: the run whose
-    plots report.md links); returns their paths."""
+    """Write the files for the predictions ``out`` (utils.evaluation.predict, with
+    features) over ``split``'s test images with ``metrics`` (``prototypes``: the model's valid
+    prototype rows, for the abstain rule; ``run_dir``: the run whose plots report.md links);
+    returns their paths."""
     from utils.plotting import plot_confusion
 
     path = Path(path)
     folder = path.parent
     classes, names = state["classes"], prototype_names(state)
     class_names = [c["name"] for c in classes]
-    mark_unknown(out, prototype_rows(state["model"]), state.get("abstain"))
+    mark_unknown(out, prototypes, state.get("abstain"))
     true_names = [class_names[label] for label in split.test_labels.tolist()]
     write_csv(prediction_rows(split.test_paths, out, names, real_prototypes(state), true_names), path, TEST_COLUMNS)
 
@@ -60,7 +60,7 @@ def save_test_report(path: str | Path, out: dict, split, state: dict, metrics: d
 def cluster_table(out: dict, state: dict, names: list[str], assignment: list[dict]) -> list[list]:
     """Per valid prototype: test images on it, the class it stands for (its own for a known
     prototype; for a novel one this evaluation's Hungarian matching ``assignment``, from
-    ``trainer.evaluation.prediction_metrics``) with the purity (share of its images of that
+    ``utils.evaluation.prediction_metrics``) with the purity (share of its images of that
     class), and its largest class with that share."""
     classes, num_known = state["classes"], state["num_known"]
     label, pred = np.asarray(out["label"]), np.asarray(out["pred"])

@@ -21,7 +21,8 @@ from pathlib import Path
 from dataset.protocols import class_fingerprint, describe_class_change
 from inference.names import class_table, prototype_names, space_of
 from inference.predictions import OutputError
-from trainer.checkpoint import CheckpointError, load_checkpoint, upgrade_config
+from utils.checkpoint import CheckpointError, load_checkpoint
+from models.method import upgrade_config
 from utils.disk import write_atomic
 from utils.text import percent
 
@@ -183,7 +184,7 @@ def task_of(config: dict) -> tuple[str, str]:
 def model_card(info: dict, repo_id: str | None = None) -> str:
     """A Markdown model card (Hugging Face front matter) for an export, from its config.json: the
     run's own class table, task, data and metrics; hub commands only for a ``repo_id`` pushed to."""
-    from models.methods import METHODS
+    from models.method import METHODS
 
     cfg, metrics = info["config"], info["metrics"]
     method = METHODS[cfg.get("method", "cal")]
@@ -199,9 +200,8 @@ def model_card(info: dict, repo_id: str | None = None) -> str:
     lines = [
         "---", "library_name: pytorch", "tags:", "- deepfake-attribution", "- open-world", "- safetensors", "---",
         "", f"# {method.NAME} deepfake attribution: {table} {task}", "",
-        f"Open-world deepfake attribution with {method.NAME} ({method.TITLE}): a {cfg['backbone']} backbone"
-        f"{' with frequency attention' if method.FREQUENCY_ATTENTION and cfg['frequency_attention'] else ''} "
-        f"and {info['valid_prototypes']} valid prototypes "
+        f"Open-world deepfake attribution with {method.NAME} ({method.TITLE}): {method.describe(cfg)} "
+        f"with {info['valid_prototypes']} valid prototypes "
         f"({info['num_known']} known classes; {'unknown' if cfg['unknown_k'] else 'known'} number of novel "
         "classes).", "",
         "## Data", "",

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from trainer.checkpoint import CheckpointError
-from utils.abstain import RULE
+from utils.checkpoint import CheckpointError
+from discovery.abstain import RULE
 
 MAX_CLASSES = 10_000
 REQUIRED = {"format": str, "protocol": int, "num_known": int, "num_classes": int, "valid_prototypes": int,
@@ -79,7 +79,7 @@ def description_problem(info: dict, valid: int) -> str | None:
 
 
 def abstain_problem(abstain) -> str | None:
-    """What is wrong with an abstain threshold (utils/abstain.py), or None (also for no threshold)."""
+    """What is wrong with an abstain threshold (discovery/abstain.py), or None (also for no threshold)."""
     if abstain is None:
         return None
     if not isinstance(abstain, dict):
@@ -157,10 +157,10 @@ def check_checkpoint(state, where, allow_class_change: bool = False) -> dict:
 
 def _config_of(config: dict, source: str, fail):
     """The resolved, validated training config of one recorded in ``source``; ``fail(problem)`` when invalid."""
-    from utils.config import ConfigError, defaults, merge, validate
+    from utils.config import ConfigError, recorded_config, validate
 
     try:
-        cfg = merge(defaults(), config, source)
+        cfg = recorded_config(config, source)
         cfg.pretrained, cfg.resume = False, ""
         validate(cfg)
     except ConfigError as err:
@@ -188,7 +188,7 @@ def weights_problem(cfg, info: dict, found: dict[str, tuple[tuple, str]], load) 
     variances >= 0 and ``num_known <= prototypes.valid <= prototype rows``."""
     import torch
 
-    from models.methods import create_network
+    from models.method import create_network
 
     with torch.device("meta"):
         expected = create_network(cfg, info["num_known"], info["num_classes"]).state_dict()

@@ -11,7 +11,7 @@ import socket
 from pathlib import Path
 from urllib.parse import urlparse
 
-from trainer.checkpoint import CheckpointError
+from utils.checkpoint import CheckpointError
 
 HUB_PREFIX = "hf://"
 REACH_TIMEOUT_S = 5.0

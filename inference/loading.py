@@ -14,14 +14,15 @@ from dataset.protocols import ClassTableError, class_fingerprint, describe_class
 from inference.export import read_export
 from inference.export_schema import check_checkpoint
 from inference.hub import HUB_PREFIX
-from trainer.checkpoint import CheckpointError, load_checkpoint
+from models.method import upgrade_config
+from utils.checkpoint import CheckpointError, load_checkpoint
 
 
 def restore_method(cfg, state: dict, device):
     """The method of ``cfg`` with the weights (and valid prototype count) of
     ``state``, placed on ``device`` for evaluation."""
-    from models.methods import create_method
-    from trainer.device import place_model
+    from models.method import create_method
+    from utils.device import place_model
 
     method = create_method(cfg, state["num_known"], state["num_classes"])
     method.net.load_state_dict(state["model"])
@@ -32,7 +33,7 @@ def restore_method(cfg, state: dict, device):
 def load_model_state(source: str, trust: bool = False, allow_class_change: bool = False) -> dict:
     """Checkpoint-like dict (config, model, num_known, num_classes, epoch,
     classes, cluster_assignment, split_fingerprint, ...) from any model source
-    (``trust``: see ``trainer.checkpoint.load_checkpoint``; ``allow_class_change``:
+    (``trust``: see ``utils.checkpoint.load_checkpoint``; ``allow_class_change``:
     accept an export whose class table no longer matches its fingerprint)."""
     if source.startswith(HUB_PREFIX):
         from inference.hub import download
@@ -46,7 +47,10 @@ def load_model_state(source: str, trust: bool = False, allow_class_change: bool 
     elif path.is_dir():
         raise CheckpointError(f"{source} is a folder but neither an export (model.safetensors + config.json) nor "
                               f"a run directory (checkpoints/last.pt); pass one of those or a .pt checkpoint")
-    return check_checkpoint(load_checkpoint(path, trust=trust), path, allow_class_change)
+    state = load_checkpoint(path, trust=trust)
+    if isinstance(state, dict) and isinstance(state.get("config"), dict):
+        state["config"] = upgrade_config(state["config"])
+    return check_checkpoint(state, path, allow_class_change)
 
 
 def check_class_table(state: dict, now: list[dict], source: str, allow: bool) -> list[dict]:

@@ -1,7 +1,7 @@
 """The prediction CSV: one row per image (path, predicted, nearest,
 confidence, similarity, is_real, top3, error; test.py adds the true class)
 and its summary. ``predicted`` is ``unknown`` where the abstain rule
-(utils/abstain.py) rejects the image; ``nearest`` always names the best class.
+(discovery/abstain.py) rejects the image; ``nearest`` always names the best class.
 predict.py's CSV adds VIDEO_COLUMNS (kind, frame, time, agreement,
 frames_used, frames_no_face, frames_unreadable, note): one row per video
 (``video_rows``: the answer pooled over its frames by inference/video_pooling.py,
@@ -26,7 +26,7 @@ import numpy as np
 
 from dataset.image_io import special_kind
 from inference.video_pooling import DEFAULT_RULE, pool_frames
-from utils.abstain import prototype_similarity, unknown_mask
+from discovery.abstain import prototype_similarity, unknown_mask
 from utils.disk import write_atomic
 from utils.text import csv_cell
 
@@ -45,7 +45,7 @@ def format_top(names: list[str], index: np.ndarray, prob: np.ndarray) -> str:
 
 
 def mark_unknown(out: dict, prototypes: np.ndarray, calibration: dict | None, min_confidence: float = 0.0) -> None:
-    """Add ``similarity`` and ``unknown`` (utils/abstain.py) to ``predict``'s output ``out``,
+    """Add ``similarity`` and ``unknown`` (discovery/abstain.py) to ``predict``'s output ``out``,
     which must hold ``features``."""
     out["similarity"] = prototype_similarity(out["features"], prototypes)
     out["unknown"] = unknown_mask(out["similarity"], out["confidence"], calibration, min_confidence)
@@ -53,7 +53,7 @@ def mark_unknown(out: dict, prototypes: np.ndarray, calibration: dict | None, mi
 
 def prediction_rows(paths: list[str], out: dict, names: list[str], real: set[int],
                     true_names: list[str] | None = None) -> list[dict]:
-    """CSV rows from ``trainer.evaluation.predict``'s output over ``paths``, once
+    """CSV rows from ``utils.evaluation.predict``'s output over ``paths``, once
     ``mark_unknown`` has run on it (``true_names``: the true class of every
     path, for test.py)."""
     rows = [dict.fromkeys(COLUMNS, "") | {"path": p} for p in paths]

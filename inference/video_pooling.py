@@ -8,7 +8,7 @@ weighted by each frame's confidence c_f = max_j p_f[j]. Whatever the rule, the
 answer's ``probability`` is its mean probability over the frames,
 ``agreement`` the share of frames whose own answer it is, and ``similarity``
 the frames' mean prototype similarity, which the abstain rule
-(utils/abstain.py) compares with the model's threshold as for an image.
+(discovery/abstain.py) compares with the model's threshold as for an image.
 """
 from __future__ import annotations
 

@@ -35,15 +35,17 @@ class NovelThreshold:
     During an epoch, over rows whose weak and strong argmax agree, it sums the
     weak-view max-softmax of rows predicted known and of rows predicted novel
     (sums and counts, so processes can add theirs). At the epoch's end:
-    gamma_novel = gamma * clamp(m_novel / m_known, 0.1, 10), or unchanged when
-    either group is empty. A value above 1 admits no novel pseudo-label; the
-    rule is kept as published and ``update`` reports it.
+    gamma_novel = gamma * clamp(m_novel / m_known, 0.1, ratio_max), or unchanged
+    when either group is empty. The paper's ratio_max is 10, and a value of
+    gamma_novel above 1 then admits no novel pseudo-label (``update`` reports
+    it); ratio_max = 1 keeps the novel threshold at most the known one.
     """
 
-    RATIO_RANGE = (0.1, 10.0)
+    RATIO_MIN = 0.1
 
-    def __init__(self, gamma: float = 0.9, gamma_novel: float = 0.0, asymmetric: bool = True):
-        self.gamma, self.asymmetric = gamma, asymmetric
+    def __init__(self, gamma: float = 0.9, gamma_novel: float = 0.0, asymmetric: bool = True,
+                 ratio_max: float = 10.0):
+        self.gamma, self.asymmetric, self.ratio_max = gamma, asymmetric, ratio_max
         self.gamma_novel = gamma_novel if asymmetric else gamma
         self.stats = torch.zeros(4, dtype=torch.float64)  # known sum, known count, novel sum, novel count
 
@@ -66,7 +68,7 @@ class NovelThreshold:
         m_known = known_sum / known_n if known_n else None
         m_novel = novel_sum / novel_n if novel_n else None
         if self.asymmetric and m_known and m_novel is not None:
-            ratio = min(max(m_novel / m_known, self.RATIO_RANGE[0]), self.RATIO_RANGE[1])
+            ratio = min(max(m_novel / m_known, self.RATIO_MIN), self.ratio_max)
             self.gamma_novel = self.gamma * ratio
         return {"gamma_novel": self.gamma_novel, "conf_known_train": m_known, "conf_novel_train": m_novel,
                 "gamma_novel_above_one": self.gamma_novel > 1.0}

@@ -5,7 +5,7 @@
 
 Runs are grouped by task (OWDFA-40 protocol, or a custom class table with its
 protocol or known set), K setting, split and the config keys that change
-results (utils/results.py); each group gives the last epoch's All / Known /
+results (inference/results.py); each group gives the last epoch's All / Known /
 Novel ACC, NMI, ARI and estimated total K as mean ± sample std, the paper's
 numbers for OWDFA-40 runs on the paper's recipe, and a per-run table. Prints
 the Markdown. A folder that is not a finished run, a run given twice, or a run
@@ -28,7 +28,7 @@ from dataset.split_file import run_split_fingerprint  # noqa: E402
 from inference.output_paths import check_file  # noqa: E402
 from inference.predictions import OutputError  # noqa: E402
 from utils.disk import write_atomic  # noqa: E402
-from utils.results import group_runs, latex, notes, per_run_rows, read_runs, summary_rows  # noqa: E402
+from inference.results import group_runs, latex, notes, per_run_rows, read_runs, summary_rows  # noqa: E402
 from utils.text import markdown_table  # noqa: E402
 
 CAPTION = ("Last-epoch test results, mean ± sample std over seeds (accuracies, NMI and ARI in %; "

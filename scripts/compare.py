@@ -21,7 +21,7 @@ from dataset.split_file import run_split_fingerprint  # noqa: E402
 from inference.output_paths import check_file  # noqa: E402
 from inference.predictions import OutputError  # noqa: E402
 from utils.disk import write_atomic  # noqa: E402
-from utils.results import ResultsError, comparison_rows, group_runs, read_run, split_conflicts  # noqa: E402
+from inference.results import ResultsError, comparison_rows, group_runs, read_run, split_conflicts  # noqa: E402
 from utils.text import markdown_table  # noqa: E402
 
 CAPTION = "Last-epoch test results, mean ± sample std over seeds (accuracies, NMI and ARI in %), on one split per task."

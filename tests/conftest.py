@@ -72,7 +72,7 @@ def known_k_run(mini_root, tmp_path_factory):
     (tests that change a run work on a copy)."""
     run_dir = tmp_path_factory.mktemp("runs") / "known_k"
     result = run_cli("train.py", "configs/demo.py", f"dataset_root={mini_root}", f"run_dir={run_dir}",
-                     "epochs=2", "pseudo_start=1", *TINY)
+                     "epochs=2", "cal_pseudo_start=1", *TINY)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return run_dir, result
 

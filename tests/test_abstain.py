@@ -4,7 +4,7 @@ confidence floor, and bad calibration input fails naming the problem."""
 import numpy as np
 import pytest
 
-from utils.abstain import calibrate, prototype_rows, prototype_similarity, unknown_mask
+from discovery.abstain import calibrate, prototype_similarity, unknown_mask
 
 
 def test_similarity_is_the_best_cosine_to_any_prototype():
@@ -36,8 +36,12 @@ def test_confidence_floor_and_no_calibration():
 def test_prototype_rows_are_the_valid_ones_and_bad_input_fails():
     import torch
 
-    state = {"prototypes.weight": torch.arange(12.0).view(4, 3), "prototypes.valid": torch.tensor(2)}
-    assert prototype_rows(state).tolist() == [[0, 1, 2], [3, 4, 5]]
+    from models.heads import PrototypeClassifier
+
+    head = PrototypeClassifier(3, 4)
+    head.weight.data = torch.arange(12.0).view(4, 3)
+    head.valid.fill_(2)
+    assert head.valid_rows().tolist() == [[0, 1, 2], [3, 4, 5]]
     with pytest.raises(ValueError, match="no training features"):
         calibrate(np.zeros((0, 3)), np.ones((2, 3)))
     with pytest.raises(ValueError, match=r"accept=1.5 must be in \(0, 1\]"):

@@ -8,7 +8,7 @@ import pytest
 from conftest import REPO, run_cli
 
 from dataset.split_file import ImageRecord, SplitRecord
-from utils.results import mean_std
+from inference.results import mean_std
 
 
 def make_run(root, name, seed, last, protocol=1, unknown_k=False, epochs=50, **config):

@@ -4,12 +4,17 @@ import pytest
 import torch
 
 from models.cal import CAL
-from models.pruning import centroid_logit_norm
+from models.method import EpochEnd
+from discovery.seeding import centroid_logit_norm
 from utils.config import defaults, merge
 
 
+def no_features():
+    raise AssertionError("this epoch end must not need the training features")
+
+
 def _cal(**overrides):
-    cfg = merge(defaults(), {"backbone": "resnet18", "pretrained": False, "epochs": 4, "pseudo_start": 0,
+    cfg = merge(defaults(), {"backbone": "resnet18", "pretrained": False, "epochs": 4, "cal_pseudo_start": 0,
                              **overrides}, "test")
     torch.manual_seed(0)
     return CAL(cfg, num_known=2, num_classes=5)
@@ -60,7 +65,7 @@ def _train_and_prune(rule):
     Sorted s = [500, 300, 200, 0, ...]: coverage .5, .8, 1 -> k_min = 2; tail mean 200/16,
     mean difference 200/15; i = 3 accepted by the difference rule (|0 - 200|), i = 4 stops
     -> 4 kept: rows 5, 9, 13 and row 2 (first of the unused ones, index order)."""
-    cal = _cal(unknown_k=True, novel_k_source="dpp", prune_optimizer_state=rule)
+    cal = _cal(unknown_k=True, cal_novel_prototypes="paper", cal_prune_optimizer_state=rule)
     optimizer = torch.optim.Adam(cal.parameters(), lr=1e-3)
     for _ in range(2):
         optimizer.zero_grad()
@@ -71,7 +76,7 @@ def _train_and_prune(rule):
     usage = torch.zeros(20, dtype=torch.long)
     usage[[5, 9, 13]] = torch.tensor([500, 300, 200])  # novel rows; all others unused
     cal.usage = usage
-    logs = cal.on_epoch_end(1, lambda t: t, optimizer)
+    logs = cal.on_epoch_end(1, EpochEnd(lambda t: t, optimizer, no_features))
     return cal, logs, before, optimizer.state[weight]
 
 
@@ -91,23 +96,23 @@ def test_on_epoch_end_prunes_and_applies_the_optimizer_rule(rule):
 
 def test_on_epoch_end_without_pruning_reports_no_change():
     """Usage spread evenly over all 18 novel prototypes: nothing pruned, model unchanged."""
-    cal = _cal(unknown_k=True, novel_k_source="dpp")
+    cal = _cal(unknown_k=True, cal_novel_prototypes="paper")
     weight = cal.net.prototypes.weight.detach().clone()
     cal.usage = torch.full((20,), 7, dtype=torch.long)
-    logs = cal.on_epoch_end(0, lambda t: t, torch.optim.Adam(cal.parameters()))
+    logs = cal.on_epoch_end(0, EpochEnd(lambda t: t, torch.optim.Adam(cal.parameters()), no_features))
     assert logs["model_changed"] is False and logs["k_novel_estimate"] == 18
     assert torch.equal(cal.net.prototypes.weight, weight)
 
 
 def test_prune_start_waits():
     """prune_start=2: the end of epochs 0 and 1 prunes nothing whatever the usage; epoch 2 prunes."""
-    cal = _cal(unknown_k=True, novel_k_source="dpp", prune_start=2)
+    cal = _cal(unknown_k=True, cal_novel_prototypes="paper", cal_prune_start=2)
     optimizer = torch.optim.Adam(cal.parameters())
     for epoch, expected_valid in ((0, 20), (1, 20), (2, 6)):
         usage = torch.zeros(cal.net.prototypes.num_valid, dtype=torch.long)
         usage[[5, 9, 13]] = torch.tensor([500, 300, 200])
         cal.usage = usage
-        logs = cal.on_epoch_end(epoch, lambda t: t, optimizer)
+        logs = cal.on_epoch_end(epoch, EpochEnd(lambda t: t, optimizer, no_features))
         assert logs["valid_prototypes"] == expected_valid, epoch
         assert logs["model_changed"] is (epoch == 2)
 
@@ -137,7 +142,7 @@ def test_the_last_dpp_epoch_logs_the_posthoc_count_and_warns_when_they_differ_by
     """DPP keeps 4 novel prototypes (3 used: its tail rule keeps one more) or all 18 (all used alike);
     the post-hoc estimate on the same features counts the 3 novel blobs, logged beside it; 3 is less
     than half of 18: one warning line. Earlier epochs never ask for the features."""
-    cal = _cal(unknown_k=True, novel_k_source="dpp")
+    cal = _cal(unknown_k=True, cal_novel_prototypes="paper")
     _, features, labels = _three_novel_blobs(cal)
     calls = []
     train_features = _counting(features, labels, calls)
@@ -147,7 +152,7 @@ def test_the_last_dpp_epoch_logs_the_posthoc_count_and_warns_when_they_differ_by
         cal.usage = torch.zeros(cal.net.prototypes.num_valid, dtype=torch.long)
         cal.usage[2:2 + len(used)] = torch.tensor(used)
         with caplog.at_level("INFO", logger="models.cal"):
-            logs = cal.on_epoch_end(epoch, lambda t: t, optimizer, train_features)
+            logs = cal.on_epoch_end(epoch, EpochEnd(lambda t: t, optimizer, train_features))
         assert len(calls) == (epoch == 3), epoch
     assert logs["k_novel_estimate"] == kept and logs["k_posthoc"] == 3 and logs["k_posthoc_seconds"] >= 0
     lines = [r for r in caplog.records if "post-hoc estimate on the same features counts 3" in r.getMessage()]
@@ -156,18 +161,18 @@ def test_the_last_dpp_epoch_logs_the_posthoc_count_and_warns_when_they_differ_by
 
 
 def test_posthoc_source_sets_the_novel_prototypes_at_posthoc_epoch():
-    """novel_k_source=posthoc, posthoc_epoch=1: epoch 0 changes nothing and never asks for
+    """cal_novel_prototypes=seeded, cal_seed_epoch=1: epoch 0 changes nothing and never asks for
     features; at epoch 1 the estimator finds the 3 novel blobs of well-separated training
     features (2 known classes labelled) and the novel prototypes become their centres."""
-    cal = _cal(unknown_k=True, novel_k_source="posthoc", posthoc_epoch=1)
+    cal = _cal(unknown_k=True, cal_novel_prototypes="seeded", cal_seed_epoch=1)
     centres, features, labels = _three_novel_blobs(cal)
     calls = []
     train_features = _counting(features, labels, calls)
 
     optimizer = torch.optim.Adam(cal.parameters())
-    logs = cal.on_epoch_end(0, lambda t: t, optimizer, train_features)
+    logs = cal.on_epoch_end(0, EpochEnd(lambda t: t, optimizer, train_features))
     assert not calls and logs["model_changed"] is False and logs["valid_prototypes"] == 20
-    logs = cal.on_epoch_end(1, lambda t: t, optimizer, train_features)
+    logs = cal.on_epoch_end(1, EpochEnd(lambda t: t, optimizer, train_features))
     assert calls and logs["model_changed"] is True
     assert logs["k_novel_estimate"] == logs["k_posthoc"] == 3 and logs["valid_prototypes"] == 5
     novel = torch.nn.functional.normalize(cal.net.prototypes.weight[2:5].detach(), dim=1)
@@ -177,3 +182,29 @@ def test_posthoc_source_sets_the_novel_prototypes_at_posthoc_epoch():
     norm = centroid_logit_norm(weight[:2], features, labels)  # the known rows did not move
     expected = weight[:2].norm(dim=1).mean() if norm is None else norm
     np.testing.assert_allclose(weight[2:5].norm(dim=1).numpy(), float(expected), rtol=1e-5)
+
+
+def test_known_k_seeds_the_given_number_of_novel_prototypes_onto_cluster_centres():
+    """Known K (5 classes, 2 known), cal_seed_epoch=0: 20 rows train before the seed (over-complete,
+    as unknown K); at the end of epoch 0 the 3 given novel prototypes become the centres of the 3
+    novel blobs, at the norm rule of discovery/seeding.py, and only 5 rows stay valid."""
+    cal = _cal(cal_novel_prototypes="seeded", cal_seed_epoch=0)
+    assert cal.net.prototypes.num_valid == 20
+    centres, features, labels = _three_novel_blobs(cal)
+    calls = []
+    logs = cal.on_epoch_end(0, EpochEnd(lambda t: t, torch.optim.Adam(cal.parameters()),
+                                        _counting(features, labels, calls)))
+    assert calls and logs["model_changed"] is True and logs["valid_prototypes"] == 5
+    novel = torch.nn.functional.normalize(cal.net.prototypes.weight[2:5].detach(), dim=1)
+    similarity = novel @ torch.nn.functional.normalize(centres[2:], dim=1).t()
+    assert sorted(similarity.argmax(dim=1).tolist()) == [0, 1, 2] and similarity.max(dim=1).values.min() > 0.99
+    later = cal.on_epoch_end(1, EpochEnd(lambda t: t, torch.optim.Adam(cal.parameters()), no_features))
+    assert later["model_changed"] is False and later["valid_prototypes"] == 5
+
+
+def test_the_papers_known_k_keeps_its_random_novel_prototypes():
+    cal = _cal(cal_novel_prototypes="paper")
+    weight = cal.net.prototypes.weight.detach().clone()
+    logs = cal.on_epoch_end(0, EpochEnd(lambda t: t, torch.optim.Adam(cal.parameters()), no_features))
+    assert cal.net.prototypes.num_valid == 5 and not logs.get("model_changed")
+    assert torch.equal(cal.net.prototypes.weight, weight)

@@ -60,7 +60,7 @@ def test_a_run_without_split_json_is_one_line(tmp_path, capsys):
 
 
 def test_aggregate_keeps_methods_apart_and_the_papers_numbers_for_cal(runs):
-    from utils.results import group_runs, read_run, summary_rows
+    from inference.results import group_runs, read_run, summary_rows
 
     _, rows = summary_rows(group_runs([read_run(r) for r in runs]))
     labels = [(row[0], row[2], row[-1]) for row in rows]

@@ -10,10 +10,10 @@ def test_base_defaults_follow_method_md():
     cfg = load_config()
     assert (cfg.lr, cfg.weight_decay, cfg.lr_step, cfg.lr_gamma) == (2e-4, 1e-3, 10, 0.05)
     assert (cfg.epochs, cfg.batch_size, cfg.seed, cfg.split_seed) == (50, 128, 2025, 2025)
-    assert (cfg.tau_student, cfg.tau_teacher, cfg.ccr_weight, cfg.gamma, cfg.pseudo_start) == (1.0, 0.1, 0.2, 0.9, 5)
+    assert (cfg.cal_tau_student, cfg.cal_tau_teacher, cfg.cal_ccr_weight, cfg.cal_gamma, cfg.cal_pseudo_start) == (1.0, 0.1, 0.2, 0.9, 5)
     assert (cfg.budget_real, cfg.budget_known, cfg.budget_novel, cfg.real_source_cap) == (20000, 2000, 1500, 10000)
     assert (cfg.prop_train_labels, cfg.train_fraction, cfg.image_size) == (0.75, 0.8, 256)
-    assert cfg.prune_coverage == 0.9544 and cfg.backbone == "resnet50"
+    assert cfg.cal_prune_coverage == 0.9544 and cfg.backbone == "resnet50"
 
 
 def test_experiment_file_and_overrides():
@@ -21,7 +21,7 @@ def test_experiment_file_and_overrides():
                                                 "dataset_root=/some/where", "pretrained=0"])
     assert cfg.protocol == 2 and cfg.experiment == "owdfa40_p2"
     assert cfg.epochs == 3 and cfg.lr == 1e-3 and cfg.backbone == "resnet18"
-    assert cfg.acr is False and cfg.pretrained is False and cfg.dataset_root == "/some/where"
+    assert cfg.cal_acr is False and cfg.pretrained is False and cfg.dataset_root == "/some/where"
     assert isinstance(load_config(None, ["lr=1"]).lr, float)  # an int literal for a float key
 
 

@@ -8,7 +8,7 @@ import pytest
 from conftest import TINY, run_cli
 
 import test as test_py
-from trainer.checkpoint import load_checkpoint, save_atomic
+from utils.checkpoint import load_checkpoint, save_atomic
 
 # new index, code, family, method <- folder(s) of the mini dataset providing the images
 CLASSES = [(0, "REAL", "Real", "Camera", ["0_Real_CelebDF", "0_Real_FFHQ", "0_Real_FFpp"]),
@@ -30,7 +30,7 @@ def custom_run(mini_root, tmp_path_factory):
     table.write_text("index,code,family,method\n" + "".join(f"{i},{c},{f},{m}\n" for i, c, f, m, _ in CLASSES))
     run_dir = base / "run"
     result = run_cli("train.py", "configs/demo.py", f"dataset_root={root}", f"run_dir={run_dir}", f"classes_file={table}",
-                     "known_classes=" + ",".join(map(str, KNOWN)), "unknown_k=true", "novel_k_source=dpp", "epochs=2", "pseudo_start=1",
+                     "known_classes=" + ",".join(map(str, KNOWN)), "unknown_k=true", "cal_novel_prototypes=paper", "epochs=2", "cal_pseudo_start=1",
                      *TINY)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return run_dir, result

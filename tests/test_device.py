@@ -2,9 +2,9 @@
 import pytest
 import torch
 
-from models.cal_net import CALNet
+from models.network import PrototypeNet
 from models.wrappers import unwrap
-from trainer.device import AUTO_BF16_MIN_SIZE, autocast_for, compile_network, make_optimizer, place_model, use_bf16
+from utils.device import AUTO_BF16_MIN_SIZE, autocast_for, compile_network, place_model, use_bf16
 from utils.config import ConfigError, defaults, load_config, merge
 
 
@@ -34,7 +34,7 @@ def test_autocast_for_takes_the_resolved_flag_only():
 def test_compile_applies_on_cuda_only():
     """compile=true (the default) leaves a CPU run eager; on CUDA the network is wrapped
     (torch.compile is lazy: nothing is compiled before the first forward)."""
-    net = CALNet("resnet18", 5)
+    net = PrototypeNet(backbone="resnet18", num_prototypes=5)
     assert compile_network(net, torch.device("cpu")) is net
     assert unwrap(compile_network(net, torch.device("cuda"))) is net
     assert compile_network(net, torch.device("cuda")) is not net
@@ -43,17 +43,21 @@ def test_compile_applies_on_cuda_only():
 def test_compiled_network_saves_bare_state_dict_keys():
     """unwrap() sees through torch.compile (and DDP), so checkpoints never carry `_orig_mod.`
     and load into an uncompiled network (exact resume with compile=true)."""
-    net = CALNet("resnet18", 5)
+    net = PrototypeNet(backbone="resnet18", num_prototypes=5)
     compiled = compile_network(net, torch.device("cuda"))
     assert any(k.startswith("_orig_mod.") for k in compiled.state_dict())
     assert unwrap(compiled) is net
-    assert list(unwrap(compiled).state_dict()) == list(CALNet("resnet18", 5).state_dict())
+    assert list(unwrap(compiled).state_dict()) == list(PrototypeNet(backbone="resnet18", num_prototypes=5).state_dict())
     assert [id(p) for p in compiled.parameters()] == [id(p) for p in net.parameters()]
 
 
 def test_optimizer_is_adam_with_l2_and_fused_only_on_cuda():
-    params = [torch.nn.Parameter(torch.ones(3))]
-    opt = make_optimizer(params, lr=0.1, weight_decay=0.01)
+    from models.method import create_method
+    from utils.config import load_config
+
+    method = create_method(load_config(None, ["backbone=resnet18", "pretrained=false", "lr=0.1",
+                                               "weight_decay=0.01"]), 2, 4)
+    opt = method.make_optimizer()
     assert isinstance(opt, torch.optim.Adam) and not opt.param_groups[0]["fused"]
     assert opt.param_groups[0]["weight_decay"] == 0.01 and opt.param_groups[0]["lr"] == 0.1
 

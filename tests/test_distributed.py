@@ -11,8 +11,14 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from conftest import TINY, run_cli
 
+from models.method import EpochEnd
+
 WORLD = 2
 NUM_KNOWN = 3
+
+
+def no_features():
+    raise AssertionError("this epoch end must not need the training features")
 
 
 def _init(rank: int, init_file: str) -> None:
@@ -43,8 +49,8 @@ def _worker(rank: int, init_file: str, out_dir: str) -> None:
     from dataset.sampler import ShardSampler
     from losses.acr import NovelThreshold
     from models.cal import CAL
-    from trainer.distributed import reduce_sum
-    from trainer.evaluation import predict
+    from utils.distributed import reduce_sum
+    from utils.evaluation import predict
     from utils.config import load_config
 
     # 1. evaluation: each test image exactly once
@@ -60,12 +66,12 @@ def _worker(rank: int, init_file: str, out_dir: str) -> None:
     threshold.update(reduce_sum(threshold.stats))
 
     # 3. pruning after an epoch of (different) usage on each process
-    cfg = load_config("configs/demo.py", [*TINY, "unknown_k=true", "novel_k_source=dpp", "prototypes_per_known=4"])
+    cfg = load_config("configs/demo.py", [*TINY, "unknown_k=true", "cal_novel_prototypes=paper", "cal_prototypes_per_known=4"])
     torch.manual_seed(0)
     method = CAL(cfg, NUM_KNOWN, 6)  # 12 prototypes, 9 of them novel
     method._accumulate(weak, strong)
     optimizer = torch.optim.Adam(method.parameters())
-    logs = method.on_epoch_end(0, reduce_sum, optimizer)
+    logs = method.on_epoch_end(0, EpochEnd(reduce_sum, optimizer, no_features))
 
     result = {"index": out["index"].tolist(), "gamma_novel": threshold.gamma_novel,
               "valid": method.net.prototypes.num_valid, "k_novel": logs["k_novel_estimate"],
@@ -105,12 +111,12 @@ def test_pruning_identical_on_ranks_and_to_single_process(ranks):
 
     assert ranks[0]["valid"] == ranks[1]["valid"] and ranks[0]["k_novel"] == ranks[1]["k_novel"]
     assert ranks[0]["prototypes"] == ranks[1]["prototypes"]
-    cfg = load_config("configs/demo.py", [*TINY, "unknown_k=true", "novel_k_source=dpp", "prototypes_per_known=4"])
+    cfg = load_config("configs/demo.py", [*TINY, "unknown_k=true", "cal_novel_prototypes=paper", "cal_prototypes_per_known=4"])
     torch.manual_seed(0)
     method = CAL(cfg, NUM_KNOWN, 6)
     for rank in range(WORLD):
         method._accumulate(*_rank_logits(rank))
-    logs = method.on_epoch_end(0, lambda t: t.clone(), torch.optim.Adam(method.parameters()))
+    logs = method.on_epoch_end(0, EpochEnd(lambda t: t.clone(), torch.optim.Adam(method.parameters()), no_features))
     assert logs["k_novel_estimate"] == ranks[0]["k_novel"]
     assert torch.allclose(method.net.prototypes.weight, torch.tensor(ranks[0]["prototypes"]), atol=1e-7)
 
@@ -119,7 +125,7 @@ def test_torchrun_training_and_evaluation(mini_root, tmp_path):
     run_dir = tmp_path / "ddp"
     result = run_cli("-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                      "train.py", "configs/demo.py", f"dataset_root={mini_root}", f"run_dir={run_dir}",
-                     "epochs=2", "unknown_k=true", "novel_k_source=dpp", *TINY, timeout=400)
+                     "epochs=2", "unknown_k=true", "cal_novel_prototypes=paper", *TINY, timeout=400)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "2 processes" in result.stdout
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]

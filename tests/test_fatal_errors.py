@@ -6,7 +6,7 @@ import sqlite3
 import pytest
 import torch
 
-from trainer.checkpoint import CheckpointError, save_atomic
+from utils.checkpoint import CheckpointError, save_atomic
 from utils.disk import disk_full_message, format_bytes, is_disk_full
 from utils.run_dir import log_fatal, setup_logging
 

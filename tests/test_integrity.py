@@ -22,7 +22,7 @@ import test as test_py
 from inference.attributor import collect_inputs, input_reader
 from inference.loading import load_model_state
 from inference.predictions import write_csv
-from trainer.checkpoint import CheckpointError, load_checkpoint, save_atomic
+from utils.checkpoint import CheckpointError, load_checkpoint, save_atomic
 from utils.config import load_config
 
 ODD = os.fsdecode(b"bad_\xff\xfe.png")
@@ -96,7 +96,7 @@ CONFIG_EDITS = {
 }
 WEIGHT_EDITS = {
     "integer weights": (set_weight("prototypes.weight", lambda t: t.to(torch.int64)),
-                        "tensor prototypes.weight is I64[41, 512], expected F32[41, 512]"),
+                        "tensor prototypes.weight is I64[190, 512], expected F32[190, 512]"),
     "NaN weights": (set_weight("neck.weight", lambda t: t * float("nan")), "hold NaN or infinite values"),
     "wrong shape": (set_weight("prototypes.weight", lambda t: t[:30]), "tensor prototypes.weight is F32[30, 512]"),
     "valid=1000": (set_weight("prototypes.valid", lambda t: torch.tensor(1000)), "prototypes.valid=1000 is outside"),
@@ -239,7 +239,7 @@ CHECKPOINT_EDITS = {
     "cluster of no class": (lambda s: s["cluster_assignment"].append({"prototype": 20, "label": 999}),
                             "cluster_assignment entry"),
     "valid prototypes 10**6": (lambda s: s["model"].update({"prototypes.valid": torch.tensor(10**6)}),
-                               "prototypes.valid=1000000 is outside [num_known=19, 41 prototype rows]"),
+                               "prototypes.valid=1000000 is outside [num_known=19, 190 prototype rows]"),
     "a tensor dropped": (lambda s: s["model"].pop("neck.bias"), "1 tensors missing (e.g. ['neck.bias'])"),
     "input_std infinite": (lambda s: s["config"].update(input_std=(float("inf"), 0.2, 0.2)),
                            "its training config is invalid: input_std=(inf, 0.2, 0.2)"),

@@ -1,4 +1,4 @@
-"""Post-hoc novel-K estimator (utils/k_estimation.py) and estimate_k.py."""
+"""Post-hoc novel-K estimator (discovery/k_estimation.py) and estimate_k.py."""
 from __future__ import annotations
 
 import json
@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from sklearn.metrics import silhouette_samples
 
 from tests.conftest import TINY, run_cli
-from utils.k_estimation import (KEstimate, choose_k, cosine_silhouette, estimate_novel_k, probe_f1, probe_sets,
+from discovery.k_estimation import (KEstimate, choose_k, cosine_silhouette, estimate_novel_k, probe_f1, probe_sets,
                                 semi_supervised_kmeans, tie_floor)
 
 

@@ -222,7 +222,7 @@ def test_no_confidence_no_confidence_keys():
 def test_discovery_zero_when_every_novel_image_lands_on_a_known_prototype():
     """num_known = 2, 4 prototypes. Novel rows (true 2, 3) all predicted 0 or 1: nothing discovered,
     although the matching still gives them a Novel ACC of 4/4 (two classes on two known prototypes)."""
-    from trainer.trainer import discovery_warning, format_table
+    from utils.tables import discovery_warning, format_table
 
     y_true = np.array([0, 0, 1, 1, 2, 2, 3, 3])
     y_pred = np.array([0, 0, 1, 3, 0, 0, 1, 1])
@@ -239,7 +239,7 @@ def test_discovery_zero_when_every_novel_image_lands_on_a_known_prototype():
 
 
 def test_discovery_full_on_a_perfect_run_and_hand_counted_shares():
-    from trainer.trainer import discovery_warning
+    from utils.tables import discovery_warning
 
     perfect = attribution_metrics(np.array([0, 1, 2, 3, 3]), np.array([0, 1, 2, 3, 3]), num_known=2,
                                   num_prototypes=4)
@@ -255,7 +255,7 @@ def test_discovery_full_on_a_perfect_run_and_hand_counted_shares():
 
 
 def test_discovery_is_missing_without_novel_images():
-    from trainer.trainer import discovery_line, discovery_warning
+    from utils.tables import discovery_line, discovery_warning
 
     out = attribution_metrics(np.array([0, 1]), np.array([0, 2]), num_known=2)
     assert out["discovery_rate"] is None and out["known_on_novel_rate"] == 0.5

@@ -1,11 +1,12 @@
-"""CALNet and PrototypeClassifier (METHOD.md section 3), resnet18 at 32 px on CPU."""
+"""PrototypeNet and PrototypeClassifier (METHOD.md section 3), resnet18 at 32 px on CPU."""
 from unittest import mock
 
 import pytest
 
 import torch
 
-from models.cal_net import CALNet, PrototypeClassifier
+from models.heads import PrototypeClassifier
+from models.network import PrototypeNet
 
 
 @pytest.fixture(scope="module")
@@ -15,7 +16,8 @@ def images():
 
 def _net(num_prototypes=10, **kwargs):
     torch.manual_seed(0)
-    return CALNet("resnet18", num_prototypes, pretrained=False, **kwargs)
+    return PrototypeNet(backbone="resnet18", num_prototypes=num_prototypes,
+                        **{"frequency_attention": True, "dropout": 0.2, **kwargs})
 
 
 def test_logits_shape_follows_valid(images):
@@ -109,7 +111,7 @@ def test_valid_saved_and_restored(images):
     assert "prototypes.valid" in state and int(state["prototypes.valid"]) == 6
 
     torch.manual_seed(123)
-    fresh = CALNet("resnet18", 10, pretrained=False).eval()
+    fresh = PrototypeNet(backbone="resnet18", num_prototypes=10, frequency_attention=True, dropout=0.2).eval()
     assert fresh.prototypes.num_valid == 10
     fresh.load_state_dict(state)
     assert fresh.prototypes.num_valid == 6
@@ -122,7 +124,7 @@ def test_valid_survives_save_load_file(tmp_path, images):
     net = _net(8).eval()
     net.prototypes.valid.fill_(3)
     torch.save(net.state_dict(), tmp_path / "ckpt.pt")
-    fresh = CALNet("resnet18", 8, pretrained=False).eval()
+    fresh = PrototypeNet(backbone="resnet18", num_prototypes=8, frequency_attention=True, dropout=0.2).eval()
     fresh.load_state_dict(torch.load(tmp_path / "ckpt.pt"))
     with torch.no_grad():
         assert fresh(images).shape == (4, 3)
@@ -184,8 +186,8 @@ def test_a_training_step_reads_nothing_back_to_the_host(host_reads):
     from models.cal import CAL
     from utils.config import load_config
 
-    cfg = load_config(None, ["backbone=resnet18", "pretrained=false", "image_size=32", "pseudo_start=0",
-                             "unknown_k=true", "novel_k_source=dpp", "epochs=10"])
+    cfg = load_config(None, ["backbone=resnet18", "pretrained=false", "image_size=32", "cal_pseudo_start=0",
+                             "unknown_k=true", "cal_novel_prototypes=paper", "epochs=10"])
     torch.manual_seed(0)
     method = CAL(cfg, num_known=3, num_classes=6)
     optimizer = torch.optim.Adam(method.parameters(), lr=cfg.lr, fused=True)  # as make_optimizer on CUDA

@@ -16,7 +16,7 @@ from conftest import REPO, TINY
 import predict as predict_cli
 import test as test_py
 import train
-from trainer.checkpoint import load_checkpoint
+from utils.checkpoint import load_checkpoint
 from utils.memory import OutOfMemory, is_out_of_memory, memory_hint, out_of_memory_message
 
 CPU_ALLOC = RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: "
@@ -131,12 +131,12 @@ def test_a_run_with_a_checkpoint_keeps_it_and_logs_the_line(known_k_run, tmp_pat
 
 
 def test_test_py_and_predict_name_their_batch_size(known_k_run, mini_root, tmp_path, capsys, monkeypatch):
-    import trainer.evaluation
+    import utils.evaluation
 
     def predict(*args, **kwargs):
         raise CUDA_OOM
 
-    monkeypatch.setattr(trainer.evaluation, "predict", predict)
+    monkeypatch.setattr(utils.evaluation, "predict", predict)
     assert test_py.main(["--ckpt", str(known_k_run[0]), "--batch_size", "50"]) == 2
     assert one_error(capsys.readouterr().err) == (
         "error: out of GPU memory while evaluating with --batch_size 50 (one allocation asked for 2.00 GiB): lower "

@@ -70,7 +70,7 @@ def owdfa_runs(cpl_root, tmp_path_factory):
     base = tmp_path_factory.mktemp("owdfa_runs")
     started = {p: start_cli("train.py", f"configs/owdfa_p{p}.py", f"dataset_root={cpl_root}",
                             f"run_dir={base / f'p{p}'}", f"budget_scale={CPL_SCALE}", "crop_face=false",
-                            "epochs=1", "pseudo_start=0", *TINY) for p in (1, 2)}
+                            "epochs=1", "cal_pseudo_start=0", *TINY) for p in (1, 2)}
     runs = {}
     for p, process in started.items():
         stdout, stderr = process.communicate(timeout=300)

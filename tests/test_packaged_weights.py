@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from models import backbone as backbone_module
 from models.backbone import IMAGENET_MEAN, IMAGENET_STD, create_backbone, input_normalisation
-from models.cal_net import CALNet
+from models.network import PrototypeNet
 from models.packaged_weights import WeightMismatch, load_packaged, map_in_order, packaged_file
 
 LITE0 = "tf_efficientnet_lite0"
@@ -86,7 +86,7 @@ def test_normalisation_follows_the_backbone_unless_given():
     assert input_normalisation(LITE0) == ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
     assert input_normalisation("resnet18") == (IMAGENET_MEAN, IMAGENET_STD)
     assert input_normalisation("resnet18", (0.1, 0.2, 0.3), (1, 1, 1)) == ((0.1, 0.2, 0.3), (1.0, 1.0, 1.0))
-    net = CALNet(LITE0, 4, pretrained=False)
+    net = PrototypeNet(backbone=LITE0, num_prototypes=4, frequency_attention=True, dropout=0.2)
     torch.testing.assert_close(net.input_mean.flatten(), torch.full((3,), 127.5))
     assert "input_mean" not in net.state_dict()  # the config carries it, not the weights
 
@@ -94,7 +94,7 @@ def test_normalisation_follows_the_backbone_unless_given():
 def test_normalisation_travels_with_checkpoint_and_export(known_k_run, tmp_path):
     """A run records its mean/std in config.json and every checkpoint; an export keeps them and
     predict's loader builds the network with them (a changed value changes the predictions)."""
-    from trainer.checkpoint import load_checkpoint, save_atomic
+    from utils.checkpoint import load_checkpoint, save_atomic
     from inference.export import export_checkpoint
     from inference.attributor import Attributor
 
@@ -114,16 +114,21 @@ def test_normalisation_travels_with_checkpoint_and_export(known_k_run, tmp_path)
 
 
 def test_a_config_recorded_before_the_keys_existed_means_imagenet(known_k_run, tmp_path):
-    """Older runs normalised every backbone with ImageNet's mean/std and meant DPP by unknown K."""
-    from trainer.checkpoint import load_checkpoint, save_atomic, upgrade_config
+    """Older runs normalised every backbone with ImageNet's mean/std, meant DPP by unknown K, set
+    post-hoc prototypes at the end of prune_start, and used the paper's prior temperature and clamp."""
+    from models.method import upgrade_config
+    from utils.checkpoint import load_checkpoint, save_atomic
+    from utils.config import recorded_config
 
     run_dir, _ = known_k_run
     state = load_checkpoint(run_dir / "checkpoints" / "last.pt")
-    old = {k: v for k, v in state["config"].items() if k not in ("input_mean", "input_std", "novel_k_source",
-                                                                 "posthoc_epoch")}
-    save_atomic({**state, "config": {**old, "backbone": LITE0}}, tmp_path / "old.pt")
-    config = load_checkpoint(tmp_path / "old.pt")["config"]
+    old = {k: v for k, v in state["config"].items() if not k.startswith("cal_") and k not in ("input_mean", "input_std")}
+    save_atomic({**state, "config": {**old, "backbone": LITE0, "gamma": 0.8}}, tmp_path / "old.pt")
+    config = upgrade_config(load_checkpoint(tmp_path / "old.pt")["config"])
     assert (config["input_mean"], config["input_std"]) == (IMAGENET_MEAN, IMAGENET_STD)
-    assert config["novel_k_source"] == "dpp"
-    assert upgrade_config({"novel_k_source": "posthoc", "prune_start": 3})["posthoc_epoch"] == 3
+    cfg = recorded_config(config, "old.pt")
+    assert cfg.cal_gamma == 0.8 and cfg.cal_novel_prototypes == "paper"
+    assert (cfg.cal_tau_prior, cfg.cal_acr_ratio_max) == (1.0, 10.0)
+    posthoc = recorded_config({"unknown_k": True, "novel_k_source": "posthoc", "prune_start": 3}, "old")
+    assert (posthoc.cal_novel_prototypes, posthoc.cal_seed_epoch) == ("seeded", 3)
     np.testing.assert_equal(upgrade_config({"input_mean": (0.5,) * 3})["input_mean"], (0.5,) * 3)

@@ -17,7 +17,7 @@ from conftest import run_cli
 import export as export_cli
 import predict as predict_cli
 from dataset.protocols import label_names
-from trainer.checkpoint import load_checkpoint
+from utils.checkpoint import load_checkpoint
 from inference.attributor import Attributor, collect_inputs
 from inference.hub import HubError
 from inference.loading import load_model_state

@@ -7,7 +7,7 @@ consecutive tail difference d, the walk, and K = last accepted i + 1.
 import numpy as np
 import torch
 
-from models.pruning import estimate_kept, merge_into_anchors, move_optimizer_rows, prune_prototypes
+from discovery.pruning import estimate_kept, merge_into_anchors, move_optimizer_rows, prune_prototypes
 
 COV = 0.9544
 
@@ -326,7 +326,7 @@ def test_bounded_keep():
     """18 novel prototypes, the rule keeps 2: max_drop 1.0 -> 2 (the paper); 0.5 -> at most
     floor(9) removed -> 9 kept; 0.25 -> floor(4.5) = 4 removed -> 14; a rule keeping more
     than the bound needs stays as it is (0.5 with keep 12 -> 12)."""
-    from models.pruning import bounded_keep
+    from discovery.pruning import bounded_keep
 
     assert bounded_keep(2, 18, 1.0) == 2
     assert bounded_keep(2, 18, 0.5) == 9
@@ -345,7 +345,7 @@ def test_prune_with_max_drop_keeps_the_bound():
 def test_seed_novel_prototypes_writes_scaled_centres_and_may_grow():
     """known rows norms 3 and 5 -> scale 4; centres [[2, 0], [1, 1]] -> rows [4, 0], [2.83, 2.83];
     valid grows from 3 to 4 (a collapsed DPP can be undone), rows beyond zero."""
-    from models.pruning import seed_novel_prototypes
+    from discovery.seeding import seed_novel_prototypes
 
     weight = torch.tensor([[3.0, 0.0], [0.0, 5.0], [9.0, 9.0], [0.0, 0.0], [7.0, 7.0]])
     valid = torch.tensor(3)
@@ -360,7 +360,7 @@ def test_centroid_logit_norm_matches_the_learned_prototypes_mean_logit():
     """Class 0 rows (1, 0), (0.6, 0.8): unit centroid (0.8, 0.4)/|.| = (0.894, 0.447), mean z.c = 0.894;
     class 1 row (0, 1): centroid (0, 1), z.c = 1. Prototypes w0 = (2, 0), w1 = (0, 1): z.w = 2, 1.2, 1.
     Mean learned logit 4.2 / 3 = 1.4 over mean centroid logit (0.894 * 2 + 1) / 3 = 0.929."""
-    from models.pruning import centroid_logit_norm
+    from discovery.seeding import centroid_logit_norm
 
     features = torch.tensor([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0], [5.0, 5.0]])
     labels = torch.tensor([0, 0, 1, -1])  # the unlabelled row is ignored
@@ -372,7 +372,7 @@ def test_centroid_logit_norm_matches_the_learned_prototypes_mean_logit():
 
 
 def test_seed_novel_prototypes_takes_a_given_norm():
-    from models.pruning import seed_novel_prototypes
+    from discovery.seeding import seed_novel_prototypes
 
     weight = torch.tensor([[3.0, 0.0], [0.0, 5.0], [9.0, 9.0]])
     seed_novel_prototypes(weight, torch.tensor(3), 2, torch.tensor([[0.0, 2.0]]), norm=0.5)

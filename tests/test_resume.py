@@ -13,11 +13,11 @@ from conftest import REPO, TINY, run_cli
 import train
 from dataset.folders import scan_dataset
 from dataset.split import SplitSpec, make_split
-from trainer.checkpoint import CheckpointError, load_checkpoint, save_atomic
+from utils.checkpoint import CheckpointError, load_checkpoint, save_atomic
 from utils.config import load_config
 
 # unknown K and an early ACR start put every piece of state to work
-STATEFUL = [*TINY, "unknown_k=true", "novel_k_source=dpp", "pseudo_start=1", "epochs=3"]
+STATEFUL = [*TINY, "unknown_k=true", "cal_novel_prototypes=paper", "cal_pseudo_start=1", "epochs=3"]
 
 
 def metrics_without_time(run_dir):

@@ -19,7 +19,8 @@ import train
 from dataset.owdfa import build_data
 from dataset.split import DatasetError
 from dataset.split_file import ImageRecord, SplitRecord, describe_change
-from trainer.checkpoint import CheckpointError, load_checkpoint, reconcile_best, save_atomic
+from utils.checkpoint import CheckpointError, load_checkpoint, save_atomic
+from trainer.checkpoint import reconcile_best
 from utils.config import load_config
 from utils.run_dir import RunDirError, RunLock
 from utils.seed import rng_state, set_rng_state

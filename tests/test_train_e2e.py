@@ -30,7 +30,7 @@ def test_run_directory_is_complete(known_k_run):
                 "novel_prototypes_used", "novel_prototypes"):
         assert key in records[-1], key
     assert records[-1]["novel_prototypes"] == 22
-    assert "acr" in records[1] and "acr" not in records[0], "ACR starts at pseudo_start=1"
+    assert "acr" in records[1] and "acr" not in records[0], "ACR starts at cal_pseudo_start=1"
     assert records[-1]["valid_prototypes"] == 41
     config = json.loads((run_dir / "config.json").read_text())
     assert config["epochs"] == 2 and config["run_dir"] == str(run_dir)
@@ -86,7 +86,7 @@ def test_best_checkpoint_reproduces_its_epoch(known_k_run):
 def test_unknown_k_prunes_and_test_py_agrees(mini_root, tmp_path):
     run_dir = tmp_path / "wok"
     result = run_cli("train.py", "configs/demo.py", f"dataset_root={mini_root}", f"run_dir={run_dir}",
-                     "unknown_k=true", "novel_k_source=dpp", "epochs=3", *TINY)
+                     "unknown_k=true", "cal_novel_prototypes=paper", "epochs=3", *TINY)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     records = read_metrics(run_dir)
     valid = [r["valid_prototypes"] for r in records]
@@ -94,9 +94,9 @@ def test_unknown_k_prunes_and_test_py_agrees(mini_root, tmp_path):
     assert all(r["k_novel_estimate"] == r["valid_prototypes"] - 19 for r in records)
     assert records[-1]["k_novel_true"] == 22
     for record in records:  # evaluated before pruning too (the release's numbers); equal when nothing pruned
-        assert {"pre_prune_all_acc", "pre_prune_known_acc", "pre_prune_novel_acc"} <= set(record)
+        assert {"pre_update_all_acc", "pre_update_known_acc", "pre_update_novel_acc"} <= set(record)
     unchanged = [r for prev, r in zip(valid, records[1:]) if r["valid_prototypes"] == prev]
-    assert all(r["pre_prune_all_acc"] == r["all_acc"] for r in unchanged)
+    assert all(r["pre_update_all_acc"] == r["all_acc"] for r in unchanged)
     assert (run_dir / "k_estimate.png").is_file()
     assert "k_posthoc_seconds" in records[-1] and "k_posthoc_seconds" not in records[0]  # the end-of-run check
     assert f"DPP kept {valid[-1] - 19} novel prototypes" in (run_dir / "log.txt").read_text()

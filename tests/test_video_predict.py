@@ -23,7 +23,7 @@ from dataset.protocols import OWDFA40
 from inference.attributor import Attributor
 from inference.predictions import PREDICT_COLUMNS, video_rows
 from inference.video_attribution import attribute_videos
-from trainer.checkpoint import load_checkpoint, save_atomic
+from utils.checkpoint import load_checkpoint, save_atomic
 
 
 def read_csv(path):

@@ -1,10 +1,10 @@
-"""The training loop: a plain PyTorch loop that knows nothing of CAL's formulas.
+"""The training loop: a plain PyTorch loop that knows no method (models/method.py).
 
 Per step: move the batch, autocast, ``method.training_step``, backward, one
-host sync on a finiteness/stop flag, optimiser step, on-device accumulation of
-the logged terms. Per epoch: ``method.on_epoch_end`` (thresholds, pruning),
-scheduler, evaluation, metrics.jsonl / TensorBoard, atomic checkpoints. At
-the end: the abstain threshold from the training images (utils/abstain.py).
+host sync on a finiteness/stop flag, the method's optimiser, on-device
+accumulation of the logged terms. Per epoch: ``method.on_epoch_end``, the
+method's scheduler, evaluation, metrics.jsonl / TensorBoard, atomic checkpoints.
+At the end: the abstain threshold from the training images (discovery/abstain.py).
 
 Stopping and resuming: SIGINT/SIGTERM finish the current step, save
 ``last.pt`` with the position inside the epoch, and exit non-zero (a second
@@ -27,23 +27,24 @@ import torch
 from dataset.owdfa import Data, eval_loader, shutdown_workers, train_eval_set, train_loader
 from dataset.protocols import class_fingerprint
 from dataset.transforms import device_views
+from discovery.abstain import calibrate
+from models.method import SCHEDULE_KEYS, EpochEnd, Method
 from models.wrappers import unwrap
-from trainer.checkpoint import save_atomic
-from trainer.device import autocast_for, compile_network, make_optimizer, to_layout, use_bf16
-from trainer.distributed import DistInfo, reduce_sum
-from trainer.evaluation import extract_features, predict, prediction_metrics
-from utils.abstain import calibrate, prototype_rows
+from utils.checkpoint import save_atomic
+from utils.device import autocast_for, compile_network, to_layout, use_bf16
+from utils.distributed import DistInfo, reduce_sum
+from utils.evaluation import extract_features, predict, prediction_metrics
 from utils.memory import memory_hint
 from utils.run_dir import MetricsLog, write_json
 from utils.seed import rng_state, set_rng_state
+from utils.tables import format_table
 from utils.text import percent
 
 log = logging.getLogger(__name__)
 CHECKPOINT_FORMAT = 1
 COUNTERS = ("replaced_images", "skipped_steps")  # summed over the epoch; other terms are averaged
-PRE_PRUNE_KEYS = ("all_acc", "known_acc", "novel_acc", "nmi", "ari", "discovery_rate")  # logged before the epoch-end update too
+PRE_UPDATE_KEYS = ("all_acc", "known_acc", "novel_acc", "nmi", "ari", "discovery_rate")  # also before an epoch-end change
 BEST_SELECTION = "highest all_acc on the test set (as the authors select; optimistic, report the last epoch)"
-SCHEDULE_KEYS = ("lr", "weight_decay", "lr_step", "lr_gamma")  # written into a restored optimiser/scheduler
 
 
 class NonFiniteLoss(RuntimeError):
@@ -75,14 +76,14 @@ class StopSignal:
 
 
 class Trainer:
-    def __init__(self, cfg, method, data: Data, run_path: Path, dist: DistInfo, device: torch.device):
+    def __init__(self, cfg, method: Method, data: Data, run_path: Path, dist: DistInfo, device: torch.device):
         self.cfg, self.method, self.data, self.run_path = cfg, method, data, run_path
         self.dist, self.device = dist, device
-        self.optimizer = make_optimizer(method.parameters(), cfg.lr, cfg.weight_decay)
+        self.optimizer = method.make_optimizer()
         self.bf16 = use_bf16(cfg.amp, cfg.image_size)
         if cfg.compile:
             method.model = compile_network(method.model, device)
-        self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
+        self.scheduler = method.make_scheduler(self.optimizer)
         pin = device.type == "cuda"
         self.train_loader = train_loader(data, cfg, dist.rank, dist.world_size, pin)
         self.eval_loader = eval_loader(data, cfg, dist.rank, dist.world_size, pin)
@@ -92,10 +93,11 @@ class Trainer:
         self.best: dict | None = None
         self.cluster_assignment: list[dict] = []  # last evaluation's prototype -> class matching
         self.final_outputs: dict = {}  # the last evaluation's test outputs
-        self.abstain: dict | None = None  # the final weights' abstain threshold (utils/abstain.py), never resumed
+        self.abstain: dict | None = None  # the final weights' abstain threshold (discovery/abstain.py), never resumed
         self.global_step = 0
         self.position: dict | None = None   # inside an unfinished epoch: epoch, step, partial sums
         self.start_epoch = 0
+        self.prototypes_at_start = len(method.prototype_rows())  # the start of k_estimate.png
         self.tb = None
 
     # ------------------------------------------------------------ state
@@ -110,6 +112,7 @@ class Trainer:
             "split_fingerprint": self.data.record.fingerprint if self.data.record else None,
             "classes": self.classes, "class_fingerprint": class_fingerprint(self.classes),
             "cluster_assignment": self.cluster_assignment, "abstain": self.abstain,
+            "prototypes_at_start": self.prototypes_at_start,
         }
 
     def restore(self, state: dict) -> None:
@@ -120,7 +123,7 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         changed = [k for k in SCHEDULE_KEYS if state["config"].get(k) != self.cfg[k]]
         if changed:
-            lr = apply_schedule(self.optimizer, self.scheduler, self.cfg)
+            lr = self.method.apply_schedule(self.optimizer, self.scheduler)
             log.info("resume: %s written into the optimiser and scheduler; from the next step lr %.6g, "
                      "weight_decay %g (StepLR every %d epochs by %g, at epoch %d of the schedule)",
                      ", ".join(f"{k} {state['config'].get(k)!r} -> {self.cfg[k]!r}" for k in changed), lr,
@@ -131,6 +134,7 @@ class Trainer:
         self.global_step, self.history, self.best = state["global_step"], state["history"], state["best"]
         self.position = state["position"]
         self.cluster_assignment = state.get("cluster_assignment", [])
+        self.prototypes_at_start = state.get("prototypes_at_start")
         self.start_epoch = self.position["epoch"] if self.position else state["epoch"] + 1
         if self.dist.is_main:
             self.metrics_log.rewrite(self.history)
@@ -246,25 +250,20 @@ class Trainer:
         lr = self.optimizer.param_groups[0]["lr"]
         last = epoch == self.cfg.epochs - 1  # its test outputs (with features) feed the final plots
         before, self.final_outputs = self.evaluate(features=last)
-        epoch_logs = self.method.on_epoch_end(epoch, reduce_sum, self.optimizer, self.train_features)
+        epoch_logs = self.method.on_epoch_end(epoch, EpochEnd(reduce_sum, self.optimizer, self.train_features))
         self.scheduler.step()
-        # A method that may change the model at epoch end (pruning) is evaluated
-        # before (what the authors' release reports, as pre_prune_*) and after
-        # (the saved model; the main keys), so tables can compare like with like.
+        # A method that may change the model at epoch end (pruning, seeding) is evaluated
+        # before (as pre_update_*; what the authors' release reports) and after (the saved
+        # model; the main keys), so tables can compare like with like.
         changed = epoch_logs.pop("model_changed", None)
         metrics = before
         if changed:
             metrics, self.final_outputs = self.evaluate(features=last)
         if changed is not None:
-            metrics = {**metrics, **{f"pre_prune_{k}": v for k, v in before.items() if k in PRE_PRUNE_KEYS}}
+            metrics = {**metrics, **{f"pre_update_{k}": v for k, v in before.items() if k in PRE_UPDATE_KEYS}}
         self.cluster_assignment = metrics.pop("cluster_assignment")
         record = {"epoch": epoch, "lr": lr, **self.epoch_terms, **epoch_logs, **metrics,
-                  "seconds": round(self.epoch_seconds, 2)}
-        if "k_novel_estimate" in epoch_logs:
-            record["k_novel_true"] = self.data.split.num_novel_in_test
-        if epoch_logs.get("gamma_novel_above_one"):
-            log.warning("epoch %d: gamma_novel=%.3f > 1, so no novel pseudo-label can pass next epoch "
-                        "(the published rule, kept as is)", epoch, epoch_logs["gamma_novel"])
+                  "k_novel_true": self.data.split.num_novel_in_test, "seconds": round(self.epoch_seconds, 2)}
         self.history.append(record)
         is_best = metrics["all_acc"] is not None and (self.best is None or metrics["all_acc"] > self.best["all_acc"])
         if is_best:
@@ -279,7 +278,7 @@ class Trainer:
                 if isinstance(value, (int, float)) and not isinstance(value, bool) and key != "epoch":
                     self.tb.add_scalar(f"epoch/{key}", value, epoch)
             self.tb.flush()
-            log.info(format_epoch(record))
+            log.info(" | ".join(epoch_line(record) + self.method.epoch_summary(record) + [f"{record['seconds']:.0f}s"]))
 
     def train_features(self) -> tuple:
         """(features [N, D], labels [N], -1 for unlabelled) of every training
@@ -294,8 +293,8 @@ class Trainer:
             shutdown_workers(loader)
 
     def calibrate_abstain(self) -> None:
-        """The final model's abstain threshold from its training images (utils/abstain.py), saved in last.pt."""
-        self.abstain = calibrate(self.train_features()[0], prototype_rows(unwrap(self.method.model).state_dict()))
+        """The final model's abstain threshold from its training images (discovery/abstain.py), saved in last.pt."""
+        self.abstain = calibrate(self.train_features()[0], self.method.prototype_rows())
         log.info("abstain threshold %.4f (prototype similarity accepting %.0f%% of %d training images)",
                  self.abstain["threshold"], 100 * self.abstain["accept"], self.abstain["images"])
         state = self.checkpoint_state(self.history[-1]["epoch"] if self.history else -1)
@@ -334,7 +333,7 @@ class Trainer:
         space = self.data.split.space
         summary = {"last_epoch": last, "best_epoch": self.best, "run_dir": str(self.run_path),
                    "num_known": space.num_known, "num_classes": space.num_classes, "task": space.name,
-                   "class_table": space.table.name}
+                   "class_table": space.table.name, "prototypes_at_start": self.prototypes_at_start}
         write_json(self.run_path / "summary.json", summary)
         save_test_outputs(self.run_path, outputs["label"], outputs["pred"], outputs["confidence"],
                           outputs["features"], space.label_names, self.cfg.seed)
@@ -343,21 +342,6 @@ class Trainer:
         if self.best:
             log.info("best epoch by test all_acc (selected on the test set, optimistic): epoch %d, all_acc %s",
                      self.best["epoch"], percent(self.best["all_acc"]))
-
-
-def apply_schedule(optimizer, scheduler, cfg) -> float:
-    """Set lr, weight_decay, lr_step and lr_gamma of ``cfg`` in a restored Adam and StepLR; returns the lr.
-
-    The schedule continues as if it had had these values from the start: the
-    lr becomes ``lr * lr_gamma ** (epochs done // lr_step)``, StepLR's closed form.
-    """
-    lr = cfg.lr * cfg.lr_gamma ** (scheduler.last_epoch // cfg.lr_step)
-    for group in optimizer.param_groups:
-        group.update(lr=lr, initial_lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler.base_lrs = [cfg.lr] * len(optimizer.param_groups)
-    scheduler.step_size, scheduler.gamma = cfg.lr_step, cfg.lr_gamma
-    scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]
-    return lr
 
 
 def write_hparams(writer, cfg) -> None:
@@ -371,53 +355,10 @@ def write_hparams(writer, cfg) -> None:
         writer.file_writer.add_summary(summary)
 
 
-
-def format_epoch(record: dict) -> str:
+def epoch_line(record: dict) -> list[str]:
+    """The parts of an epoch's log line every method shares: loss, accuracies, discovery."""
     parts = [f"epoch {record['epoch']}", f"loss {record.get('loss', float('nan')):.4f}"]
     parts += [f"{k} {percent(record.get(k))}" for k in ("all_acc", "known_acc", "novel_acc")]
     if record.get("discovery_rate") is not None:
         parts.append(f"discovery {percent(record['discovery_rate'])}")
-    if "k_novel_estimate" in record:
-        parts.append(f"K_novel {record['k_novel_estimate']} (true {record['k_novel_true']})")
-    parts.append(f"gamma_novel {record.get('gamma_novel', 0):.3f}")
-    parts.append(f"{record['seconds']:.0f}s")
-    return " | ".join(parts)
-
-
-METRIC_ROWS = (("ACC", ("all_acc", "known_acc", "novel_acc")), ("NMI", ("nmi", "nmi_known", "nmi_novel")),
-               ("ARI", ("ari", "ari_known", "ari_novel")), ("conf", ("conf_all", "conf_known", "conf_novel")))
-
-
-def metric_rows(metrics: dict) -> list[tuple[str, ...]]:
-    """(name, all, known, novel) in percent per metric: the rows of ``format_table`` and of test reports."""
-    return [(name, *(percent(metrics.get(key)) for key in keys)) for name, keys in METRIC_ROWS]
-
-
-def discovery_line(metrics: dict) -> str | None:
-    """One line on how the novel prototypes are used (utils/metrics.discovery_metrics), None without novel images."""
-    if metrics.get("discovery_rate") is None:
-        return None
-    total = metrics.get("novel_prototypes")
-    used = f"{metrics['novel_prototypes_used']}" + (f" of {total}" if total is not None else "")
-    return (f"discovery: {percent(metrics['discovery_rate'])} % of novel test images on a novel prototype, "
-            f"{percent(metrics.get('known_on_novel_rate'))} % of known ones; {used} novel prototypes hold a test image")
-
-
-def discovery_warning(metrics: dict) -> str | None:
-    """A one-line warning when no novel test image reaches a novel prototype, else None."""
-    if metrics.get("discovery_rate") != 0:
-        return None
-    return ("warning: no novel test image is predicted as a novel prototype, so nothing was discovered: "
-            "Novel ACC only measures how the novel classes spread over the known prototypes")
-
-
-def format_table(metrics: dict) -> str:
-    """The metrics as a small ASCII table (percent), the discovery line and its warning."""
-    rows = [("", "all", "known", "novel"), *metric_rows(metrics)]
-    lines = ["  ".join(f"{cell:>6}" for cell in row) for row in rows]
-    lines += [line for line in (discovery_line(metrics), discovery_warning(metrics)) if line]
-    if metrics.get("k_novel_estimate") is not None:
-        true = metrics.get("k_novel_true")
-        lines.append(f"estimated novel K: {metrics['k_novel_estimate']}"
-                     + (f" (true {true}, error {metrics['k_novel_estimate'] - true:+d})" if true is not None else ""))
-    return "\n".join(lines)
+    return parts

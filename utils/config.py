@@ -1,18 +1,24 @@
 """Flat, validated configuration: defaults in configs/base.py, an experiment
 file that changes a few keys, and ``key=value`` overrides on the command line.
 
-A config is a plain dict with attribute access. Every key must exist in
-configs/base.py and keep the type of its default; values are range-checked
+A config is a plain dict with attribute access. configs/base.py holds the keys
+every run shares; a method brings its own keys (``<method>_*``) as a ``Section``
+that models/ registers with the method, and a config holds base.py's keys and
+its method's. Every key keeps the type of its default; values are range-checked
 before any work starts, so a typo or a bad value costs one line, not a run.
 """
 from __future__ import annotations
 
 import ast
+import importlib
 import json
+import logging
 import re
 import runpy
 import sys
 import types
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 BASE_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "base.py"
@@ -43,9 +49,77 @@ def _public_values(namespace: dict) -> dict:
             if not k.startswith("_") and not isinstance(v, (types.ModuleType, types.FunctionType, type))}
 
 
-def defaults() -> Config:
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Section:
+    """A method's own config keys: ``keys`` maps each to (default, one-line help); ``rules``
+    to (check, requirement) as ``RULES`` does; ``resume_fixed`` / ``resume_inert`` join
+    ``RESUME_FIXED`` / ``RESUME_INERT``; ``renamed`` maps an older key name to one of ``keys``
+    (older configs and checkpoints still load), ``aliases`` an older value of a key to its value
+    now (as ``ALIASES``); ``recorded`` completes a config recorded by
+    older code with the values its run used; ``unknown_k``: the method can run with an unknown
+    number of classes."""
+    keys: dict[str, tuple]
+    rules: dict[str, tuple[Callable, str]] = field(default_factory=dict)
+    resume_fixed: tuple[str, ...] = ()
+    resume_inert: tuple[str, ...] = ()
+    renamed: dict[str, str] = field(default_factory=dict)
+    aliases: dict[str, dict[str, str]] = field(default_factory=dict)
+    recorded: Callable[[dict], dict] | None = None
+    unknown_k: bool = False
+
+    def defaults(self) -> dict:
+        return {key: default for key, (default, _) in self.keys.items()}
+
+
+SECTIONS: dict[str, Section] = {}  # method name -> its keys (models/method.py registers them with the method)
+
+
+def register_section(method: str, section: Section) -> None:
+    """Make ``section`` the keys of ``method``; a key that base.py or another method already has is refused."""
+    taken = {key: "configs/base.py" for key in base_defaults()}
+    taken.update({key: f"method {name}" for name, other in SECTIONS.items() if name != method for key in other.keys})
+    clashes = [f"{key} ({taken[key]})" for key in section.keys if key in taken]
+    if clashes:
+        raise ValueError(f"method {method}'s config keys are taken already: {', '.join(clashes)}")
+    SECTIONS[method] = section
+
+
+def section_of(method: str) -> Section:
+    """The keys of ``method``; a ConfigError naming the registered methods when there is none.
+    The methods register when the models package is imported, which this does on first need
+    (by name, as a plugin loader: utils/ imports nothing above it)."""
+    if not SECTIONS:
+        importlib.import_module("models")
+    if method not in SECTIONS:
+        known = ", ".join(sorted(SECTIONS))
+        raise ConfigError(f"method={method!r} is not a method of this code; valid: {known}")
+    return SECTIONS[method]
+
+
+def base_defaults() -> Config:
     """The defaults of configs/base.py, read afresh (environment variables included)."""
     return Config(_public_values(runpy.run_path(str(BASE_CONFIG))))
+
+
+def defaults(method: str | None = None) -> Config:
+    """base.py's defaults and those of ``method`` (default: base.py's ``method``)."""
+    cfg = base_defaults()
+    cfg.method = cfg.method if method is None else method
+    cfg.update(section_of(cfg.method).defaults())
+    return cfg
+
+
+def _owner(key: str) -> str | None:
+    """The method whose section has ``key`` (None: no method's)."""
+    return next((name for name, section in SECTIONS.items() if key in section.keys), None)
+
+
+def _current_name(key: str) -> str:
+    """``key``, or the name it has now when a method renamed it."""
+    return next((section.renamed[key] for section in SECTIONS.values() if key in section.renamed), key)
 
 
 # Older values of a key that still mean something: amp was a boolean (true: bf16).
@@ -55,8 +129,9 @@ ALIASES = {"amp": {"true": "bf16", "false": "fp32", "1": "bf16", "0": "fp32"}}
 
 def coerce(key: str, value, default):
     """Convert ``value`` to the type of ``default`` or raise a ConfigError naming the key."""
-    if key in ALIASES and isinstance(value, (bool, int, str)):
-        value = ALIASES[key].get(str(value).strip().lower(), value)
+    aliases = ALIASES.get(key) or next((s.aliases[key] for s in SECTIONS.values() if key in s.aliases), None)
+    if aliases and isinstance(value, (bool, int, str)):
+        value = aliases.get(str(value).strip().lower(), value)
     kind = type(default)
     if kind is bool:
         if isinstance(value, bool):
@@ -115,15 +190,39 @@ def _closest(key: str, known) -> str:
     return f" (did you mean {match[0]!r}?)" if match else ""
 
 
-def merge(base: Config, updates: dict, source: str) -> Config:
-    """Apply ``updates`` to a copy of ``base``, rejecting unknown keys and wrong types."""
+def merge(base: Config, updates: dict, source: str, recorded: bool = False) -> Config:
+    """Apply ``updates`` to a copy of ``base``, rejecting unknown keys and wrong types. A renamed
+    key is read under its current name; a key of another method than ``base``'s is left out,
+    with a warning unless the updates are a ``recorded`` config (older runs recorded every
+    method's keys)."""
     merged = Config(base)
     for key, value in updates.items():
-        if key not in base:
-            raise ConfigError(f"unknown config key {key!r} in {source}{_closest(key, base)}; "
-                              f"every key is listed in configs/base.py")
-        merged[key] = coerce(key, value, base[key])
+        key = _current_name(key)
+        if key in base:
+            merged[key] = coerce(key, value, base[key])
+        elif (owner := _owner(key)) is not None:
+            if not recorded:
+                log.warning("%s sets %s, a key of method %s: method=%s has no use for it", source, key, owner,
+                            base.method)
+        else:
+            raise ConfigError(f"unknown config key {key!r} in {source}{_closest(key, base)}; every key is listed "
+                              f"in configs/base.py or, for method={base.method}, in docs/configuration.md")
     return merged
+
+
+def method_of(values: dict, fallback: str) -> str:
+    """The ``method`` a dict of config values names, else ``fallback``."""
+    method = values.get("method", fallback)
+    return coerce("method", method, "")
+
+
+def recorded_config(values: dict, source: str) -> Config:
+    """A config recorded by a run (a checkpoint's, config.json, an export's), completed with the
+    defaults of keys added since and read under today's key names; not yet validated."""
+    method = method_of(values, "cal")  # runs recorded before the method key existed were CAL's
+    section = section_of(method)
+    values = section.recorded(values) if section.recorded else values
+    return merge(defaults(method), values, source, recorded=True)
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | dict | None = None) -> Config:
@@ -132,7 +231,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | dict | No
     The file is an experiment ``.py`` given by the user (it is executed) or a
     run's recorded ``config.json`` (only parsed); any other suffix is refused.
     """
-    cfg = defaults()
+    items = (parse_overrides(overrides) if isinstance(overrides, list) else dict(overrides)) if overrides else {}
+    values, recorded = {}, False
     if path is not None:
         path = Path(path)
         if path.suffix not in (".py", ".json"):
@@ -144,15 +244,21 @@ def load_config(path: str | Path | None = None, overrides: list[str] | dict | No
         if path.suffix == ".json":
             # a run's resolved config: rerunning it starts a new run
             values = {k: v for k, v in read_json_config(path).items() if k not in ("run_dir", "resume")}
+            recorded = True
         else:
             sys.modules.pop("configs.base", None)  # re-read environment-dependent defaults
             values = _public_values(runpy.run_path(str(path)))
             values.setdefault("experiment", path.stem)
             if values["experiment"] == "base" and path.resolve() != BASE_CONFIG:
                 values["experiment"] = path.stem
-        cfg = merge(cfg, {k: v for k, v in values.items() if k not in cfg or v != cfg[k]}, str(path))
-    if overrides:
-        items = parse_overrides(overrides) if isinstance(overrides, list) else overrides
+    base = base_defaults()
+    method = method_of(items, method_of(values, base.method))
+    cfg = defaults(method)
+    if recorded:
+        cfg = merge(cfg, recorded_config(values, str(path)), str(path), recorded=True)
+    elif path is not None:
+        cfg = merge(cfg, {k: v for k, v in values.items() if k not in base or v != base[k]}, str(path))
+    if items:
         cfg = merge(cfg, items, "the command line")
     validate(cfg)
     return cfg
@@ -173,30 +279,32 @@ def read_json_config(path: str | Path) -> dict:
 CLASS_KEYS = ("protocol", "known_classes")  # which classes are known; classes_file is checked by its content
 RESUME_FIXED = ("dataset_root", "split_seed", "split_file", "real_source_cap", "budget_real",
                 "budget_known", "budget_novel", "budget_scale", "train_fraction", "prop_train_labels", "image_size",
-                "crop_face", "face_margin", "align_face", "backbone", "input_mean", "input_std", "frequency_attention",
-                "unknown_k", "prototypes_per_known", "batch_size", "seed", "method", "cpl_parts",
-                "simgcd_projection_dim", "simgcd_hidden_dim", "simgcd_mlp_layers")
+                "crop_face", "face_margin", "align_face", "backbone", "input_mean", "input_std", "unknown_k",
+                "batch_size", "seed", "method")
 
 
 # Keys a resumed run could not apply: they act only when a run starts, or are restored with the
 # method's state (the ACR thresholds), so an override would be recorded but have no effect.
-RESUME_INERT = ("gamma", "acr_asymmetric", "prototype_init_std", "pretrained", "pretrained_path", "experiment")
+RESUME_INERT = ("prototype_init_std", "pretrained", "pretrained_path", "experiment")
 
 
 RESUME_REFUSALS = (  # (keys, why a resume refuses them), checked in this order
     (CLASS_KEYS, "keeps its classes, but {listed} would change which classes are known to the model it trained"),
     (RESUME_INERT, "cannot apply {listed}: these act only when a run starts or are restored with the method's "
-                   "state (ACR thresholds)"),
+                   "state (e.g. CAL's ACR thresholds)"),
     (RESUME_FIXED, "cannot change {listed}: these keys shape its data, model or step"),
 )
 
 
 def resume_changes(saved: Config, cfg: Config) -> dict:
     """Keys ``cfg`` changes relative to the run's ``saved`` config, as key -> [old, new];
-    a ConfigError listing them when any of them is in RESUME_FIXED."""
-    changed = {k: [saved[k], cfg[k]] for k in cfg if cfg[k] != saved[k] and k not in ("resume", "run_dir")}
+    a ConfigError listing them when any of them is in RESUME_FIXED, RESUME_INERT or the
+    class keys (with the method's own fixed and inert keys)."""
+    changed = {k: [saved.get(k), cfg[k]] for k in cfg if cfg[k] != saved.get(k) and k not in ("resume", "run_dir")}
+    section = section_of(saved.method)
+    extra = {RESUME_INERT: section.resume_inert, RESUME_FIXED: section.resume_fixed}
     for keys, reason in RESUME_REFUSALS:
-        refused = [k for k in keys if k in changed]
+        refused = [k for k in (*keys, *extra.get(keys, ())) if k in changed]
         if refused:
             listed = ", ".join(f"{k} ({changed[k][0]!r} -> {changed[k][1]!r})" for k in refused)
             raise ConfigError(f"a resumed run {reason.format(listed=listed)}; start a new run instead (python "
@@ -205,61 +313,42 @@ def resume_changes(saved: Config, cfg: Config) -> dict:
 
 
 # ---------------------------------------------------------------- validation
-def _between(lo, hi, lo_open=False, hi_open=False):
+def between(lo, hi, lo_open=False, hi_open=False):
     def check(v):
         return (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
     lb, rb = "(" if lo_open else "[", ")" if hi_open else "]"
     return check, f"must lie in {lb}{lo}, {hi}{rb}"
 
 
-_POSITIVE = (lambda v: v > 0, "must be positive")
-_NON_NEGATIVE = (lambda v: v >= 0, "must be >= 0")
-_AT_LEAST_ONE = (lambda v: v >= 1, "must be >= 1")
-_UNIT = _between(0.0, 1.0)
-
-METHOD_NAMES = ("cal", "cpl", "simgcd")  # models/methods.py maps each to its class
+POSITIVE = (lambda v: v > 0, "must be positive")
+NON_NEGATIVE = (lambda v: v >= 0, "must be >= 0")
+AT_LEAST_ONE = (lambda v: v >= 1, "must be >= 1")
+UNIT = between(0.0, 1.0)
 
 RULES = {
-    "method": (lambda v: v in METHOD_NAMES, f"must be one of {', '.join(METHOD_NAMES)} (docs/baselines.md)"),
-    "protocol": _AT_LEAST_ONE,  # defined by the class table: dataset.protocols.label_space checks it
+    "protocol": AT_LEAST_ONE,  # defined by the class table: dataset.protocols.label_space checks it
     "known_classes": (lambda v: len(set(v)) == len(v) and all(i >= 0 for i in v),
                       "must list distinct class indices >= 0, e.g. known_classes=0,1,3"),
-    "epochs": _AT_LEAST_ONE,
-    "batch_size": _AT_LEAST_ONE,
-    "test_batch_size": _AT_LEAST_ONE,
-    "image_size": _between(1, MAX_IMAGE_SIZE),
-    "num_workers": _NON_NEGATIVE,
-    "log_every": _AT_LEAST_ONE,
-    "real_source_cap": _AT_LEAST_ONE,
-    "budget_real": _AT_LEAST_ONE,
-    "budget_known": _AT_LEAST_ONE,
-    "budget_novel": _AT_LEAST_ONE,
-    "budget_scale": _POSITIVE,
-    "train_fraction": _between(0.0, 1.0, lo_open=True, hi_open=True),
-    "prop_train_labels": _between(0.0, 1.0, lo_open=True),
+    "epochs": AT_LEAST_ONE,
+    "batch_size": AT_LEAST_ONE,
+    "test_batch_size": AT_LEAST_ONE,
+    "image_size": between(1, MAX_IMAGE_SIZE),
+    "num_workers": NON_NEGATIVE,
+    "log_every": AT_LEAST_ONE,
+    "real_source_cap": AT_LEAST_ONE,
+    "budget_real": AT_LEAST_ONE,
+    "budget_known": AT_LEAST_ONE,
+    "budget_novel": AT_LEAST_ONE,
+    "budget_scale": POSITIVE,
+    "train_fraction": between(0.0, 1.0, lo_open=True, hi_open=True),
+    "prop_train_labels": between(0.0, 1.0, lo_open=True),
     "face_margin": (lambda v: v >= 1.0, "must be >= 1.0 (1.0 is the bare detector box)"),
-    "dropout": _between(0.0, 1.0, hi_open=True),
-    "prototype_init_std": _POSITIVE,
-    "prototypes_per_known": _AT_LEAST_ONE,
-    "prune_coverage": _between(0.0, 1.0, lo_open=True),
-    "prune_start": _NON_NEGATIVE,
-    "posthoc_epoch": _NON_NEGATIVE,
-    "prune_max_drop": _between(0.0, 1.0, lo_open=True),
-    "novel_k_source": (lambda v: v in ("dpp", "posthoc"), "must be 'dpp' (the paper) or 'posthoc'"),
-    "prune_anchor_norm": (lambda v: v in ("unit", "members"), "must be 'unit' (the paper) or 'members'"),
-    "prune_optimizer_state": (lambda v: v in ("keep", "move"), "must be 'keep' (the release) or 'move'"),
-    "tau_student": _POSITIVE,
-    "tau_teacher": _POSITIVE,
-    "reg_weight": _NON_NEGATIVE,
-    "tau_prior": _POSITIVE,
-    "ccr_weight": _NON_NEGATIVE,
-    "acr_weight": _NON_NEGATIVE,
-    "pseudo_start": _NON_NEGATIVE,
-    "gamma": _UNIT,
-    "lr": _POSITIVE,
-    "weight_decay": _NON_NEGATIVE,
-    "lr_step": _AT_LEAST_ONE,
-    "lr_gamma": _between(0.0, 1.0, lo_open=True),
+    "dropout": between(0.0, 1.0, hi_open=True),
+    "prototype_init_std": POSITIVE,
+    "lr": POSITIVE,
+    "weight_decay": NON_NEGATIVE,
+    "lr_step": AT_LEAST_ONE,
+    "lr_gamma": between(0.0, 1.0, lo_open=True),
     "device": (lambda v: re.fullmatch(r"auto|cpu|cuda(:\d+)?", v) is not None,
                "must be auto, cpu, cuda or cuda:N"),
     "nonfinite_loss": (lambda v: v in ("stop", "skip"), "must be 'stop' or 'skip'"),
@@ -270,33 +359,18 @@ RULES = {
     "input_std": (lambda v: len(v) in (0, 3) and all(0.001 <= s <= 1 for s in v),
                   "must be empty (the backbone's) or 3 numbers in [0.001, 1], e.g. 0.5,0.5,0.5"),
     "amp": (lambda v: v in ("auto", "bf16", "fp32"), "must be 'auto', 'bf16' or 'fp32' (true/false: bf16/fp32)"),
-    "cpl_parts": _AT_LEAST_ONE,
-    "cpl_margin": _NON_NEGATIVE,
-    "cpl_glv_weight": _NON_NEGATIVE,
-    "cpl_csp_weight": _NON_NEGATIVE,
-    "cpl_entropy_weight": _NON_NEGATIVE,
-    "simgcd_sup_weight": _UNIT,
-    "simgcd_memax_weight": _NON_NEGATIVE,
-    "simgcd_student_temperature": _POSITIVE,
-    "simgcd_teacher_temperature": _POSITIVE,
-    "simgcd_warmup_teacher_temperature": _POSITIVE,
-    "simgcd_warmup_teacher_epochs": _AT_LEAST_ONE,
-    "simgcd_unsup_temperature": _POSITIVE,
-    "simgcd_supcon_temperature": _POSITIVE,
-    "simgcd_projection_dim": _AT_LEAST_ONE,
-    "simgcd_hidden_dim": _AT_LEAST_ONE,
-    "simgcd_mlp_layers": _AT_LEAST_ONE,
 }
 
 
 def validate(cfg: Config) -> None:
     """Raise a one-line ConfigError for the first out-of-range value."""
-    for key, (ok, requirement) in RULES.items():
+    section = section_of(cfg.method)
+    for key, (ok, requirement) in {**RULES, **section.rules}.items():
         if not ok(cfg[key]):
             raise ConfigError(f"{key}={cfg[key]!r} {requirement}; fix it in the config file or with {key}=...")
-    if cfg.method != "cal" and cfg.unknown_k:
+    if cfg.unknown_k and not section.unknown_k:
         raise ConfigError(f"method={cfg.method} needs a known number of classes; set unknown_k=false "
-                          f"(prototype pruning and the post-hoc K seeding are CAL's)")
+                          f"(counting the novel classes is CAL's)")
     for key, views in (("batch_size", 2), ("test_batch_size", 1)):
         size = cfg[key] * views * 3 * cfg.image_size ** 2 * 4
         if size > MAX_BATCH_BYTES:

@@ -150,7 +150,7 @@ def plot_tsne(features: np.ndarray, label: np.ndarray, num_known: int, names: li
 
 
 def plot_k_curve(estimate: dict, path: Path, true_novel: int | None = None) -> None:
-    """Score, probe F1 and silhouette per novel K (utils/k_estimation.py), the
+    """Score, probe F1 and silhouette per novel K (discovery/k_estimation.py), the
     floor a score must reach to tie with the best, the best and the chosen K
     (the last tied K walking up from the best) and, when known, the true one."""
     novel = [k - estimate["num_known"] for k in estimate["ks"]]

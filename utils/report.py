@@ -48,11 +48,6 @@ def load_test_outputs(run_path: Path) -> dict | None:
     return out
 
 
-def k_start(config: dict, num_known: int) -> int | None:
-    """Prototypes before any pruning (unknown K), the start of k_estimate.png."""
-    return config["prototypes_per_known"] * num_known if config.get("unknown_k") else None
-
-
 def make_report(run_path: str | Path) -> list[str]:
     """Draw every plot of the run in ``run_path``; returns the file names written."""
     run_path = Path(run_path)
@@ -68,8 +63,8 @@ def make_report(run_path: str | Path) -> list[str]:
         raise ReportError(f"{files['summary.json']} has no num_known: it was written by an older version; "
                           f"retrain, or add \"num_known\": <number of known classes> to it")
     num_known = summary["num_known"]
-    return plot_run(history, run_path, num_known, k_start(config, num_known), load_test_outputs(run_path),
-                    config.get("seed", 0))
+    start = summary.get("prototypes_at_start") if config.get("unknown_k") else None
+    return plot_run(history, run_path, num_known, start, load_test_outputs(run_path), config.get("seed", 0))
 
 
 def main(argv: list[str] | None = None) -> int:

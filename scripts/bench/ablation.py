@@ -27,21 +27,21 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from utils.results import mean_std  # noqa: E402
+from inference.results import mean_std  # noqa: E402
 
 VARIANTS = {
-    "base": ("(a) sup + reg", ["ccr_weight=0", "acr=false"]),
-    "ccr": ("(b) + CCR", ["acr=false"]),
-    "acr": ("(c) + ACR", ["ccr_weight=0"]),
+    "base": ("(a) sup + reg", ["cal_ccr_weight=0", "cal_acr=false"]),
+    "ccr": ("(b) + CCR", ["cal_acr=false"]),
+    "acr": ("(c) + ACR", ["cal_ccr_weight=0"]),
     "full_known": ("(d) CAL, known K", []),
-    "full_unknown": ("(e) CAL, unknown K (DPP)", ["unknown_k=true", "novel_k_source=dpp"]),
-    "dpp_move": ("DPP, Adam moments move", ["unknown_k=true", "novel_k_source=dpp", "prune_optimizer_state=move"]),
-    "dpp_members": ("DPP, anchors keep members' norm", ["unknown_k=true", "novel_k_source=dpp",
-                                                        "prune_anchor_norm=members"]),
-    "dpp_late": ("DPP from epoch 5", ["unknown_k=true", "novel_k_source=dpp", "prune_start=5"]),
-    "dpp_late_bounded": ("DPP from epoch 3, <= 1/2 per epoch", ["unknown_k=true", "novel_k_source=dpp",
-                                                               "prune_start=3", "prune_max_drop=0.5"]),
-    "posthoc": ("post-hoc estimate sets K (posthoc_epoch)", ["unknown_k=true", "novel_k_source=posthoc"]),
+    "full_unknown": ("(e) CAL, unknown K (DPP)", ["unknown_k=true", "cal_novel_prototypes=paper"]),
+    "dpp_move": ("DPP, Adam moments move", ["unknown_k=true", "cal_novel_prototypes=paper", "cal_prune_optimizer_state=move"]),
+    "dpp_members": ("DPP, anchors keep members' norm", ["unknown_k=true", "cal_novel_prototypes=paper",
+                                                        "cal_prune_anchor_norm=members"]),
+    "dpp_late": ("DPP from epoch 5", ["unknown_k=true", "cal_novel_prototypes=paper", "cal_prune_start=5"]),
+    "dpp_late_bounded": ("DPP from epoch 3, <= 1/2 per epoch", ["unknown_k=true", "cal_novel_prototypes=paper",
+                                                               "cal_prune_start=3", "cal_prune_max_drop=0.5"]),
+    "posthoc": ("post-hoc estimate sets K (cal_seed_epoch)", ["unknown_k=true", "cal_novel_prototypes=seeded"]),
 }
 COLUMNS = [("all_acc", "All"), ("known_acc", "Known"), ("novel_acc", "Novel"), ("nmi", "NMI"), ("ari", "ARI"),
            ("conf_known", "conf known"), ("conf_novel", "conf novel")]

@@ -23,7 +23,7 @@ from torch.profiler import ProfilerActivity, profile
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from models.frequency import FrequencyAttention  # noqa: E402
-from trainer.device import autocast_for, to_layout  # noqa: E402
+from utils.device import autocast_for, to_layout  # noqa: E402
 
 
 def attention_step(attention: FrequencyAttention, images: torch.Tensor, bf16: bool) -> None:

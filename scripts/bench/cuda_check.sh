@@ -15,7 +15,7 @@ nvidia-smi -L; "$PY" -c "import torch; print('torch', torch.__version__, torch.c
 echo "== 1. NCCL helpers"
 MASTER_ADDR=127.0.0.1 MASTER_PORT=29533 RANK=0 WORLD_SIZE=1 "$PY" - <<'PY'
 import torch, torch.distributed as dist
-from trainer.distributed import reduce_sum, gather_objects, broadcast_object
+from utils.distributed import reduce_sum, gather_objects, broadcast_object
 dist.init_process_group("nccl", device_id=torch.device("cuda:0"))
 t = torch.arange(4, device="cuda", dtype=torch.float64)
 assert torch.equal(reduce_sum(t), t) and gather_objects({"a": 1}) == [{"a": 1}] and broadcast_object("x") == "x"

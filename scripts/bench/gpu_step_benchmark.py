@@ -1,17 +1,16 @@
-"""GPU training-step benchmark of this tree (and a reference checkout), each case in its own process.
+"""GPU training-step benchmark comparing settings of this tree, each case in its own process.
 
-    python scripts/bench/gpu_step_benchmark.py --before REF_TREE --out results_dir   # about 5 minutes on an H200
-    python scripts/bench/gpu_step_benchmark.py --cases fused_gate                     # the fused gate only (~3 min)
-    python scripts/bench/gpu_step_benchmark.py --smoke                                # CPU check of the harness
+    python scripts/bench/gpu_step_benchmark.py --out results_dir   # every case
+    python scripts/bench/gpu_step_benchmark.py --cases fused_gate  # the fused gate's cases only
+    python scripts/bench/gpu_step_benchmark.py --smoke             # CPU check of the harness
 
-Cases: ``step`` (the training step of ``--method``, default cal, from models/methods.py;
-batch 128 x 2 views, channels_last, images/s for bf16 / fp32, with and without the
-frequency attention and cuDNN autotuning, host syncs, ``--compile``), ``check`` (the CUDA
-attention path against float64 references, the fused gate against the fp32
-CPU mask), ``gate`` (the attention alone, two convolutions against the fused
-gate at several launch settings) and ``e2e`` (a training epoch from 256 px
-JPEGs against the step-only rate). A reference tree (``--before``) runs the same
-cases with its own model code. Results go to stdout and ``--out`` (.md / .jsonl).
+Cases: ``step`` (the training step of ``--method``, default cal: images/s of both views at
+bf16 / fp32, with and without the frequency attention, with and without cuDNN autotuning,
+with ``--compile`` and the fused gate; host syncs per step), ``check`` (the attention's CUDA
+path and the fused gate against float64 and fp32 CPU references), ``gate`` (the attention
+alone: its two convolutions against the fused gate at several launch settings) and ``e2e``
+(a training epoch from JPEGs, with CPU or GPU augmentation, against the step-only rate).
+Results go to stdout and ``--out`` (.md / .jsonl).
 """
 from __future__ import annotations
 
@@ -24,53 +23,39 @@ import sys
 import time
 from pathlib import Path
 
-AFTER = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[2]
 
 
-# ---------------------------------------------------------------- cases (run inside a tree)
-
-def _tree_config(overrides: list[str]):
-    from utils.config import load_config
-    return load_config(None, overrides)
-
+# ---------------------------------------------------------------- cases (each in its own process)
 
 def _build(backbone: str, size: int, attention: bool, device, compile_net: bool, cudnn_benchmark: bool,
            fused_gate: bool = False, method_name: str = "cal"):
     import torch
 
-    from trainer.device import place_model
+    from models.method import create_method
+    from utils.config import load_config
+    from utils.device import compile_network, place_model
 
-    cfg = _tree_config([f"backbone={backbone}", "pretrained=false", f"image_size={size}",
-                        f"frequency_attention={attention}", "pseudo_start=0", "epochs=10",
-                        *(["fused_gate=true"] if fused_gate else []),
-                        *([f"method={method_name}"] if method_name != "cal" else [])])
-    try:
-        from models.methods import create_method
-    except ImportError:  # a reference tree from before the method table: CAL only
-        if method_name != "cal":
-            raise
-        from models.cal import CAL as create_method
+    cal = [f"cal_frequency_attention={attention}", "cal_pseudo_start=0", f"cal_fused_gate={fused_gate}"]
+    cfg = load_config(None, [f"method={method_name}", f"backbone={backbone}", "pretrained=false",
+                             f"image_size={size}", "epochs=10", *(cal if method_name == "cal" else [])])
     torch.manual_seed(0)
     method = create_method(cfg, num_known=19, num_classes=41)
-    place_model(method.model, device, True)
-    try:
-        from trainer.device import make_optimizer  # fused Adam on CUDA (a reference tree may lack it)
-        optimizer = make_optimizer(method.parameters(), cfg.lr, cfg.weight_decay)
-    except ImportError:
-        optimizer = torch.optim.Adam(method.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    place_model(method.model, device, True, cudnn_benchmark)
+    optimizer = method.make_optimizer()  # fused Adam when the parameters are on CUDA
     if compile_net:
-        from trainer.device import compile_network
         method.model = compile_network(method.model, device)
-    torch.backends.cudnn.benchmark = cudnn_benchmark  # after place_model, which sets it in this tree
     return method, optimizer
 
 
 def _make_step(method, optimizer, batch_fn, device, bf16: bool):
     import torch
 
+    from utils.device import autocast_for
+
     def step():
         batch = batch_fn()
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16 and device.type == "cuda"):
+        with autocast_for(device, bf16):
             out = method.training_step(batch, epoch=5)
         optimizer.zero_grad(set_to_none=True)
         out["loss"].backward()
@@ -142,7 +127,7 @@ def case_step(args) -> None:
         for _ in range(args.warmup):
             step()
         rates = _rate(step, device, 2 * args.batch, args.steps, args.repeats)
-        record = {"case": "step", "tree": args.label, "method": args.method,
+        record = {"case": "step", "method": args.method,
                   "model": f"{args.backbone}@{args.size}", "batch": args.batch,
                   "precision": precision, "attention": attention == "att", "compile": args.compile,
                   "cudnn_benchmark": args.cudnn_benchmark, "fused_gate": args.fused_gate,
@@ -163,6 +148,7 @@ def case_check(args) -> None:
     import torch
 
     from models.frequency import FrequencyAttention, dct2
+    from utils.device import autocast_for
     device = torch.device(args.device)
     g = torch.Generator().manual_seed(0)
     u = torch.nn.functional.avg_pool2d(torch.randint(0, 256, (4, 3, 256, 256), generator=g).float(), 5, 1, 2)
@@ -174,11 +160,11 @@ def case_check(args) -> None:
     with torch.no_grad():
         reference = attn(x, (8, 8)).double()  # float32 on the CPU (no TF32, no autocast)
         attn.to(device)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        with autocast_for(device, True):
             mask = attn(x.to(device), (8, 8)).double().cpu()
             attn.fused_gate = True  # the same weights through the Triton kernel
             fused = attn(x.to(device), (8, 8)).double().cpu()
-    print(json.dumps({"case": "check", "tree": args.label,
+    print(json.dumps({"case": "check",
                       "dct_rel_error_vs_scipy": float(np.linalg.norm(fast - expected) / np.linalg.norm(expected)),
                       "mask_max_abs_error_vs_fp32_cpu": float((mask - reference).abs().max()),
                       "fused_mask_max_abs_error_vs_fp32_cpu": float((fused - reference).abs().max())}), flush=True)
@@ -192,6 +178,7 @@ def case_gate(args) -> None:
 
     from models import gate_kernel
     from models.frequency import FrequencyAttention, fused_gate_runs_on
+    from utils.device import autocast_for
     device = torch.device(args.device)
     g = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (2 * args.batch, 3, args.size, args.size), generator=g).float()
@@ -199,7 +186,7 @@ def case_gate(args) -> None:
     attention = FrequencyAttention().to(device)
 
     def call():
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        with autocast_for(device, True):
             mask = attention(images, (8, 8))
         mask.sum().backward()
 
@@ -264,9 +251,8 @@ def case_e2e(args) -> None:
     labelled = np.arange(n) % 2 == 0
     extra = {"device_views": True} if args.gpu_augment else {}
     dataset = TrainSet(paths, labels, labelled, ImageReader(), args.size, 0, **extra)
-    # an epoch of 4 draws per image: at one draw per image (24 steps, ~3 s) the wait for the first
-    # batch, paid once per epoch (~0.8 s on an H200 with 15 workers), is a large share of the epoch;
-    # an OWDFA-40 P1 epoch has 556 steps
+    # several draws per image, so the wait for the first batch (paid once per epoch) stays a small
+    # share of the timed epoch, as in a full-size training epoch
     sampler = EpochDrawSampler(np.ones(n), args.batch, 0, num_draws=4 * n)
     loader = DataLoader(dataset, batch_sampler=sampler, **_worker_options(args.workers, device.type == "cuda"))
     method, optimizer = _build(args.backbone, args.size, True, device, args.compile, args.cudnn_benchmark,
@@ -304,7 +290,7 @@ def case_e2e(args) -> None:
     current["batch"] = fixed
     step_only = _rate(step, device, 2 * args.batch, 10, 2)
     e2e = 2 * args.batch * steps / seconds
-    print(json.dumps({"case": "e2e", "tree": args.label, "gpu_augment": args.gpu_augment, "compile": args.compile,
+    print(json.dumps({"case": "e2e", "gpu_augment": args.gpu_augment, "compile": args.compile,
                       "workers": args.workers,
                       "images_in_epoch": steps * args.batch, "e2e_images_per_s": round(e2e, 1),
                       "step_only_images_per_s": round(statistics.median(step_only), 1),
@@ -314,13 +300,12 @@ def case_e2e(args) -> None:
 
 # ---------------------------------------------------------------- orchestration
 
-def run_case(tree: Path, label: str, args: list[str], timeout: float) -> tuple[list[dict], str]:
-    """Run one case in its own process inside ``tree``; returns its JSON records and any error."""
-    command = [sys.executable, str(AFTER / "scripts" / "bench" / "gpu_step_benchmark.py"), "--case", "--tree", str(tree),
-               "--label", label, *args]
-    env = {**os.environ, "PYTHONPATH": str(tree)}
+def run_case(args: list[str], timeout: float) -> tuple[list[dict], str]:
+    """Run one case in its own process of this repository; returns its JSON records and any error."""
+    command = [sys.executable, str(ROOT / "scripts" / "bench" / "gpu_step_benchmark.py"), "--case", *args]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     try:
-        out = subprocess.run(command, cwd=tree, capture_output=True, text=True, timeout=timeout, env=env)
+        out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
         stdout, error = out.stdout, (f"exit {out.returncode}: {out.stderr[-1500:]}" if out.returncode else "")
     except subprocess.TimeoutExpired as err:
         stdout = err.stdout.decode() if isinstance(err.stdout, bytes) else (err.stdout or "")
@@ -329,12 +314,11 @@ def run_case(tree: Path, label: str, args: list[str], timeout: float) -> tuple[l
     return records, error
 
 
-def plan(before: Path | None, smoke: bool, device: str, jpegs: Path, only: str = "",
-         method: str = "cal") -> list[tuple]:
-    """(tree, label, case args, timeout) in order of importance. The new tree runs with cuDNN's
-    autotuning (its default, ``cudnn_benchmark``) and once without it, so the gain splits into
-    the autotuning and the code; the old tree never set it. ``only="fused_gate"``: the fused
-    gate's cases alone. ``method``: whose training step the step and e2e cases time."""
+def plan(smoke: bool, device: str, jpegs: Path, only: str = "", method: str = "cal") -> list[tuple]:
+    """(case args, timeout) in order of importance. The step cases run with cuDNN's autotuning
+    (the trainer's default, ``cudnn_benchmark``) and once without it, to show its share.
+    ``only="fused_gate"``: the fused gate's cases alone. ``method``: whose training step the
+    step and e2e cases time."""
     common = ["--device", device, "--method", method]
     if smoke:
         r50, r18, batch = ("resnet18", 64), ("resnet18", 32), "4"
@@ -343,31 +327,26 @@ def plan(before: Path | None, smoke: bool, device: str, jpegs: Path, only: str =
         r50, r18, batch = ("resnet50", 256), ("resnet18", 64), "128"
         timing = ["--steps", "8", "--repeats", "3", "--warmup", "2"]
 
-    def step(tree, label, model, variants, timeout, *flags):
-        return (tree, label, ["--kind", "step", "--backbone", model[0], "--size", str(model[1]), "--batch", batch,
-                              "--variants", *variants, *flags, *timing, *common], timeout)
+    def step(model, variants, timeout, *flags):
+        return (["--kind", "step", "--backbone", model[0], "--size", str(model[1]), "--batch", batch,
+                 "--variants", *variants, *flags, *timing, *common], timeout)
 
     bench = ["--cudnn_benchmark"]
     if only == "fused_gate":
-        return [(AFTER, "after", ["--kind", "check", *common], 60),
-                (AFTER, "after", ["--kind", "gate", "--size", str(r50[1]), "--batch", batch, *timing, *common], 120),
-                step(AFTER, "after", r50, ["bf16:att", "bf16:noatt"], 90, *bench),
-                step(AFTER, "after", r50, ["bf16:att"], 90, "--fused_gate", *bench),
-                step(AFTER, "after", r50, ["bf16:att", "bf16:noatt"], 150, "--compile", *bench),
-                step(AFTER, "after", r50, ["bf16:att"], 150, "--compile", "--fused_gate", *bench)]
-    cases = [(AFTER, "after", ["--kind", "check", *common], 60),
-             step(AFTER, "after", r50, ["bf16:att", "bf16:noatt", "fp32:att"], 120, *bench)]
-    if before:
-        cases.append(step(before, "before", r50, ["bf16:att", "bf16:noatt", "fp32:att"], 120))
-    cases += [step(AFTER, "after", r50, ["bf16:att", "bf16:noatt"], 90),
-              step(AFTER, "after", r50, ["bf16:att"], 150, "--compile", *bench)]
+        return [(["--kind", "check", *common], 60),
+                (["--kind", "gate", "--size", str(r50[1]), "--batch", batch, *timing, *common], 120),
+                step(r50, ["bf16:att", "bf16:noatt"], 90, *bench),
+                step(r50, ["bf16:att"], 90, "--fused_gate", *bench),
+                step(r50, ["bf16:att", "bf16:noatt"], 150, "--compile", *bench),
+                step(r50, ["bf16:att"], 150, "--compile", "--fused_gate", *bench)]
+    cases = [(["--kind", "check", *common], 60),
+             step(r50, ["bf16:att", "bf16:noatt", "fp32:att"], 120, *bench),
+             step(r50, ["bf16:att", "bf16:noatt"], 90),
+             step(r50, ["bf16:att"], 150, "--compile", *bench)]
     e2e = ["--kind", "e2e", "--backbone", r50[0], "--size", str(r50[1]), "--batch", batch,
            "--workers", "2" if smoke else "15", "--images", str(jpegs), *bench, *common]
-    cases += [(AFTER, "after", e2e, 120), (AFTER, "after", [*e2e, "--gpu_augment"], 120),
-              (AFTER, "after", [*e2e, "--compile"], 240),
-              step(AFTER, "after", r18, ["bf16:att", "fp32:att", "fp32:noatt"], 90, *bench)]
-    if before:
-        cases.append(step(before, "before", r18, ["bf16:att", "fp32:att", "fp32:noatt"], 90))
+    cases += [(e2e, 120), ([*e2e, "--gpu_augment"], 120), ([*e2e, "--compile"], 240),
+              step(r18, ["bf16:att", "fp32:att", "fp32:noatt"], 90, *bench)]
     return cases
 
 
@@ -375,25 +354,25 @@ def format_results(records: list[dict]) -> str:
     steps = [r for r in records if r["case"] == "step"]
 
     def setting(r):
-        return (r["tree"], r.get("method", "cal"), r["model"], r["precision"], r["compile"],
+        return (r.get("method", "cal"), r["model"], r["precision"], r["compile"],
                 r.get("cudnn_benchmark", False))
 
     # the share compares with the same setting without attention (the gate kernel plays no part there)
     rate = {(*setting(r), r["attention"]): r["images_per_s"] for r in steps}
-    lines = ["| tree | method | model | precision | compile | cuDNN autotune | fused gate | train img/s (both views) "
+    lines = ["| method | model | precision | compile | cuDNN autotune | fused gate | train img/s (both views) "
              "| attention share | first step s | host syncs/step | fused Adam |",
-             "|---|---|---|---|---|---|---|---:|---:|---:|---:|---|"]
+             "|---|---|---|---|---|---|---:|---:|---:|---:|---|"]
     for r in steps:
         if not r["attention"]:
             continue
         without = rate.get((*setting(r), False))
         share = f"{100 * (1 - r['images_per_s'] / without):.1f} %" if without else "-"
-        lines.append(f"| {r['tree']} | {r.get('method', 'cal')} | {r['model']} | {r['precision']} | {r['compile']} "
+        lines.append(f"| {r.get('method', 'cal')} | {r['model']} | {r['precision']} | {r['compile']} "
                      f"| {r.get('cudnn_benchmark', False)} | {r.get('fused_gate', False)} | {r['images_per_s']:.0f} "
                      f"{r['rates']} | {share} | {r['first_step_s']} | {r['syncs_per_step']} | {r['fused_adam']} |")
     for r in records:
         if r["case"] == "e2e":
-            lines.append(f"\ne2e ({r['tree']}, gpu_augment={r['gpu_augment']}, compile={r.get('compile', False)}, "
+            lines.append(f"\ne2e (gpu_augment={r['gpu_augment']}, compile={r.get('compile', False)}, "
                          f"{r['workers']} workers, "
                          f"{r['images_in_epoch']} samples): {r['e2e_images_per_s']} img/s vs step-only "
                          f"{r['step_only_images_per_s']} img/s = {100 * r['ratio']:.1f} % (first batch "
@@ -412,19 +391,15 @@ def format_results(records: list[dict]) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--before", default=os.environ.get("BEFORE", ".before"), help="reference checkout run through the same cases "
-                        "('' to skip)")
     parser.add_argument("--out", default=os.environ.get("OUT", ""), help="folder for the results files")
     parser.add_argument("--smoke", action="store_true", help="tiny CPU run of every case (checks the harness)")
     parser.add_argument("--cases", default="", choices=["", "fused_gate"],
                         help="fused_gate: only the fused gate's cases")
     parser.add_argument("--method", default="cal",
-                        help="the method whose training step is timed: cal, cpl or simgcd (models/methods.py)")
+                        help="the method whose training step is timed: cal, cpl or simgcd (models/method.py)")
     parser.add_argument("--budget_s", type=float, default=float(os.environ.get("GPU_BENCH_BUDGET_S", "360")),
                         help="skip the cases still waiting after this many seconds")
     parser.add_argument("--case", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--tree", help=argparse.SUPPRESS)
-    parser.add_argument("--label", help=argparse.SUPPRESS)
     parser.add_argument("--kind", help=argparse.SUPPRESS)
     parser.add_argument("--device", default="cuda", help=argparse.SUPPRESS)
     parser.add_argument("--backbone", help=argparse.SUPPRESS)
@@ -436,29 +411,25 @@ def main(argv=None) -> int:
         parser.add_argument(f"--{name}", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.case:
-        sys.path.insert(0, args.tree)
+        sys.path.insert(0, str(ROOT))
         {"step": case_step, "check": case_check, "gate": case_gate, "e2e": case_e2e}[args.kind](args)
         return 0
 
     started = time.time()
     device = "cpu" if args.smoke else "cuda"
-    before = Path(args.before).resolve() if args.before else None
-    if before and not (before / "models" / "frequency.py").is_file():
-        print(f"no reference tree at {before}: before cases skipped", flush=True)
-        before = None
     jpegs = Path(os.environ.get("TMPDIR", "/tmp")) / "gpu_step_jpegs"
     if not args.cases and not list(jpegs.glob("*.jpg")):
         made = make_jpegs(jpegs, 64 if args.smoke else 3072)
         print(f"made {len(made)} JPEGs in {time.time() - started:.1f} s", flush=True)
     records, errors = [], []
-    for tree, label, case_args, timeout in plan(before, args.smoke, device, jpegs, args.cases, args.method):
-        name = f"{label} {' '.join(case_args)}"
+    for case_args, timeout in plan(args.smoke, device, jpegs, args.cases, args.method):
+        name = " ".join(case_args)
         left = args.budget_s - (time.time() - started)
         if left < 20:
             errors.append(f"skipped (budget): {name}")
             print(errors[-1], flush=True)
             continue
-        found, error = run_case(tree, label, case_args, min(timeout, left))
+        found, error = run_case(case_args, min(timeout, left))
         records += found
         for record in found:
             print(json.dumps(record), flush=True)

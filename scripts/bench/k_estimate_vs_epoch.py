@@ -24,8 +24,8 @@ SETTINGS = {"default": {}, "reference": {"max_points": 40, "dims": None}}
 
 def main() -> None:
     from estimate_k import training_features
-    from trainer.checkpoint import load_checkpoint
-    from utils.k_estimation import estimate_novel_k
+    from utils.checkpoint import load_checkpoint
+    from discovery.k_estimation import estimate_novel_k
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ckpt", action="append", required=True, help="a training checkpoint (repeatable)")

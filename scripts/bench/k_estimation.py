@@ -1,4 +1,4 @@
-"""Time the post-hoc novel-K estimator (utils/k_estimation.py) on synthetic features.
+"""Time the post-hoc novel-K estimator (discovery/k_estimation.py) on synthetic features.
 
     python scripts/bench/k_estimation.py                                   # 20k x 512, K_known 20 (K up to 60), CPU
     python scripts/bench/k_estimation.py --rows 100000 --num_known 40 --num_novel 40 --device cuda
@@ -19,7 +19,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from utils.k_estimation import estimate_novel_k  # noqa: E402
+from discovery.k_estimation import estimate_novel_k  # noqa: E402
 
 
 def main() -> None:

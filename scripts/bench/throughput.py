@@ -37,16 +37,16 @@ STEPS = {"cpu": 2, "cuda": 10}
 def build(backbone: str, size: int, device, attention: bool, channels_last: bool):
     import torch
 
-    from models.methods import create_method
-    from trainer.device import make_optimizer, place_model
+    from models.method import create_method
+    from utils.device import place_model
     from utils.config import load_config
 
     cfg = load_config(None, [f"backbone={backbone}", "pretrained=false", f"image_size={size}",
-                             f"frequency_attention={attention}", "pseudo_start=0", "epochs=10"])
+                             f"cal_frequency_attention={attention}", "cal_pseudo_start=0", "epochs=10"])
     torch.manual_seed(0)
     method = create_method(cfg, num_known=19, num_classes=41)
     place_model(method.model, device, channels_last)
-    return method, make_optimizer(method.parameters(), cfg.lr, cfg.weight_decay)
+    return method, method.make_optimizer()
 
 
 def fake_batch(batch: int, size: int, device, channels_last: bool) -> dict:
@@ -85,7 +85,7 @@ def run_case(args) -> dict:
     """One configuration, in this process: train and eval images/s, memory."""
     import torch
 
-    from trainer.device import autocast_for
+    from utils.device import autocast_for
 
     device = torch.device(args.device)
     method, optimizer = build(args.backbone, args.size, device, args.attention, args.channels_last)

@@ -18,13 +18,6 @@ ACCEPT = 0.95  # share of the training images the calibrated threshold accepts
 RULE = "max_prototype_cosine"
 
 
-def prototype_rows(model_state: dict) -> np.ndarray:
-    """The valid prototype rows [V, D] of a network state dict (``prototypes.weight`` / ``prototypes.valid``)."""
-    weight = model_state["prototypes.weight"]
-    valid = int(model_state["prototypes.valid"])
-    return np.asarray(weight.detach().cpu().float().numpy() if hasattr(weight, "detach") else weight)[:valid]
-
-
 def prototype_similarity(features: np.ndarray, prototypes: np.ndarray) -> np.ndarray:
     """max_j cos(features_i, prototypes_j) per row [N]."""
     features = np.asarray(features, dtype=np.float64)

@@ -6,8 +6,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from trainer.device import autocast_for, to_layout
-from trainer.distributed import gather_objects
+from utils.device import autocast_for, to_layout
+from utils.distributed import gather_objects
 from utils.metrics import attribution_metrics, cluster_assignment
 
 TOP_K = 3  # alternatives kept per image (top_index / top_prob)

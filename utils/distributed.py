@@ -25,25 +25,6 @@ class DistInfo:
         return self.world_size > 1
 
 
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """auto -> cuda:<local rank> when CUDA is available, else cpu. A GPU that is
-    not there is a ConfigError (one line), not a traceback."""
-    from utils.config import ConfigError
-
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ConfigError(f"device={name!r} but this machine has no usable CUDA GPU (torch {torch.__version__}, "
-                              f"CUDA build {torch.version.cuda or 'none'}); use device=cpu or device=auto")
-        if name == "cuda":
-            name = f"cuda:{local_rank}"
-        if torch.device(name).index >= torch.cuda.device_count():
-            raise ConfigError(f"device={name!r} but only {torch.cuda.device_count()} GPU(s) are visible; "
-                              f"use cuda:0..cuda:{torch.cuda.device_count() - 1}")
-    return torch.device(name)
-
-
 def init_distributed(device: torch.device) -> DistInfo:
     """Join the torchrun process group when launched by torchrun."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))

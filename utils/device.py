@@ -1,16 +1,14 @@
 """Execution choices made in one place for training, evaluation and
-benchmarks: the autocast precision (``amp``), the channels_last memory
-layout, torch.compile and the optimiser."""
+benchmarks: the device, the autocast precision (``amp``), the channels_last
+memory layout and torch.compile."""
 from __future__ import annotations
 
 import contextlib
 
 import torch
 
-# amp=auto: bf16 autocast from this input side up, fp32 below. Measured on an
-# H100 (batch 128, channels_last): ResNet-50 @ 256 trains 41 % faster in bf16,
-# ResNet-18 @ 64 29 % slower (its small convolutions are bound by launches and
-# casts, not by arithmetic, so bf16 only adds the casts).
+# amp=auto: bf16 autocast from this input side up, fp32 below: small convolutions are bound by
+# launches and casts, not by arithmetic, so bf16 only adds the casts (docs/performance.md)
 AUTO_BF16_MIN_SIZE = 128
 
 
@@ -52,14 +50,25 @@ def to_layout(images: torch.Tensor, channels_last: bool) -> torch.Tensor:
 def compile_network(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     """torch.compile'd ``model`` on CUDA, ``model`` itself elsewhere. The compiled one shares
     the parameters, and ``unwrap`` (models/wrappers.py) returns the bare network, so
-    checkpoints never carry the ``_orig_mod.`` prefix. CUDA only because that is where it was
-    measured (+31 % ResNet-50 @ 256 bf16 on an H100 and an H200) and where a whole run with
-    resume was checked; on a CPU it needs a C++ toolchain and costs minutes per short run."""
+    checkpoints never carry the ``_orig_mod.`` prefix. CUDA only: on a CPU it needs a C++
+    toolchain and costs minutes per short run (its gain on a GPU: docs/performance.md)."""
     return torch.compile(model) if device.type == "cuda" else model
 
 
-def make_optimizer(params: list[torch.nn.Parameter], lr: float, weight_decay: float) -> torch.optim.Adam:
-    """Adam with L2 weight decay; the fused CUDA kernel (one launch for all
-    parameters) when every parameter is on CUDA."""
-    fused = bool(params) and all(p.is_cuda for p in params)
-    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=fused or None)
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    """auto -> cuda:<local rank> when CUDA is available, else cpu. A GPU that is
+    not there is a ConfigError (one line), not a traceback."""
+    from utils.config import ConfigError
+
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device={name!r} but this machine has no usable CUDA GPU (torch {torch.__version__}, "
+                              f"CUDA build {torch.version.cuda or 'none'}); use device=cpu or device=auto")
+        if name == "cuda":
+            name = f"cuda:{local_rank}"
+        if torch.device(name).index >= torch.cuda.device_count():
+            raise ConfigError(f"device={name!r} but only {torch.cuda.device_count()} GPU(s) are visible; "
+                              f"use cuda:0..cuda:{torch.cuda.device_count() - 1}")
+    return torch.device(name)

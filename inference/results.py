@@ -39,8 +39,9 @@ RUN_ONLY_KEYS = {"seed", "run_dir", "resume", "experiment", "dataset_root", "cro
 # Keys a run may set otherwise and still compare with the paper: the class table's file (the task
 # is judged by its content), how unknown K counts the novel classes (the paper's DPP or the post-hoc
 # estimate), the split's seed, and numerics.
-PAPER_FREE_KEYS = {"classes_file", "known_classes", "novel_k_source", "posthoc_epoch", "prune_start",
-                   "prune_max_drop", "prune_anchor_norm", "prune_optimizer_state", "split_seed", "amp", "fused_gate",
+PAPER_FREE_KEYS = {"classes_file", "known_classes", "cal_novel_prototypes", "cal_seed_epoch", "cal_prune_start",
+                   "cal_prune_max_drop", "cal_prune_anchor_norm", "cal_prune_optimizer_state", "split_seed", "amp",
+                   "cal_fused_gate",
                    "gpu_augment", "sync_batchnorm", "nonfinite_loss"}
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

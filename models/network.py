@@ -1,4 +1,4 @@
-"""The CAL network: backbone -> frequency attention -> pool -> BNNeck -> prototypes.
+"""The network every method builds: backbone -> [frequency attention] -> pool -> BNNeck -> prototype head.
 
 x [B,3,H,W] (uint8 from the data pipeline, normalised here with the backbone's
 mean/std, models/backbone.py ``input_normalisation``; a float input is taken as already normalised) -> f(x) [B,D,h,w] (* frequency mask [B,1,h,w]) -> GAP z [B,D]
@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from models.backbone import create_backbone, input_normalisation
 from models.frequency import FrequencyAttention
+from models.heads import PrototypeClassifier, bn_neck
 
 
 def full_precision(tensor: torch.Tensor):
@@ -34,45 +35,29 @@ def normalise_input(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> t
     return (x.float() - mean) / std
 
 
-class PrototypeClassifier(nn.Module):
-    """logits = z W[:valid]^T; no bias, no normalisation; rows >= valid are unused."""
-
-    def __init__(self, dim: int, num_prototypes: int, init_std: float = 0.001):
-        super().__init__()
-        self.weight = nn.Parameter(torch.empty(num_prototypes, dim).normal_(0.0, init_std))
-        self.register_buffer("valid", torch.tensor(num_prototypes, dtype=torch.long))
-        self._valid_seen: tuple | None = None  # the buffer's (identity, storage, version) at the last read
-        self._valid_count = num_prototypes
-
-    @property
-    @torch.compiler.disable  # reads tensor metadata and caches a Python int: eager only
-    def num_valid(self) -> int:
-        """The valid count as a Python int, read from the buffer only when the
-        buffer changed (pruning's fill_, load_state_dict's copy_, .to(): new
-        identity or in-place version), so a training step costs no host sync."""
-        seen = (id(self.valid), self.valid.data_ptr(), self.valid._version)
-        if seen != self._valid_seen:
-            self._valid_count, self._valid_seen = int(self.valid), seen
-        return self._valid_count
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return z @ self.weight[: self.num_valid].t()
+def network_args(cfg) -> dict:
+    """The PrototypeNet arguments every method takes from the shared keys of configs/base.py."""
+    return {"backbone": cfg.backbone, "pretrained": cfg.pretrained, "pretrained_path": cfg.pretrained_path,
+            "dropout": cfg.dropout, "init_std": cfg.prototype_init_std, "input_mean": cfg.input_mean,
+            "input_std": cfg.input_std}
 
 
-class CALNet(nn.Module):
-    def __init__(self, backbone: str, num_prototypes: int, pretrained: bool = False, pretrained_path: str = "",
-                 frequency_attention: bool = True, dropout: float = 0.2, init_std: float = 0.001,
-                 fused_gate: bool = False, input_mean=(), input_std=()):
+class PrototypeNet(nn.Module):
+    """The shared network, built with keyword arguments: ``classifier`` is the prototype head's
+    class (``PrototypeClassifier``, or ``CosinePrototypes``), ``frequency_attention`` adds the
+    DCT mask (``fused_gate``: its Triton gate on CUDA); a method adds its own parts around it."""
+
+    def __init__(self, *, backbone: str, num_prototypes: int, pretrained: bool = False, pretrained_path: str = "",
+                 frequency_attention: bool = False, fused_gate: bool = False, dropout: float = 0.0,
+                 init_std: float = 0.001, classifier: type[PrototypeClassifier] = PrototypeClassifier,
+                 input_mean=(), input_std=()):
         super().__init__()
         self.backbone = create_backbone(backbone, pretrained, pretrained_path)
         dim = self.backbone.num_features
         self.attention = FrequencyAttention(fused_gate=fused_gate) if frequency_attention else None
-        self.neck = nn.BatchNorm1d(dim)
-        nn.init.ones_(self.neck.weight)
-        nn.init.zeros_(self.neck.bias)
-        self.neck.bias.requires_grad_(False)  # BNNeck: shift-free feature
+        self.neck = bn_neck(dim)
         self.dropout = nn.Dropout(dropout)
-        self.prototypes = PrototypeClassifier(dim, num_prototypes, init_std)
+        self.prototypes = classifier(dim, num_prototypes, init_std)
         # The backbone's mean/std (or the given ones) in uint8 units, as buffers that move with the network
         # but stay out of state dicts (the config carries them: input_mean/input_std); built per forward from
         # Python floats, they would be two host-to-device copies, each a host sync on CUDA, in every step
