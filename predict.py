@@ -24,12 +24,12 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ckpt", required=True, help="checkpoint, run directory, export folder or hf://REPO_ID[@rev]")
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders, or - for paths on stdin")
-    parser.add_argument("--out", default=None, help=".csv file to write (default: stdout)")
+    parser.add_argument("--out", default=None, metavar="FILE.csv", help=".csv file to write (default: stdout)")
     parser.add_argument("--batch_size", type=int, default=None, help="images per batch (default: the run's "
                         "test_batch_size)")
     parser.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda or cuda:N")
     parser.add_argument("--num_workers", type=int, default=None, help="data-loader workers (default: the run's)")
-    parser.add_argument("--names", default=None, help="CSV prototype,name naming novel prototypes")
+    parser.add_argument("--names", default=None, metavar="NAMES.csv", help="CSV prototype,name naming novel prototypes")
     parser.add_argument("--min_confidence", type=float, default=0.0, metavar="P",
                         help="also predict unknown when the softmax confidence is below P (default 0: off)")
     parser.add_argument("--no_unknown", action="store_true",
@@ -38,25 +38,24 @@ def parse_args(argv):
                         help="load an old or foreign pickle checkpoint (it can run code: only from a trusted source)")
     parser.add_argument("--allow_class_change", action="store_true",
                         help="use an export whose class table no longer matches its fingerprint")
-    parser.add_argument("--crop_cache_dir", default=None, help="face-crop cache (default: a folder per input folder "
-                        "under ~/.cache/owdfa_cal/crop_cache; used when the model crops faces)")
+    parser.add_argument("--crop_cache_dir", default=None, metavar="DIR", help="face-crop cache (default: a folder "
+                        "per input folder under ~/.cache/owdfa_cal/crop_cache; used when the model crops faces)")
     return parser.parse_args(argv)
 
 
 def main(argv) -> int:
-    from inference.attributor import Attributor, collect_inputs
     from inference.output_paths import check_file
-    from inference.predictions import summary, write_csv
-    from trainer.checkpoint import CheckpointError
-    from utils.config import ConfigError
     from utils.text import printable
 
     args = parse_args(argv)
-    try:
+    try:  # the arguments are checked before torch and timm are imported (seconds on a busy machine)
         if args.out:
             check_file(args.out, "--out", ".csv", "one CSV row per image")
         if not 0 <= args.min_confidence <= 1:
             raise ValueError(f"--min_confidence {args.min_confidence} is not a probability; give one in [0, 1]")
+        from inference.attributor import Attributor, collect_inputs
+        from inference.predictions import summary, write_csv
+
         paths, skipped = collect_inputs(args.inputs)
         if skipped:
             print(f"skipped {skipped} {'file that is' if skipped == 1 else 'files that are'} not .jpg/.jpeg/.png",
@@ -70,7 +69,7 @@ def main(argv) -> int:
                   "last.pt and its export), so only --min_confidence gives unknown", file=sys.stderr)
         rows = attributor.predict_paths(paths, args.batch_size, args.num_workers, args.crop_cache_dir)
         write_csv(rows, args.out)
-    except (CheckpointError, ConfigError, ValueError, RuntimeError, OSError) as err:
+    except (ValueError, RuntimeError, OSError) as err:  # ConfigError is a ValueError, CheckpointError a RuntimeError
         print(f"error: {printable(str(err))}", file=sys.stderr)
         return 2
     print(summary(rows), file=sys.stdout if args.out else sys.stderr)

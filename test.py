@@ -26,10 +26,11 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ckpt", required=True, help="checkpoint file (a run's checkpoints/last.pt or best.pt), "
                         "run directory, export folder or hf://REPO_ID[@rev]")
-    parser.add_argument("--dataset_root", default=None, help="dataset folder, if it moved since training")
-    parser.add_argument("--classes_file", default=None, metavar="CSV",
+    parser.add_argument("--dataset_root", default=None, metavar="DIR",
+                        help="dataset folder, if it moved since training")
+    parser.add_argument("--classes_file", default=None, metavar="CLASSES.csv",
                         help="class table file, if it moved since training (same content)")
-    parser.add_argument("--out", default=None, metavar="JSON", help="write the metrics to this .json file")
+    parser.add_argument("--out", default=None, metavar="FILE.json", help="write the metrics to this .json file")
     parser.add_argument("--batch_size", type=int, default=None,
                         help="images per forward pass (default: the run's test_batch_size)")
     parser.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N (default: the run's)")
@@ -40,7 +41,7 @@ def parse_args(argv):
                         help="evaluate although the data gives another split than the one trained on")
     parser.add_argument("--allow_class_change", action="store_true",
                         help="evaluate although the class table differs from the one trained with")
-    parser.add_argument("--save_predictions", default=None, metavar="CSV",
+    parser.add_argument("--save_predictions", default=None, metavar="FILE.csv",
                         help="per-image predictions to this .csv file; report.md, per_class.csv, "
                         "clusters.csv and confusion.csv/.png go beside it")
     return parser.parse_args(argv)

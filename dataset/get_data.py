@@ -342,8 +342,8 @@ def run(root: Path, fetcher: Fetcher, extract: bool = False, force: bool = False
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--dataset_root", type=Path, required=True,
+    p = argparse.ArgumentParser(prog="python -m dataset.get_data", description=__doc__.split("\n")[0])
+    p.add_argument("--dataset_root", type=Path, required=True, metavar="DIR",
                    help="folder that receives data/*.zip and the predictor")
     p.add_argument("--extract", action="store_true",
                    help="unpack every data/<name>.zip into data/<name>/ (works offline)")

@@ -360,8 +360,8 @@ def generate(out_dir: str | os.PathLike, per_class: int = 120, size: int = 64, s
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", required=True, help="output root (missing or empty)")
+    parser = argparse.ArgumentParser(prog="python -m dataset.synthetic", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", required=True, metavar="DIR", help="output root (missing or empty)")
     parser.add_argument("--layout", choices=LAYOUTS, default="owdfa40",
                         help="owdfa40: the 41 OWDFA-40 class folders; cpl: the 22 OW-DFA classes in the CPL "
                              "release's <Family>/<Method>/<Source> folders")
@@ -372,7 +372,7 @@ def main(argv: list[str] | None = None) -> dict:
                         help="cpl: factor on the class table's per-class counts (default 0.01: 20 images per "
                              "forgery class, 200 Youtube-Real, 50 Celeb-Real)")
     parser.add_argument("--size", type=int, default=64, help="image side in pixels")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="generator seed (the same seed writes the same bytes)")
     parser.add_argument("--workers", type=int, default=1, help="processes; the output does not depend on it")
     parser.add_argument("--overwrite", action="store_true", help="replace the generated folders in --out")
     args = parser.parse_args(argv)

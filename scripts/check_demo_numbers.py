@@ -94,9 +94,10 @@ def run_demo() -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("log", nargs="?", help="the demo's stdout saved to a file (- for stdin)")
+    parser.add_argument("log", nargs="?", metavar="LOG", help="the demo's stdout saved to a file (- for stdin)")
     parser.add_argument("--run", action="store_true", help="run bash scripts/demo.sh and check its output")
-    parser.add_argument("--readme", default=str(REPO / "README.md"), help="the README to compare with")
+    parser.add_argument("--readme", default=str(REPO / "README.md"), metavar="FILE.md",
+                        help="the README to compare with")
     args = parser.parse_args(argv)
     if bool(args.log) == args.run:
         parser.error("pass the demo's log file or --run (one of them)")
