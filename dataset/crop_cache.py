@@ -28,12 +28,12 @@ from multiprocessing import Pool
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from dataset.faces import CropSettings, FaceCropper, FaceRecord
 from dataset.image_io import UnreadableImage, read_rgb
 from dataset.split import DatasetError
 from utils.disk import disk_full_message, is_disk_full
+from utils.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -289,7 +289,7 @@ def _store(db, key, todo, results, progress, desc, texts) -> None:
     """Collect (path, text) results into ``texts`` and the database, in batches."""
     batch = []
     try:
-        for path, text in tqdm(results, total=len(todo), desc=desc, disable=not progress):
+        for path, text in progress_bar(results, total=len(todo), desc=desc, disable=not progress):
             texts[path] = text
             rel, (size, mtime) = todo[path]
             batch.append((rel, key, size, mtime, text))

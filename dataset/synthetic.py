@@ -30,6 +30,7 @@ import numpy as np
 from PIL import Image
 
 from dataset.protocols import CLASSES, REAL_CLASS, ForgeryClass, load_table
+from utils.progress import progress_bar
 
 # Real sources: folder suffix -> photographs bundled with scikit-image. "lfw" is
 # the 200 small grey-level crops of skimage.data.lfw_subset (100 faces).
@@ -325,7 +326,8 @@ def _write_folder(out_dir: str, cls: ForgeryClass, folder: str, source: str | No
 
 
 def generate(out_dir: str | os.PathLike, per_class: int = 120, size: int = 64, seed: int = 0,
-             workers: int = 1, overwrite: bool = False, layout: str = "owdfa40", scale: float = 0.01) -> dict:
+             workers: int = 1, overwrite: bool = False, layout: str = "owdfa40", scale: float = 0.01,
+             progress: bool = False) -> dict:
     """Write the mini dataset under ``out_dir``; return a summary dict.
 
     ``layout`` "owdfa40": ``per_class`` images per forgery class in the
@@ -333,6 +335,7 @@ def generate(out_dir: str | os.PathLike, per_class: int = 120, size: int = 64, s
     their table counts times ``scale``. ``out_dir`` must be missing or empty
     unless ``overwrite`` is set, which first removes the folders this function
     writes. ``workers`` > 1 uses a process pool; the output does not depend on it.
+    ``progress``: a bar over the folders on stderr.
     """
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
@@ -349,11 +352,12 @@ def generate(out_dir: str | os.PathLike, per_class: int = 120, size: int = 64, s
             shutil.rmtree(out_dir / folder, ignore_errors=True)
     start = time.perf_counter()
     jobs = [(str(out_dir), cls, folder, source, indices, size, seed) for cls, folder, source, indices in plan]
+    bar = {"total": len(jobs), "desc": f"writing {out_dir}", "unit": "folder", "disable": not progress}
     if workers > 1:
         with ProcessPoolExecutor(workers) as pool:
-            counts = list(pool.map(_write_folder, *zip(*jobs)))
+            counts = list(progress_bar(pool.map(_write_folder, *zip(*jobs)), **bar))
     else:
-        counts = [_write_folder(*job) for job in jobs]
+        counts = [_write_folder(*job) for job in progress_bar(jobs, **bar)]
     return {"root": str(out_dir), "size": size, "seed": seed, "images": sum(counts),
             "folders": {job[2]: n for job, n in zip(jobs, counts)},
             "seconds": round(time.perf_counter() - start, 2)}
@@ -383,7 +387,7 @@ def main(argv: list[str] | None = None) -> dict:
                      f"{'--per_class' if wrong == '--scale' else '--scale'}")
     try:
         summary = generate(args.out, args.per_class or 120, args.size, args.seed, args.workers, args.overwrite,
-                           args.layout, 0.01 if args.scale is None else args.scale)
+                           args.layout, 0.01 if args.scale is None else args.scale, progress=True)
     except (FileExistsError, ValueError) as error:
         parser.error(str(error))
     print(f"wrote {summary['images']} images of {args.size} px in {len(summary['folders'])} folders "
