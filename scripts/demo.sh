@@ -7,6 +7,7 @@
 #   NPROC=2 bash scripts/demo.sh                  the same under torchrun with 2 processes
 set -euo pipefail
 source "$(dirname "$0")/_env.sh"
+source "$(dirname "$0")/_pin_kernels.sh"   # the same numbers on every x86 CPU with AVX2
 DATA="${DEMO_DATA:-data/mini}"
 CONFIG="${DEMO_CONFIG:-configs/demo_lite0.py}"
 if [ ! -d "$DATA" ]; then
