@@ -1,7 +1,7 @@
 """Check that the demo prints the numbers README.md shows, so the two cannot drift apart.
 
     bash scripts/demo.sh | tee demo.log && python scripts/check_demo_numbers.py demo.log
-    python scripts/check_demo_numbers.py --run        # runs bash scripts/demo.sh itself (~10 min on 2 CPU cores)
+    python scripts/check_demo_numbers.py --run        # runs bash scripts/demo.sh itself (its time: docs/performance.md)
 
 Compares the ACC / NMI / ARI / conf rows of the last metrics table in the demo's
 output (test.py's table, which ends the demo) with the fenced block that follows
