@@ -32,8 +32,9 @@ def parse_args(argv):
                         help="images per forward pass (default: the run's test_batch_size)")
     parser.add_argument("--out", default=None, metavar="DIR",
                         help="folder for k_curve.png and k_curve.json (created; default: the run's)")
-    parser.add_argument("--dataset_root", default=None, help="dataset folder, if it moved since training")
-    parser.add_argument("--classes_file", default=None, metavar="CSV",
+    parser.add_argument("--dataset_root", default=None, metavar="DIR",
+                        help="dataset folder, if it moved since training")
+    parser.add_argument("--classes_file", default=None, metavar="CLASSES.csv",
                         help="class table file, if it moved since training (same content)")
     parser.add_argument("--num_workers", type=int, default=None, help="data-loader workers (default: the run's)")
     parser.add_argument("--max_rows", type=int, default=30000,

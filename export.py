@@ -25,7 +25,8 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ckpt", required=True, help="run directory (exp/<experiment>/<timestamp>) or a "
                         "checkpoint file")
-    parser.add_argument("--out", default=None, help="export folder to write (created; default: the run's export/)")
+    parser.add_argument("--out", default=None, metavar="DIR",
+                        help="export folder to write (created; default: the run's export/)")
     parser.add_argument("--checkpoint", choices=("last", "best"), default="last",
                         help="with a run directory: which checkpoint (best is selected on the test set)")
     parser.add_argument("--push_to_hub", default=None, metavar="REPO_ID", help="upload to this hub model repo")

@@ -27,12 +27,12 @@ def parse_args(argv):
     parser.add_argument("--ckpt", required=True, help="checkpoint, run directory, export folder or hf://REPO_ID[@rev]")
     parser.add_argument("inputs", nargs="+", metavar="INPUT",
                         help="image and video files, folders, or - for paths on stdin")
-    parser.add_argument("--out", default=None, help=".csv file to write (default: stdout)")
+    parser.add_argument("--out", default=None, metavar="FILE.csv", help=".csv file to write (default: stdout)")
     parser.add_argument("--batch_size", type=int, default=None,
                         help="images or video frames per batch (default: the run's test_batch_size)")
     parser.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda or cuda:N")
     parser.add_argument("--num_workers", type=int, default=None, help="data-loader workers (default: the run's)")
-    parser.add_argument("--names", default=None, help="CSV prototype,name naming novel prototypes")
+    parser.add_argument("--names", default=None, metavar="NAMES.csv", help="CSV prototype,name naming novel prototypes")
     parser.add_argument("--min_confidence", type=float, default=0.0, metavar="P",
                         help="also predict unknown when the softmax confidence is below P (default 0: off)")
     parser.add_argument("--no_unknown", action="store_true",
@@ -41,8 +41,8 @@ def parse_args(argv):
                         help="load an old or foreign pickle checkpoint (it can run code: only from a trusted source)")
     parser.add_argument("--allow_class_change", action="store_true",
                         help="use an export whose class table no longer matches its fingerprint")
-    parser.add_argument("--crop_cache_dir", default=None, help="face-crop cache (default: a folder per input folder "
-                        "under ~/.cache/owdfa_cal/crop_cache; used when the model crops faces)")
+    parser.add_argument("--crop_cache_dir", default=None, metavar="DIR", help="face-crop cache (default: a folder "
+                        "per input folder under ~/.cache/owdfa_cal/crop_cache; used when the model crops faces)")
     sampling = parser.add_mutually_exclusive_group()
     sampling.add_argument("--frames", type=int, default=None, metavar="N",
                           help=f"frames sampled evenly from each video (default {DEFAULT_FRAMES})")
@@ -56,15 +56,11 @@ def parse_args(argv):
 
 
 def main(argv) -> int:
-    from inference.attributor import Attributor, collect_inputs
     from inference.output_paths import check_file
-    from inference.predictions import PREDICT_COLUMNS, summary, write_csv
-    from utils.checkpoint import CheckpointError
-    from utils.config import ConfigError
     from utils.text import printable
 
     args = parse_args(argv)
-    try:
+    try:  # the arguments are checked before torch and timm are imported (seconds on a busy machine)
         if args.out:
             check_file(args.out, "--out", ".csv", "one CSV row per image and per video")
         if not 0 <= args.min_confidence <= 1:
@@ -73,6 +69,9 @@ def main(argv) -> int:
             raise ValueError(f"--frames {args.frames}: sample at least 1 frame per video")
         if args.fps is not None and not args.fps > 0:
             raise ValueError(f"--fps {args.fps} is not a rate; give frames per second above 0")
+        from inference.attributor import Attributor, collect_inputs
+        from inference.predictions import PREDICT_COLUMNS, summary, write_csv
+
         paths, skipped = collect_inputs(args.inputs)
         if skipped:
             print(f"skipped {skipped} {'file that is' if skipped == 1 else 'files that are'} neither an image nor a "
@@ -86,7 +85,7 @@ def main(argv) -> int:
                   "last.pt and its export), so only --min_confidence gives unknown", file=sys.stderr)
         rows = predict_rows(attributor, paths, args)
         write_csv(rows, args.out, PREDICT_COLUMNS)
-    except (CheckpointError, ConfigError, ValueError, RuntimeError, OSError) as err:
+    except (ValueError, RuntimeError, OSError) as err:  # ConfigError is a ValueError, CheckpointError a RuntimeError
         print(f"error: {printable(str(err))}", file=sys.stderr)
         return 2
     print(summary(rows), file=sys.stdout if args.out else sys.stderr)

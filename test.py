@@ -27,10 +27,11 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ckpt", required=True, help="checkpoint file (a run's checkpoints/last.pt or best.pt), "
                         "run directory, export folder or hf://REPO_ID[@rev]")
-    parser.add_argument("--dataset_root", default=None, help="dataset folder, if it moved since training")
-    parser.add_argument("--classes_file", default=None, metavar="CSV",
+    parser.add_argument("--dataset_root", default=None, metavar="DIR",
+                        help="dataset folder, if it moved since training")
+    parser.add_argument("--classes_file", default=None, metavar="CLASSES.csv",
                         help="class table file, if it moved since training (same content)")
-    parser.add_argument("--out", default=None, metavar="JSON", help="write the metrics to this .json file")
+    parser.add_argument("--out", default=None, metavar="FILE.json", help="write the metrics to this .json file")
     parser.add_argument("--batch_size", type=int, default=None,
                         help="images per forward pass (default: the run's test_batch_size)")
     parser.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N (default: the run's)")
@@ -46,7 +47,7 @@ def parse_args(argv):
                              "file name gives, each video answered by --video_rule")
     parser.add_argument("--video_rule", choices=RULES, default=None,
                         help=f"with --by_video: how a video's frames give its answer (default {DEFAULT_RULE})")
-    parser.add_argument("--save_predictions", default=None, metavar="CSV",
+    parser.add_argument("--save_predictions", default=None, metavar="FILE.csv",
                         help="per-image predictions to this .csv file; report.md, per_class.csv, "
                         "clusters.csv and confusion.csv/.png go beside it")
     args = parser.parse_args(argv)

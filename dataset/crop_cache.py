@@ -28,12 +28,12 @@ from multiprocessing import Pool
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from dataset.faces import CropSettings, FaceCropper, FaceRecord
 from dataset.image_io import UnreadableImage, read_rgb
 from dataset.split import DatasetError
 from utils.disk import disk_full_message, is_disk_full
+from utils.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -372,7 +372,7 @@ def _stat(path: str) -> tuple[int, int]:
 def _store(writer: "_Writer", todo, results, progress, desc, texts) -> None:
     """Collect (path, text) results into ``texts`` and the database, in batches."""
     try:
-        for path, text in tqdm(results, total=len(todo), desc=desc, disable=not progress):
+        for path, text in progress_bar(results, total=len(todo), desc=desc, disable=not progress):
             texts[path] = text
             rel, (size, mtime) = todo[path]
             writer.add((rel, writer.key, size, mtime, text))

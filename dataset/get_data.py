@@ -29,12 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from tqdm import tqdm
-
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from utils.disk import disk_full_message, format_bytes, free_space, is_disk_full  # noqa: E402
+from utils.progress import progress_bar  # noqa: E402
 
 REPO_ID = "hyzheng/OWDFA40-Benchmark"
 REPO_URL = f"https://huggingface.co/datasets/{REPO_ID}"
@@ -287,7 +286,7 @@ def extract_all(data_dir: Path, workers: int) -> list[Result]:
     archives = sorted(data_dir.glob("*.zip"))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = [pool.submit(extract_archive, a) for a in archives]
-        for _ in tqdm(as_completed(futures), total=len(futures), desc="extract", unit="zip"):
+        for _ in progress_bar(as_completed(futures), total=len(futures), desc="extract", unit="zip"):
             pass
     return [f.result() for f in futures]
 
@@ -342,8 +341,8 @@ def run(root: Path, fetcher: Fetcher, extract: bool = False, force: bool = False
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--dataset_root", type=Path, required=True,
+    p = argparse.ArgumentParser(prog="python -m dataset.get_data", description=__doc__.split("\n")[0])
+    p.add_argument("--dataset_root", type=Path, required=True, metavar="DIR",
                    help="folder that receives data/*.zip and the predictor")
     p.add_argument("--extract", action="store_true",
                    help="unpack every data/<name>.zip into data/<name>/ (works offline)")

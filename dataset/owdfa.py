@@ -223,7 +223,6 @@ def build_data(cfg, is_main: bool = True, barrier=None, train: bool = True,
         record.left_out = sorted(Path(p).relative_to(root).as_posix() for p in unreadable)
         split.notes.append(f"{dropped} unreadable images left out of the split "
                            f"({'see the crop report' if report else 'listed above'})")
-        log.warning(split.notes[-1])
     train_set = TrainSet(split.train_paths, split.train_labels, split.labelled, reader, cfg.image_size, cfg.seed,
                          cfg.gpu_augment)
     test_set = EvalSet(split.test_paths, split.test_labels, reader, cfg.image_size)

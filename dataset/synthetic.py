@@ -32,6 +32,7 @@ import numpy as np
 from PIL import Image
 
 from dataset.protocols import CLASSES, REAL_CLASS, ForgeryClass, load_table
+from utils.progress import progress_bar
 
 # Real sources: folder suffix -> photographs bundled with scikit-image. "lfw" is
 # the 200 small grey-level crops of skimage.data.lfw_subset (100 faces).
@@ -404,7 +405,8 @@ def _write_clip_folder(out_dir: str, cls: ForgeryClass, folder: str, source: str
 
 
 def generate(out_dir: str | os.PathLike, per_class: int = 120, size: int = 64, seed: int = 0,
-             workers: int = 1, overwrite: bool = False, layout: str = "owdfa40", scale: float = 0.01) -> dict:
+             workers: int = 1, overwrite: bool = False, layout: str = "owdfa40", scale: float = 0.01,
+             progress: bool = False) -> dict:
     """Write the mini dataset under ``out_dir``; return a summary dict.
 
     ``layout`` "owdfa40": ``per_class`` images per forgery class in the
@@ -412,6 +414,7 @@ def generate(out_dir: str | os.PathLike, per_class: int = 120, size: int = 64, s
     their table counts times ``scale``. ``out_dir`` must be missing or empty
     unless ``overwrite`` is set, which first removes the folders this function
     writes. ``workers`` > 1 uses a process pool; the output does not depend on it.
+    ``progress``: a bar over the folders on stderr.
     """
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
@@ -421,12 +424,12 @@ def generate(out_dir: str | os.PathLike, per_class: int = 120, size: int = 64, s
     plan = cpl_plan(scale) if layout == "cpl" else folder_plan(per_class)
     _clear(Path(out_dir), _generated_folders(layout), overwrite)
     jobs = [(str(out_dir), cls, folder, source, indices, size, seed) for cls, folder, source, indices in plan]
-    return _run(_write_folder, jobs, workers, {"root": str(out_dir), "size": size, "seed": seed}, "images")
+    return _run(_write_folder, jobs, workers, {"root": str(out_dir), "size": size, "seed": seed}, "images", progress)
 
 
 def generate_clips(out_dir: str | os.PathLike, clips: int = 4, frames: int = 16, size: int = 64, seed: int = 0,
                    codec: str = "mp4v", frame_folders: str | os.PathLike | None = None, workers: int = 1,
-                   overwrite: bool = False) -> dict:
+                   overwrite: bool = False, progress: bool = False) -> dict:
     """Write ``clips`` short video clips per forgery class (the real class REAL_FACTOR times as
     many, over its sources), ``frames`` frames each, into the OWDFA-40 class folders under
     ``out_dir`` (``<class folder>/<n>.mp4`` for mp4v), encoded with ``codec``; with
@@ -444,7 +447,7 @@ def generate_clips(out_dir: str | os.PathLike, clips: int = 4, frames: int = 16,
              frame_folders and str(frame_folders)) for cls, folder, source, indices in folder_plan(clips)]
     summary = {"root": str(out_dir), "size": size, "seed": seed, "codec": codec, "frames_per_clip": frames,
                "frame_folders": frame_folders and str(frame_folders)}
-    return _run(_write_clip_folder, jobs, workers, summary, "clips")
+    return _run(_write_clip_folder, jobs, workers, summary, "clips", progress)
 
 
 def _clear(out_dir: Path, folders: list[str], overwrite: bool) -> None:
@@ -457,22 +460,24 @@ def _clear(out_dir: Path, folders: list[str], overwrite: bool) -> None:
             shutil.rmtree(out_dir / folder, ignore_errors=True)
 
 
-def _run(write, jobs: list[tuple], workers: int, summary: dict, counted: str) -> dict:
-    """Run ``write(*job)`` for every job (in a process pool with ``workers`` > 1); the summary
-    gains the total under ``counted``, the count per folder and the seconds taken."""
+def _run(write, jobs: list[tuple], workers: int, summary: dict, counted: str, progress: bool) -> dict:
+    """Run ``write(*job)`` for every job (in a process pool with ``workers`` > 1; ``progress``: a bar
+    over the folders on stderr); the summary gains the total under ``counted``, the count per
+    folder and the seconds taken."""
     start = time.perf_counter()
+    bar = {"total": len(jobs), "desc": f"writing {summary['root']}", "unit": "folder", "disable": not progress}
     if workers > 1:
         with ProcessPoolExecutor(workers) as pool:
-            counts = list(pool.map(write, *zip(*jobs)))
+            counts = list(progress_bar(pool.map(write, *zip(*jobs)), **bar))
     else:
-        counts = [write(*job) for job in jobs]
+        counts = [write(*job) for job in progress_bar(jobs, **bar)]
     return {**summary, counted: sum(counts), "folders": {job[2]: n for job, n in zip(jobs, counts)},
             "seconds": round(time.perf_counter() - start, 2)}
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", required=True, help="output root (missing or empty)")
+    parser = argparse.ArgumentParser(prog="python -m dataset.synthetic", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", required=True, metavar="DIR", help="output root (missing or empty)")
     parser.add_argument("--layout", choices=LAYOUTS, default="owdfa40",
                         help="owdfa40: the 41 OWDFA-40 class folders; cpl: the 22 OW-DFA classes in the CPL "
                              "release's <Family>/<Method>/<Source> folders")
@@ -494,7 +499,7 @@ def main(argv: list[str] | None = None) -> dict:
                         help="with --clips: also write each clip's decoded frames to DIR/<class folder>/<clip>/, "
                              "a dataset root whose videos are folders (test.py --by_video)")
     parser.add_argument("--size", type=int, default=64, help="image side in pixels")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="generator seed (the same seed writes the same bytes)")
     parser.add_argument("--workers", type=int, default=1, help="processes; the output does not depend on it")
     parser.add_argument("--overwrite", action="store_true", help="replace the generated folders in --out")
     args = parser.parse_args(argv)
@@ -502,10 +507,11 @@ def main(argv: list[str] | None = None) -> dict:
     try:
         if args.clips is not None:
             summary = generate_clips(args.out, args.clips, args.clip_frames or 16, args.size, args.seed,
-                                     args.codec or "mp4v", args.frame_folders, args.workers, args.overwrite)
+                                     args.codec or "mp4v", args.frame_folders, args.workers, args.overwrite,
+                                     progress=True)
         else:
             summary = generate(args.out, args.per_class or 120, args.size, args.seed, args.workers, args.overwrite,
-                               args.layout, 0.01 if args.scale is None else args.scale)
+                               args.layout, 0.01 if args.scale is None else args.scale, progress=True)
     except (FileExistsError, ValueError) as error:
         parser.error(str(error))
     if args.clips is not None:

@@ -366,9 +366,9 @@ def estimate_novel_k(features, labels, num_known: int, k_max: int | None = None,
     k_top = min(k_max, num_known + num_unlabelled)  # at most one novel class per unlabelled row
     scored: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # total K -> (probe F1, silhouette) of each draw
 
-    from tqdm import tqdm
+    from utils.progress import progress_bar
 
-    bar = tqdm(desc="K sweep", unit="K", disable=not progress)
+    bar = progress_bar(desc="K sweep", unit="K", disable=not progress)
 
     def score(k_total: int) -> None:
         bar.set_postfix(K=k_total)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from inference.names import prototype_names, purity, real_prototypes
+from inference.names import no_novel_cluster, prototype_names, purity, real_prototypes
 from inference.predictions import TEST_COLUMNS, mark_unknown, prediction_rows, write_csv, write_table
 from utils.tables import discovery_line, discovery_warning, metric_rows
 from utils.metrics import aligned_confusion, per_class_accuracy
@@ -117,12 +117,14 @@ def report_markdown(metrics: dict, per_class: list[list], clusters: list[list], 
                   f"(not counted in the metrics, which take every image's nearest class).", ""]
     novel = [row for row in clusters[1:] if row[2] == "novel"]
     held = [row for row in novel if row[3]]
-    lines += ["## Per class", "", markdown_table(per_class[0], per_class[1:]), "",
-              "## Novel clusters", "", "Purity: the share of a prototype's test images that are of the class "
-              f"it is matched to; largest: its most frequent class. {len(novel) - len(held)} of {len(novel)} novel "
-              "prototypes hold no test image (listed in clusters.csv only).", "",
-              markdown_table(clusters[0], held), "",
-              "## Plots", "", *[f"- [{name}]({link})" for name, link in links], ""]
+    lines += ["## Per class", "", markdown_table(per_class[0], per_class[1:]), "", "## Novel clusters", ""]
+    if held:
+        lines += ["Purity: the share of a prototype's test images that are of the class it is matched to; largest: "
+                  f"its most frequent class. {len(novel) - len(held)} of {len(novel)} novel prototypes hold no test "
+                  "image (listed in clusters.csv only).", "", markdown_table(clusters[0], held), ""]
+    else:
+        lines += [no_novel_cluster(len(novel)), ""]
+    lines += ["## Plots", "", *[f"- [{name}]({link})" for name, link in links], ""]
     return "\n".join(lines)
 
 

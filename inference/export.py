@@ -19,10 +19,10 @@ import json
 from pathlib import Path
 
 from dataset.protocols import class_fingerprint, describe_class_change
-from inference.names import class_table, prototype_names, space_of
+from inference.names import class_table, no_novel_cluster, prototype_names, space_of
 from inference.predictions import OutputError
-from utils.checkpoint import CheckpointError, load_checkpoint
 from models.method import upgrade_config
+from utils.checkpoint import CheckpointError, load_checkpoint
 from utils.disk import write_atomic
 from utils.text import percent
 
@@ -43,7 +43,8 @@ def export_info(state: dict) -> dict:
     state = {**state, "classes": classes}
     names = prototype_names(state)
     record = next((r for r in state.get("history") or [] if r.get("epoch") == state["epoch"]), {})
-    metric_keys = ("all_acc", "known_acc", "novel_acc", "nmi", "ari", "num_test", "k_novel_estimate", "k_novel_true")
+    metric_keys = ("all_acc", "known_acc", "novel_acc", "nmi", "ari", "num_test", "k_novel_estimate", "k_novel_true",
+                   "novel_prototypes_used")
     return {
         "format": EXPORT_FORMAT,
         "protocol": state["config"]["protocol"],
@@ -181,6 +182,18 @@ def task_of(config: dict) -> tuple[str, str]:
     return table, ("known " + ",".join(map(str, known)) if known else f"protocol {config['protocol']}")
 
 
+def novel_clusters(info: dict, named: list[str]) -> list[str]:
+    """The card's novel-cluster lines: the matched prototypes' table rows ``named`` under their
+    header, or report.md's sentence when no novel prototype holds a test image."""
+    if named:
+        return ["Hungarian assignment of the final evaluation (test images of the class on the prototype, of all "
+                "test images on it):", "", "| prototype | shown as | images |", "|---|---|---|", *named]
+    used = info["metrics"].get("novel_prototypes_used")
+    if used:
+        return [f"{used} novel prototypes hold test images; the final evaluation matched none of them to a class."]
+    return [no_novel_cluster(info["valid_prototypes"] - info["num_known"])]
+
+
 def model_card(info: dict, repo_id: str | None = None) -> str:
     """A Markdown model card (Hugging Face front matter) for an export, from its config.json: the
     run's own class table, task, data and metrics; hub commands only for a ``repo_id`` pushed to."""
@@ -219,9 +232,7 @@ def model_card(info: dict, repo_id: str | None = None) -> str:
         "| " + " | ".join(percent(metrics.get(k)) for k in ("all_acc", "known_acc", "novel_acc", "nmi", "ari"))
         + " |", "",
         "## Novel clusters", "",
-        "Hungarian assignment of the final evaluation (test images of the class on the prototype, of all "
-        "test images on it):", "",
-        "| prototype | shown as | images |", "|---|---|---|", *named, "",
+        *novel_clusters(info, named), "",
         "## Use", "",
         "```bash",
         f"python predict.py --ckpt {source} IMAGE_OR_FOLDER... --out predictions.csv",

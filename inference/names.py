@@ -77,6 +77,12 @@ def cluster_label(assignment: dict, classes: list[dict]) -> str:
     return name if share is None else f"{name}, {100 * share:.0f}% pure"
 
 
+def no_novel_cluster(novel_prototypes: int) -> str:
+    """What report.md and the model card say instead of an empty novel-cluster table."""
+    return (f"None of the {novel_prototypes} novel prototypes holds a test image: every test image is predicted "
+            "as a known class, so there is no novel cluster to list.")
+
+
 def real_prototypes(state: dict) -> set[int]:
     """Prototypes whose prediction means "real": the known real class."""
     return {c["label"] for c in state["classes"][: state["num_known"]] if c["real"]}

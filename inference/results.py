@@ -111,10 +111,11 @@ def read_run(path: str | Path) -> Run:
     """A finished run's config and last epoch; ResultsError (naming the path and why) otherwise."""
     path = Path(path)
     config_file, metrics_file = path / "config.json", path / "metrics.jsonl"
-    if not config_file.is_file() or not metrics_file.is_file():
+    if not config_file.is_file():
         raise ResultsError(f"{path} is not a run directory (needs config.json and metrics.jsonl)")
-    try:
-        config_text, metrics_text = config_file.read_text(), metrics_file.read_text()
+    try:  # no metrics.jsonl yet: stopped in its first epoch, unfinished like any other
+        config_text = config_file.read_text()
+        metrics_text = metrics_file.read_text() if metrics_file.is_file() else ""
         records = [json.loads(line) for line in metrics_text.splitlines() if line.strip()]
         config = json.loads(config_text)
         missing = [k for k in ("epochs", "seed", "protocol") if k not in config] if isinstance(config, dict) else \

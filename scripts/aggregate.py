@@ -48,9 +48,10 @@ def with_checked_split(run, skipped: list[str]) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run_dirs", nargs="+", help="run directories (exp/<experiment>/<timestamp>)")
-    parser.add_argument("--out", default=None, help="also write the Markdown to this .md file")
-    parser.add_argument("--latex", default=None, help="write LaTeX (booktabs) tables to this .tex file")
+    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories (exp/<experiment>/<timestamp>)")
+    parser.add_argument("--out", default=None, metavar="FILE.md", help="also write the Markdown to this .md file")
+    parser.add_argument("--latex", default=None, metavar="FILE.tex",
+                        help="write LaTeX (booktabs) tables to this .tex file")
     args = parser.parse_args(argv)
     try:
         for flag, path, suffix, what in (("--out", args.out, ".md", "the tables as Markdown"),

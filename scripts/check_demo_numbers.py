@@ -1,7 +1,7 @@
 """Check that the demo prints the numbers README.md shows, so the two cannot drift apart.
 
     bash scripts/demo.sh | tee demo.log && python scripts/check_demo_numbers.py demo.log
-    python scripts/check_demo_numbers.py --run        # runs bash scripts/demo.sh itself (~10 min on 2 CPU cores)
+    python scripts/check_demo_numbers.py --run        # runs bash scripts/demo.sh itself (its time: docs/performance.md)
 
 Compares the ACC / NMI / ARI / conf rows of the last metrics table in the demo's
 output (test.py's table, which ends the demo) with the fenced block that follows
@@ -94,9 +94,10 @@ def run_demo() -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("log", nargs="?", help="the demo's stdout saved to a file (- for stdin)")
+    parser.add_argument("log", nargs="?", metavar="LOG", help="the demo's stdout saved to a file (- for stdin)")
     parser.add_argument("--run", action="store_true", help="run bash scripts/demo.sh and check its output")
-    parser.add_argument("--readme", default=str(REPO / "README.md"), help="the README to compare with")
+    parser.add_argument("--readme", default=str(REPO / "README.md"), metavar="FILE.md",
+                        help="the README to compare with")
     args = parser.parse_args(argv)
     if bool(args.log) == args.run:
         parser.error("pass the demo's log file or --run (one of them)")

@@ -38,8 +38,8 @@ def fingerprint(run_path: Path) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run_dirs", nargs="+", help="run directories (exp/<experiment>/<timestamp>)")
-    parser.add_argument("--out", default=None, help="also write the Markdown table to this .md file")
+    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories (exp/<experiment>/<timestamp>)")
+    parser.add_argument("--out", default=None, metavar="FILE.md", help="also write the Markdown table to this .md file")
     args = parser.parse_args(argv)
     try:
         if args.out:

@@ -62,5 +62,6 @@ def draw(out: Path) -> Path:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "assets" / "cal_framework.png"))
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "assets" / "cal_framework.png"),
+                        metavar="FILE.png", help="the figure's .png file (default: assets/cal_framework.png)")
     print(f"wrote {draw(Path(parser.parse_args().out))}")

@@ -182,3 +182,12 @@ def test_out_and_latex_must_have_their_extension(runs, tmp_path):
     result = run_cli("scripts/aggregate.py", *map(str, runs), "--out", str(tmp_path / "r.tex"))
     assert result.returncode == 2 and "--out" in result.stderr and "takes a .md file" in result.stderr
     assert not result.stdout
+
+
+def test_a_run_stopped_in_its_first_epoch_is_unfinished_with_its_resume_command(tmp_path):
+    from utils.results import read_runs
+
+    run = make_run(tmp_path, "stopped", 2025, acc(0.8, 0.9, 0.7))
+    (run / "metrics.jsonl").unlink()  # SIGTERM before the first epoch ended: config.json, no metrics yet
+    assert read_runs([run]) == ([], [f"{run} is unfinished (0 of 50 epochs); finish it with "
+                                     f"python train.py --resume {run}"])

@@ -1,6 +1,7 @@
 """export.py's folder and card on the shared tiny run: the card describes the run's own
-class table, task and data; files are readable by everyone; a failed push says what to
-do about an upload and leaves the card naming no hub repo."""
+class table, task and data (and says what report.md says when no novel prototype holds a
+test image); files are readable by everyone; a failed push says what to do about an upload
+and leaves the card naming no hub repo."""
 import json
 import os
 import socket
@@ -43,6 +44,27 @@ def test_the_card_describes_the_runs_own_class_table(exported):
     assert "OWDFA-40" not in card and "# CAL deepfake attribution: my5.csv known 0,2" in card
     assert "Class table my5.csv (5 classes), known 0,2: 2 known (labelled) and 3 novel classes" in card
     assert "Novel classes: C2, C3, C4." in card
+
+
+def test_card_and_report_say_the_same_when_no_novel_prototype_holds_a_test_image(exported):
+    from inference.evaluation_report import report_markdown
+    from inference.names import no_novel_cluster
+
+    info = json.loads((exported / "config.json").read_text())
+    known_only = {**info, "cluster_assignment": [a for a in info["cluster_assignment"]
+                                                 if a["prototype"] < info["num_known"]],
+                  "metrics": {**info["metrics"], "novel_prototypes_used": 0}}
+    novel = info["valid_prototypes"] - info["num_known"]
+    clusters = [["prototype", "name", "set", "images"]] + [[j, f"novel-{j}", "novel", 0] for j in range(novel)]
+    report = report_markdown({"num_test": 4, "all_acc": 0.5}, [["label"]], clusters, None, [], "preds.csv")
+    card = model_card(known_only)
+    for text in (card, report):
+        section = text.split("## Novel clusters")[1].split("## ")[0].strip()
+        assert section == no_novel_cluster(novel)
+    matched = {"prototype": info["num_known"], "label": info["num_known"], "images": 2, "predicted": 3, "name": "n"}
+    card = model_card({**known_only, "cluster_assignment": [matched], "metrics": {**info["metrics"],
+                                                                                   "novel_prototypes_used": 1}})
+    assert f"| {info['num_known']} | n | 2 of 3 |" in card and no_novel_cluster(novel) not in card
 
 
 class Refused(Exception):

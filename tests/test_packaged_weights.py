@@ -60,6 +60,22 @@ def test_pretrained_lite0_backbone_loads_from_the_package_offline(no_hub):
     assert net.num_features == 1280 and not any("classifier" in k for k in net.state_dict())
 
 
+def test_the_own_data_command_in_the_docs_trains_offline_on_a_cpu(no_hub):
+    """docs/data.md's first command for your own classes needs no download and is CPU-sized."""
+    import shlex
+
+    from conftest import REPO
+    from utils.config import load_config
+
+    section = (REPO / "docs" / "data.md").read_text().split("## Your own classes")[1].split("\n## ")[0]
+    command = next(line for line in section.splitlines() if line.startswith("python train.py"))
+    config, *overrides = shlex.split(command.split("#")[0])[2:]
+    cfg = load_config(REPO / config, [o for o in overrides if not o.startswith(("dataset_root=", "classes_file="))])
+    assert cfg.device in ("auto", "cpu") and cfg.image_size <= 64
+    assert backbone_module.check_backbone(cfg.backbone, cfg.pretrained, cfg.pretrained_path) == str(
+        packaged_file(cfg.backbone))
+
+
 def test_lite1_and_lite2_packages_load_the_same_way():
     for name in ("tf_efficientnet_lite1", "tf_efficientnet_lite2"):
         load_packaged(timm.create_model(name, pretrained=False), packaged_file(name))

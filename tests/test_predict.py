@@ -261,6 +261,15 @@ def test_collect_inputs(tmp_path):
                    str(tmp_path / "a" / "z.png"), str(tmp_path / "listed.png"), str(tmp_path / "given.txt")]
 
 
+@pytest.mark.parametrize("flag, value", [("--out", "preds.txt"), ("--min_confidence", "1.5")])
+def test_a_wrong_argument_is_refused_before_torch_is_imported(tmp_path, flag, value):
+    code = (f"import sys, predict; code = predict.main(['--ckpt', 'run', 'x.png', {flag!r}, {value!r}]); "
+            "print(code, 'torch' in sys.modules)")
+    result = run_cli("-c", code, env={"TMPDIR": str(tmp_path)})
+    assert result.stdout.split() == ["2", "False"], result.stdout + result.stderr
+    assert result.stderr.startswith(f"error: {flag} ") and len(result.stderr.splitlines()) == 1
+
+
 class StubHub:
     """In-memory stand-in for the hub API calls the code makes: HfApi.create_repo,
     HfApi.upload_folder and snapshot_download (files per repo and revision)."""

@@ -1,10 +1,13 @@
 """Run plots on hand-made inputs: total K from its start value for any estimator
 present, the confidence gap, the test-output file and its subsample, a colour
-per class in the t-SNE and counts in the confusion matrix."""
+per class in the t-SNE (nine hues first) and counts in the confusion matrix,
+whose title and labels fit the saved image with few classes too."""
 import numpy as np
 import pytest
 
-from utils.plotting import CELL_INCHES, plot_confidence, plot_confusion, plot_k_estimate, plot_run, plot_tsne
+from utils import plotting
+from utils.plotting import (CELL_INCHES, class_colours, plot_confidence, plot_confusion, plot_k_estimate, plot_run,
+                            plot_tsne)
 from utils.report import MAX_TSNE_POINTS, load_test_outputs, save_test_outputs
 
 HISTORY = [{"epoch": 0, "loss": 2.0, "lr": 1e-3, "all_acc": 0.2, "nmi": 0.3, "valid_prototypes": 30,
@@ -62,3 +65,34 @@ def test_confusion_plot_writes_counts_and_grows_with_the_classes(tmp_path):
         sizes[classes] = imread(tmp_path / f"c{classes}.png").shape[:2]
     assert all(side > 41 * CELL_INCHES * 100 for side in sizes[41])  # pixels at 110 dpi: a cell per 7 pt label
     assert all(big > small for big, small in zip(sizes[41], sizes[10]))
+
+
+def test_the_first_nine_class_colours_are_nine_hues():
+    """With few classes no two colours are shades of one hue (tab20 paired dark and light blue)."""
+    from skimage.color import lab2lch, rgb2lab
+
+    lch = [lab2lch(rgb2lab(np.array(c[:3], dtype=float)[None, None]))[0, 0] for c in class_colours(9)]
+    hues = [np.degrees(h) for _, chroma, h in lch if chroma > 15]
+    assert len(hues) >= 8  # at most one grey
+    gaps = [abs((a - b + 180) % 360 - 180) for i, a in enumerate(hues) for b in hues[i + 1:]]
+    assert min(gaps) >= 20
+    assert len(set(class_colours(60))) == 60
+
+
+@pytest.mark.parametrize("classes", [2, 3, 41])
+def test_confusion_title_and_labels_fit_the_saved_image(tmp_path, monkeypatch, classes):
+    from matplotlib.text import Text
+    from matplotlib.transforms import Bbox
+    from PIL import Image
+
+    figures = []
+    monkeypatch.setattr(plotting.plt, "close", figures.append)  # keep the figure to measure its texts
+    names = ["REAL", "BLUR", "SWAP"][:classes] if classes <= 3 else [f"class {i}" for i in range(classes)]
+    plot_confusion(np.eye(classes, dtype=int) * 3 + 1, names, names, 1, tmp_path / "confusion.png")
+    fig = figures[0]
+    renderer = fig.canvas.get_renderer()
+    texts = [a for a in fig.findobj(Text) if a.get_visible() and a.get_text()]
+    assert {fig.axes[0].get_title(), fig.axes[0].get_xlabel()} <= {a.get_text() for a in texts}
+    extent = Bbox.union([a.get_window_extent(renderer) for a in texts])  # pixels at fig.dpi
+    width, height = Image.open(tmp_path / "confusion.png").size  # pixels at 110 dpi
+    assert extent.width * 110 / fig.dpi <= width and extent.height * 110 / fig.dpi <= height

@@ -39,7 +39,7 @@ def counts(split, cls):
     return int((split.train_orig == cls).sum()), int((split.test_orig == cls).sum())
 
 
-def test_budgets_and_80_20_split(tree):
+def test_budgets_and_80_20_split(tree, caplog):
     split = make_split(scan_dataset(str(tree)), SPEC)
     # real: per-source cap 20 -> 20 + 20 + 5 = 45 pooled, budget 40 -> 32 train / 8 test
     assert counts(split, 0) == (32, 8)
@@ -47,6 +47,8 @@ def test_budgets_and_80_20_split(tree):
     assert counts(split, 2) == (12, 3)      # novel, 18 images, budget 15
     assert counts(split, 19) == (5, 2)      # known with 7 < 20 images: all kept, floor(5.6) = 5 train
     assert any("class 19" in note and "fewer than its budget" in note for note in split.notes)
+    assert "fewer than its budget" not in caplog.text  # shown once, in the summary train.py prints
+    assert split.summary().count("fewer than its budget") == 1
     assert not set(split.train_paths) & set(split.test_paths)
     assert len(set(split.train_paths)) == len(split.train_paths)
 

@@ -190,3 +190,20 @@ def test_clips_and_their_flags(tmp_path, capsys):
         with pytest.raises(SystemExit) as exit_:
             synthetic.main(["--out", str(tmp_path / "x"), *argv])
         assert exit_.value.code == 2 and words in capsys.readouterr().err
+
+
+def test_the_command_line_shows_progress_while_it_writes(tmp_path, capsys, monkeypatch):
+    now = [0.0]
+
+    def write_slowly(*job):  # 10 s per folder: the log gets a line at every tenth of the folders
+        now[0] += 10.0
+        return writer(*job)
+
+    writer = synthetic._write_folder
+    monkeypatch.setattr(synthetic, "_write_folder", write_slowly)
+    monkeypatch.setattr("tqdm.std.time", lambda: now[0])
+    summary = synthetic.main(["--out", str(tmp_path / "mini"), "--per_class", "1", "--size", "16"])
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 10 and all(line.startswith(f"writing {tmp_path / 'mini'}: ") for line in lines)
+    folders = len(summary["folders"])
+    assert lines[-1].startswith(f"writing {tmp_path / 'mini'}: 100%") and f"{folders}/{folders}" in lines[-1]

@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import sys
 import time
 from pathlib import Path
 
@@ -175,7 +174,7 @@ class Trainer:
 
     def train_epoch(self, epoch: int, stop: StopSignal) -> bool:
         """One epoch (or its remainder after a resume); False when stopped by a signal."""
-        from tqdm import tqdm
+        from utils.progress import progress_bar
 
         position = self.position or {"epoch": epoch, "step": 0, "sums": {}, "counts": {}, "seconds": 0.0}
         self.position = None
@@ -186,8 +185,8 @@ class Trainer:
         sampler.set_epoch(epoch, position["step"])
         steps = sampler.num_draws // sampler.batch_size
         self.method.model.train()
-        bar = tqdm(self.train_loader, total=steps, initial=position["step"], desc=f"epoch {epoch}",
-                   disable=not self.dist.is_main, mininterval=1 if sys.stdout.isatty() else 30, leave=False)
+        bar = progress_bar(self.train_loader, total=steps, initial=position["step"], desc=f"epoch {epoch}",
+                           disable=not self.dist.is_main, mininterval=1, leave=False)
         for step, batch in enumerate(bar, start=position["step"]):
             out = self.train_step(batch, epoch, step, stop)
             for key, value in out.items():

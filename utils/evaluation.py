@@ -20,12 +20,12 @@ def _collect(outputs_fn, model: torch.nn.Module, loader, device: torch.device, a
     the whole loader (all processes), in eval mode, sorted by index;
     unreadable images dropped, counted (``unreadable``) and listed with their
     reasons (``errors``: index -> reason)."""
-    from tqdm import tqdm
+    from utils.progress import progress_bar
 
     was_training = model.training
     model.eval()
     parts, errors = [], {}
-    for batch in tqdm(loader, desc=desc, unit="batch", disable=not progress):
+    for batch in progress_bar(loader, desc=desc, unit="batch", disable=not progress):
         images = to_layout(batch["image"].to(device, non_blocking=True), channels_last)
         with autocast_for(device, amp):
             outputs = outputs_fn(images)

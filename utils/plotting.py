@@ -7,14 +7,15 @@
   starting number of prototypes;
 - confidence.png: max-softmax confidence of known vs novel test images (the
   paper's confidence skew);
-- tsne.png: t-SNE of test features, one colour per true class (60 distinct),
-  marker by known/novel;
+- tsne.png: t-SNE of test features, one colour per true class (60 distinct, the
+  first nine of nine hues), marker by known/novel;
 - estimate_k.py's k_curve.png: the post-hoc estimator's score per K;
 - test.py's confusion.png: the confusion matrix, known classes on their own
   prototypes, novel ones Hungarian-matched, counts in the cells.
 """
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -46,9 +47,16 @@ def _finish(ax, title: str, xlabel: str = "epoch", integer_x: bool = True) -> No
         ax.legend(fontsize=8)
 
 
+def _wrap(text: str, inches: float, points: float) -> str:
+    """``text`` broken into lines that fit ``inches`` at a font of ``points`` (a character is
+    about 0.6 em wide)."""
+    return textwrap.fill(text, max(20, int(inches * 72 / (0.6 * points))))
+
+
 def _save(fig, path: Path) -> None:
+    """Write the figure; the saved canvas takes in every title and label, however small the plot."""
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
 
 
@@ -123,8 +131,15 @@ def plot_confidence(label: np.ndarray, confidence: np.ndarray, num_known: int, p
 
 
 def class_colours(count: int) -> list[tuple]:
-    """``count`` colours, distinct up to 60 (tab20, tab20b, tab20c in turn), then repeating."""
-    palette = [plt.get_cmap(name)(i) for name in ("tab20", "tab20b", "tab20c") for i in range(20)]
+    """``count`` colours, distinct up to 60, then repeating. The first nine are nine hues (tab10
+    without its brown, so no two are shades of one hue), then brown and the light shade of each
+    tab10 hue, then tab20b's and tab20c's five hues one shade at a time."""
+    tab20 = [plt.get_cmap("tab20")(i) for i in range(20)]
+    brown = 10
+    hues = [tab20[i] for i in range(0, 20, 2) if i != brown] + [tab20[brown]]
+    shades = [plt.get_cmap(name)(hue + shade) for name in ("tab20b", "tab20c") for shade in range(4)
+              for hue in range(0, 20, 4)]
+    palette = hues + tab20[1::2] + shades
     return [palette[i % len(palette)] for i in range(count)]
 
 
@@ -215,8 +230,11 @@ def plot_confusion(matrix, row_names: list[str], column_names: list[str], num_kn
             ax.text(c, r, str(counts[r, c]), ha="center", va="center", fontsize=5.5,
                     color="white" if shares[r, c] > 0.5 else "black")
             annotated += 1
-    ax.set(xlabel="predicted prototype (known: its own class; novel: Hungarian-matched)", ylabel="true class",
-           title=f"confusion (colour: share of each true class; numbers: images); known block: first {num_known}")
+    width = fig.get_figwidth() * 0.8  # inches the axes span
+    ax.set(xlabel=_wrap("predicted prototype (known: its own class; novel: Hungarian-matched)", width, 10),
+           ylabel="true class",
+           title=_wrap(f"confusion (colour: share of each true class; numbers: images); known block: first "
+                       f"{num_known}", width, 12))
     fig.colorbar(image, ax=ax, fraction=0.03)
     _save(fig, path)
     return annotated

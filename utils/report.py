@@ -68,8 +68,8 @@ def make_report(run_path: str | Path) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run_dir", nargs="+", help="run directories (exp/<experiment>/<timestamp>)")
+    parser = argparse.ArgumentParser(prog="python -m utils.report", description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir", nargs="+", metavar="RUN_DIR", help="run directories (exp/<experiment>/<timestamp>)")
     args = parser.parse_args(argv)
     for run_dir in args.run_dir:
         try:
