@@ -487,7 +487,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--scale", type=float, default=None,
                         help="cpl: factor on the class table's per-class counts (default 0.01: 20 images per "
                              "forgery class, 200 Youtube-Real, 50 Celeb-Real)")
-    parser.add_argument("--clips", type=int, default=None,
+    parser.add_argument("--clips", type=int, default=None, metavar="N",
                         help=f"write this many video clips per forgery class instead of images (the real class "
                              f"gets {REAL_FACTOR}x over its sources); owdfa40 layout only")
     parser.add_argument("--clip_frames", type=int, default=None, help="with --clips: frames per clip (default 16, "

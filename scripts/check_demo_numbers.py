@@ -4,8 +4,8 @@
     python scripts/check_demo_numbers.py --run        # runs bash scripts/demo.sh itself (its time: docs/performance.md)
 
 Compares the ACC / NMI / ARI / conf rows of the last metrics table in the demo's
-output (test.py's table, which ends the demo) with the fenced block that follows
-the line containing "prints" in README.md. Exit status: 0 equal, 1 different
+output (test.py's table, which ends the demo) and its discovery line with the
+fenced block that follows the line containing "prints" in README.md. Exit status: 0 equal, 1 different
 (the rows that differ are listed, and the printed table is shown ready to paste
 into README.md), 2 a table missing or the demo failing.
 """
@@ -20,6 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 ROWS = ("ACC", "NMI", "ARI", "conf")
 ROW = re.compile(r"^\s*(ACC|NMI|ARI|conf)\s+(\S+)\s+(\S+)\s+(\S+)\s*$")
+DISCOVERY = re.compile(r"^\s*(discovery: .*?)\s*$", re.M)
 HEADER = "  ".join(f"{cell:>6}" for cell in ("", "all", "known", "novel"))
 
 
@@ -53,8 +54,14 @@ def printed_table(log: str) -> dict[str, tuple[str, str, str]]:
     return found[-1]
 
 
-def readme_table(readme: str) -> dict[str, tuple[str, str, str]]:
-    """The table of the first fenced block that follows a line containing "prints" (blank lines between)."""
+def discovery(text: str) -> str | None:
+    """The last discovery line in ``text`` (utils/tables.discovery_line), None without one."""
+    found = DISCOVERY.findall(text)
+    return found[-1] if found else None
+
+
+def readme_block(readme: str) -> str:
+    """The first fenced block with a metrics table that follows a line containing "prints"."""
     lines = readme.splitlines()
     for number, line in enumerate(lines):
         if "prints" not in line:
@@ -62,9 +69,9 @@ def readme_table(readme: str) -> dict[str, tuple[str, str, str]]:
         start = next((i for i in range(number + 1, len(lines)) if lines[i].strip()), len(lines))
         if start < len(lines) and lines[start].startswith("```"):
             end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("```")), len(lines))
-            found = tables("\n".join(lines[start + 1:end]))
-            if found:
-                return found[0]
+            block = "\n".join(lines[start + 1:end])
+            if tables(block):
+                return block
     raise TableError('README.md has no fenced block with rows ACC, NMI, ARI, conf right after a line containing '
                      '"prints" (Quick start)')
 
@@ -109,17 +116,20 @@ def main(argv=None) -> int:
         else:
             log = Path(args.log).read_text(errors="replace")
         printed = printed_table(log)
-        readme = readme_table(Path(args.readme).read_text())
+        block = readme_block(Path(args.readme).read_text())
     except (TableError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    readme = tables(block)[0]
     diff = differences(readme, printed)
+    if discovery(block) != discovery(log):
+        diff.append(f"  README {discovery(block)}\n  demo   {discovery(log)}")
     if diff:
         print(f"{args.readme}'s demo table and the demo's printed table differ:\n" + "\n".join(diff)
               + f"\nthe demo printed (paste into README.md's Quick start block if the change is intended):\n"
-              + format_block(printed))
+              + format_block(printed) + (f"\n{discovery(log)}" if discovery(log) else ""))
         return 1
-    print(f"the demo printed the table {args.readme} shows:\n{format_block(printed)}")
+    print(f"the demo printed the table {args.readme} shows:\n{format_block(printed)}\n{discovery(log)}")
     return 0
 
 

@@ -185,7 +185,7 @@ def test_out_and_latex_must_have_their_extension(runs, tmp_path):
 
 
 def test_a_run_stopped_in_its_first_epoch_is_unfinished_with_its_resume_command(tmp_path):
-    from utils.results import read_runs
+    from inference.results import read_runs
 
     run = make_run(tmp_path, "stopped", 2025, acc(0.8, 0.9, 0.7))
     (run / "metrics.jsonl").unlink()  # SIGTERM before the first epoch ended: config.json, no metrics yet

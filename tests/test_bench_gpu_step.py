@@ -26,6 +26,6 @@ def test_build_makes_the_named_method_and_its_step_trains(name, kind):
 
 
 def test_every_step_and_e2e_case_carries_the_method(tmp_path):
-    cases = bench.plan(None, True, "cpu", tmp_path, method="simgcd")
-    timed = [args for _, _, args, _ in cases if args[1] in ("step", "e2e")]
+    cases = bench.plan(True, "cpu", tmp_path, method="simgcd")
+    timed = [args for args, _ in cases if args[1] in ("step", "e2e")]
     assert timed and all(args[args.index("--method") + 1] == "simgcd" for args in timed)

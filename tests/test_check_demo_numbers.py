@@ -23,8 +23,11 @@ exp/demo/x/checkpoints/last.pt: epoch 9, OWDFA-40 protocol 1, 1008 test images, 
    NMI    61.3    75.2    57.4
    ARI    29.9    60.1     n/a
   conf    69.8    74.9    64.6
+discovery: 61.2 % of novel test images on a novel prototype, 3.1 % of known ones; 20 of 22 novel prototypes hold a test image
 run directory: exp/demo/x (metrics.jsonl, curves.png, log.txt, checkpoints/)
 """
+DISCOVERY = ("discovery: 61.2 % of novel test images on a novel prototype, 3.1 % of known ones; 20 of 22 novel "
+             "prototypes hold a test image")
 PRINTED = {"ACC": ("38.6", "75.8", "45.5"), "NMI": ("61.3", "75.2", "57.4"), "ARI": ("29.9", "60.1", "n/a"),
            "conf": ("69.8", "74.9", "64.6")}
 
@@ -47,17 +50,19 @@ def test_an_incomplete_or_shuffled_table_is_not_a_table():
 
 def test_readmes_block_is_the_one_after_prints():
     block = check.format_block(PRINTED) + "\n"
-    assert check.readme_table(readme(block)) == PRINTED
-    assert check.readme_table(readme(block).replace("prints:\n\n```", "prints:\n```")) == PRINTED
+    assert check.tables(check.readme_block(readme(block)))[0] == PRINTED
+    assert check.tables(check.readme_block(readme(block).replace("prints:\n\n```", "prints:\n```")))[0] == PRINTED
     with pytest.raises(check.TableError, match='"prints"'):
-        check.readme_table(readme(block).replace("prints:\n\n", "prints:\n\nA paragraph between.\n\n"))
+        check.readme_block(readme(block).replace("prints:\n\n", "prints:\n\nA paragraph between.\n\n"))
     with pytest.raises(check.TableError, match='"prints"'):
-        check.readme_table(readme(block, lead="On 2 CPU cores the demo shows:"))
+        check.readme_block(readme(block, lead="On 2 CPU cores the demo shows:"))
 
 
 def test_the_shipped_readme_has_a_block_the_check_finds():
-    table = check.readme_table((REPO / "README.md").read_text())
+    block = check.readme_block((REPO / "README.md").read_text())
+    table = check.tables(block)[0]
     assert set(table) == set(check.ROWS) and all(len(values) == 3 for values in table.values())
+    assert check.discovery(block), "README's demo block shows the discovery line"
 
 
 def test_differences_name_the_rows_that_differ():
@@ -72,14 +77,18 @@ def test_exit_status_and_the_block_to_paste(tmp_path, capsys):
     log = tmp_path / "demo.log"
     log.write_text(TRAINING_END + TEST_PY)
     same, other = tmp_path / "same.md", tmp_path / "other.md"
-    same.write_text(readme(check.format_block(PRINTED) + "\n"))
-    other.write_text(readme(check.format_block({**PRINTED, "ACC": ("40.2", "79.4", "47.3")}) + "\n"))
+    same.write_text(readme(check.format_block(PRINTED) + f"\n{DISCOVERY}\n"))
+    other.write_text(readme(check.format_block({**PRINTED, "ACC": ("40.2", "79.4", "47.3")}) + f"\n{DISCOVERY}\n"))
+    undiscovered = tmp_path / "undiscovered.md"
+    undiscovered.write_text(readme(check.format_block(PRINTED) + "\n" + DISCOVERY.replace("61.2", "0.0") + "\n"))
     assert check.main([str(log), "--readme", str(same)]) == 0
     capsys.readouterr()
     assert check.main([str(log), "--readme", str(other)]) == 1
     out = capsys.readouterr().out
     assert "ACC   README 40.2  79.4  47.3" in out and "NMI   README" not in out
     assert check.format_block(PRINTED) in out
+    assert check.main([str(log), "--readme", str(undiscovered)]) == 1
+    assert "README discovery: 0.0 %" in capsys.readouterr().out
     assert check.main([str(tmp_path / "missing.log"), "--readme", str(same)]) == 2
     empty = tmp_path / "empty.log"
     empty.write_text("no table\n")

@@ -58,3 +58,28 @@ def test_every_config_key_is_documented():
     keys = {key for method in METHODS for key in defaults(method)}
     missing = sorted(key for key in keys if f"`{key}`" not in page)
     assert not missing, f"config keys missing from docs/configuration.md: {missing}"
+
+
+def prose_sentences(text: str) -> set[str]:
+    """Sentences of at least 8 words outside code blocks and tables, whitespace-normalised."""
+    prose, in_code = [], False
+    for line in text.splitlines():
+        if line.startswith("```"):
+            in_code = not in_code
+        elif not in_code and not line.lstrip().startswith("|"):
+            prose.append(line)
+    sentences = re.split(r"(?<=[.!?])\s+", " ".join(" ".join(prose).split()))
+    return {s for s in sentences if len(s.split()) >= 8}
+
+
+def test_no_sentence_is_repeated_between_readme_and_docs():
+    readme = prose_sentences((REPO / "README.md").read_text())
+    repeated = [f"{page.name}: {s}" for page in PAGES[1:] for s in readme & prose_sentences(page.read_text())]
+    assert not repeated, "README repeats docs/ word for word (keep it in one place):\n" + "\n".join(repeated)
+
+
+def test_the_first_command_is_on_the_first_screen():
+    lines = (REPO / "README.md").read_text().splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("bash scripts/demo.sh"))
+    assert first < 40, f"README's first command is at line {first + 1}"
+    assert "not run yet" not in "\n".join(lines)

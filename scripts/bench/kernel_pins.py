@@ -9,11 +9,10 @@ another thread count). A "data" setting writes the mini dataset under it and
 counts the images that differ from ``--data`` (written unpinned, by
 ``python -m dataset.synthetic``); a "train" setting trains
 configs/demo_lite0.py for one short epoch (the budgets below: 7 steps) on
-``--data`` and prints the first 8 hex digits of a sha256 over the final
-weights with the test ACC. Equal digits: bit-identical weights. "pinned" and
-"pinned_data" run under scripts/_pin_kernels.sh, which scripts/demo.sh
-sources. ``--step_seconds N`` times training steps under each training
-setting instead. Results: docs/performance.md.
+``--data`` and prints 8 hex digits of a sha256 over the final weights (equal:
+bit-identical) with the test ACC. "pinned" and "pinned_data" run under
+scripts/_pin_kernels.sh, as scripts/demo.sh does. ``--step_seconds N`` times
+training steps under each training setting instead. Results: docs/performance.md.
 """
 from __future__ import annotations
 
