@@ -158,6 +158,7 @@ def read_runs(paths: list[str | Path]) -> tuple[list[Run], list[str]]:
 @functools.lru_cache(maxsize=None)
 def paper_config(protocol: int, unknown_k: bool) -> dict:
     """The resolved config of the paper's recipe for an OWDFA-40 protocol (configs/owdfa40_p<N>[_wok].py)."""
+    import models  # noqa: F401  (registers the methods, whose keys the config holds)
     from utils.config import load_config
 
     name = f"owdfa40_p{protocol}{'_wok' if unknown_k else ''}.py"

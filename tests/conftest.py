@@ -14,6 +14,8 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+import models  # noqa: E402,F401  (registers the methods, as every entry point does)
+
 # Small, fast settings shared by the end-to-end tests (2 CPU cores, < 10 min suite).
 TINY = ["image_size=32", "backbone=resnet18", "pretrained=false", "num_workers=0", "batch_size=64",
         "test_batch_size=128", "budget_real=24", "budget_known=12", "budget_novel=12", "device=cpu"]

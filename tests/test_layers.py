@@ -140,3 +140,10 @@ def test_the_trainer_names_no_method_and_none_of_their_terms():
     found = {f"{path.name}: {text}" for path in sorted((REPO / "trainer").glob("*.py"))
              for text in string_constants(path) for term in named if re.search(rf"\b{re.escape(term)}\b", text)}
     assert not found, "the trainer names a method's terms:\n" + "\n".join(sorted(found))
+
+
+def test_utils_imports_no_model_or_method_code_even_by_name():
+    """utils/ holds what any project could use: no import of models/, discovery/ or losses/, static
+    (the layer check above) or by name through importlib."""
+    dynamic = [path.name for path in sorted((REPO / "utils").glob("*.py")) if "import_module" in path.read_text()]
+    assert not dynamic, f"utils/ modules importing by name: {dynamic}"

@@ -10,7 +10,6 @@ before any work starts, so a typo or a bad value costs one line, not a run.
 from __future__ import annotations
 
 import ast
-import importlib
 import json
 import logging
 import re
@@ -89,12 +88,9 @@ def register_section(method: str, section: Section) -> None:
 
 def section_of(method: str) -> Section:
     """The keys of ``method``; a ConfigError naming the registered methods when there is none.
-    The methods register when the models package is imported, which this does on first need
-    (by name, as a plugin loader: utils/ imports nothing above it)."""
-    if not SECTIONS:
-        importlib.import_module("models")
+    The methods register when the models package is imported (every entry point does)."""
     if method not in SECTIONS:
-        known = ", ".join(sorted(SECTIONS))
+        known = ", ".join(sorted(SECTIONS)) or "none (import models first: it registers them)"
         raise ConfigError(f"method={method!r} is not a method of this code; valid: {known}")
     return SECTIONS[method]
 

@@ -60,7 +60,7 @@ def pinned_environment() -> dict:
 
 
 def weights_digest(run_dir: Path) -> str:
-    from trainer.checkpoint import load_checkpoint
+    from utils.checkpoint import load_checkpoint
 
     model = load_checkpoint(run_dir / "checkpoints" / "last.pt")["model"]
     digest = hashlib.sha256()
@@ -107,15 +107,15 @@ def step_seconds(steps: int) -> list[float]:
     and size of the config, channels_last), after two warm-up steps, in this process."""
     import torch
 
-    from models.methods import create_method
-    from trainer.device import make_optimizer, place_model, to_layout
+    from models.method import create_method
     from utils.config import load_config
+    from utils.device import place_model, to_layout
 
-    cfg = load_config(REPO / "configs" / "demo_lite0.py", ["pretrained=false", "pseudo_start=0"])
+    cfg = load_config(REPO / "configs" / "demo_lite0.py", ["pretrained=false", "cal_pseudo_start=0"])
     torch.manual_seed(0)
     method = create_method(cfg, num_known=19, num_classes=41)
     place_model(method.model, torch.device("cpu"), cfg.channels_last)
-    optimizer = make_optimizer(method.parameters(), cfg.lr, cfg.weight_decay)
+    optimizer = method.make_optimizer()
     shape = (cfg.batch_size, 3, cfg.image_size, cfg.image_size)
     batch = {view: to_layout(torch.randint(0, 256, shape, dtype=torch.uint8), cfg.channels_last)
              for view in ("weak", "strong")}
