@@ -200,6 +200,11 @@ def test_known_k_seeds_the_given_number_of_novel_prototypes_onto_cluster_centres
     assert sorted(similarity.argmax(dim=1).tolist()) == [0, 1, 2] and similarity.max(dim=1).values.min() > 0.99
     later = cal.on_epoch_end(1, EpochEnd(lambda t: t, torch.optim.Adam(cal.parameters()), no_features))
     assert later["model_changed"] is False and later["valid_prototypes"] == 5
+    resumed = _cal(cal_novel_prototypes="seeded", cal_seed_epoch=0)  # what a resume or an export load builds
+    resumed.net.load_state_dict(cal.net.state_dict())
+    resumed.load_state_dict(cal.state_dict())
+    assert resumed.net.prototypes.num_valid == 5
+    assert torch.equal(resumed.net.prototypes.valid_rows(), cal.net.prototypes.valid_rows())
 
 
 def test_the_papers_known_k_keeps_its_random_novel_prototypes():
