@@ -11,7 +11,7 @@ import numpy as np
 
 from inference.names import no_novel_cluster, prototype_names, purity, real_prototypes
 from inference.predictions import TEST_COLUMNS, mark_unknown, prediction_rows, write_csv, write_table
-from utils.tables import discovery_line, discovery_warning, metric_rows
+from utils.tables import discovery_lines, metric_rows
 from utils.metrics import aligned_confusion, per_class_accuracy
 from utils.text import markdown_table
 
@@ -106,7 +106,7 @@ def report_markdown(metrics: dict, per_class: list[list], clusters: list[list], 
              f"Epoch {metrics.get('epoch')}, {metrics.get('label_space', '')}, {metrics['num_test']} test images, "
              f"{metrics.get('valid_prototypes')} valid prototypes. Per image: [{predictions}]({predictions}).", "",
              "## Metrics (%)", "", markdown_table(["", "all", "known", "novel"], metric_rows(metrics)), ""]
-    for line in filter(None, (discovery_line(metrics), discovery_warning(metrics))):
+    for line in discovery_lines(metrics):
         lines += [f"{line[0].upper()}{line[1:]}.", ""]
     if abstain is None:
         lines += ["The model carries no abstain threshold: no test image is called unknown.", ""]

@@ -31,11 +31,16 @@ def discovery_warning(metrics: dict) -> str | None:
             "Novel ACC only measures how the novel classes spread over the known prototypes")
 
 
+def discovery_lines(metrics: dict) -> list[str]:
+    """The discovery line and its warning, those that apply (test.py's table, report.md)."""
+    return [line for line in (discovery_line(metrics), discovery_warning(metrics)) if line]
+
+
 def format_table(metrics: dict) -> str:
     """The metrics as a small ASCII table (percent), the discovery line and its warning."""
     rows = [("", "all", "known", "novel"), *metric_rows(metrics)]
     lines = ["  ".join(f"{cell:>6}" for cell in row) for row in rows]
-    lines += [line for line in (discovery_line(metrics), discovery_warning(metrics)) if line]
+    lines += discovery_lines(metrics)
     if metrics.get("k_novel_estimate") is not None:
         true = metrics.get("k_novel_true")
         lines.append(f"estimated novel K: {metrics['k_novel_estimate']}"
