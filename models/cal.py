@@ -24,6 +24,34 @@ from utils.config import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, UNIT, Section, be
 
 log = logging.getLogger(__name__)
 
+# Keys whose default departs from the paper, with the value a run recorded before the key existed used.
+PAPER_VALUES = {"cal_tau_prior": ("tau_prior", 1.0), "cal_acr_ratio_max": ("acr_ratio_max", 10.0)}
+
+
+def recorded_cal(values: dict) -> dict:
+    """A CAL config recorded before some keys existed: the paper's value for the departures of
+    PAPER_VALUES, and ``recorded_discovery``'s rule for how the novel prototypes were set."""
+    values = dict(values)
+    for key, (old, paper) in PAPER_VALUES.items():
+        if key not in values and old not in values:
+            values[key] = paper
+    return recorded_discovery(values)
+
+
+def recorded_discovery(values: dict) -> dict:
+    """A config recorded before ``cal_novel_prototypes``: a known-K run had random novel prototypes,
+    an unknown-K run counted them with ``novel_k_source`` (DPP when absent: before the post-hoc
+    estimate existed), whose post-hoc estimate ran at ``posthoc_epoch`` (before it existed: at the
+    end of ``prune_start``)."""
+    if "cal_novel_prototypes" in values:
+        return values
+    seeded = bool(values.get("unknown_k")) and values.get("novel_k_source", "dpp") == "posthoc"
+    values = {k: v for k, v in values.items() if k != "novel_k_source"}
+    if seeded and "posthoc_epoch" not in values:
+        values["cal_seed_epoch"] = values.get("prune_start", 0)
+    return {**values, "cal_novel_prototypes": "seeded" if seeded else "paper"}
+
+
 NOVEL_PROTOTYPES = ("seeded", "paper")
 CAL_KEYS = Section(
     keys={
@@ -76,37 +104,9 @@ CAL_KEYS = Section(
         "prune_coverage", "prune_start", "prune_max_drop", "prune_anchor_norm", "prune_optimizer_state")},
         "posthoc_epoch": "cal_seed_epoch", "novel_k_source": "cal_novel_prototypes"},
     aliases={"cal_novel_prototypes": {"posthoc": "seeded", "dpp": "paper"}},
-    recorded=lambda values: recorded_cal(values),
+    recorded=recorded_cal,
     unknown_k=True,
 )
-
-
-# Keys whose default departs from the paper, with the value a run recorded before the key existed used.
-PAPER_VALUES = {"cal_tau_prior": ("tau_prior", 1.0), "cal_acr_ratio_max": ("acr_ratio_max", 10.0)}
-
-
-def recorded_cal(values: dict) -> dict:
-    """A CAL config recorded before some keys existed: the paper's value for the departures of
-    PAPER_VALUES, and ``recorded_discovery``'s rule for how the novel prototypes were set."""
-    values = dict(values)
-    for key, (old, paper) in PAPER_VALUES.items():
-        if key not in values and old not in values:
-            values[key] = paper
-    return recorded_discovery(values)
-
-
-def recorded_discovery(values: dict) -> dict:
-    """A config recorded before ``cal_novel_prototypes``: a known-K run had random novel prototypes,
-    an unknown-K run counted them with ``novel_k_source`` (DPP when absent: before the post-hoc
-    estimate existed), whose post-hoc estimate ran at ``posthoc_epoch`` (before it existed: at the
-    end of ``prune_start``)."""
-    if "cal_novel_prototypes" in values:
-        return values
-    seeded = bool(values.get("unknown_k")) and values.get("novel_k_source", "dpp") == "posthoc"
-    values = {k: v for k, v in values.items() if k != "novel_k_source"}
-    if seeded and "posthoc_epoch" not in values:
-        values["cal_seed_epoch"] = values.get("prune_start", 0)
-    return {**values, "cal_novel_prototypes": "seeded" if seeded else "paper"}
 
 
 def num_prototypes(cfg, num_known: int, num_classes: int) -> int:

@@ -100,9 +100,9 @@ def base_defaults() -> Config:
     return Config(_public_values(runpy.run_path(str(BASE_CONFIG))))
 
 
-def defaults(method: str | None = None) -> Config:
-    """base.py's defaults and those of ``method`` (default: base.py's ``method``)."""
-    cfg = base_defaults()
+def defaults(method: str | None = None, base: Config | None = None) -> Config:
+    """base.py's defaults (``base`` when already read) and those of ``method`` (default: base.py's)."""
+    cfg = Config(base) if base is not None else base_defaults()
     cfg.method = cfg.method if method is None else method
     cfg.update(section_of(cfg.method).defaults())
     return cfg
@@ -249,7 +249,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | dict | No
                 values["experiment"] = path.stem
     base = base_defaults()
     method = method_of(items, method_of(values, base.method))
-    cfg = defaults(method)
+    cfg = defaults(method, base)
     if recorded:
         cfg = merge(cfg, recorded_config(values, str(path)), str(path), recorded=True)
     elif path is not None:
