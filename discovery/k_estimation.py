@@ -425,6 +425,21 @@ def estimate_novel_k(features, labels, num_known: int, k_max: int | None = None,
     return result
 
 
+def hold_out_known(labels, num_known: int, held: np.ndarray) -> tuple[np.ndarray, int]:
+    """Labels with the known classes ``held`` turned unlabelled (-1) and the others renumbered
+    0..num_known-len(held)-1, and that count: the estimator then meets ``held`` as novel classes
+    whose number is known, so its miss on them measures its bias on these features
+    (``estimate_k.py --hold_out``)."""
+    labels = np.asarray(labels, dtype=np.int64)
+    held = np.unique(np.asarray(held, dtype=np.int64))
+    if held.size == 0 or held.size >= num_known or held.min() < 0 or held.max() >= num_known:
+        raise ValueError(f"hold out 1 to {num_known - 1} of the {num_known} known classes, not {held.tolist()}")
+    kept = np.setdiff1d(np.arange(num_known), held)
+    remap = np.full(num_known + 1, UNLABELLED)  # index -1 -> unlabelled
+    remap[kept] = np.arange(kept.size)
+    return remap[labels], int(kept.size)
+
+
 class _ProbeDraw:
     """One draw of probe classes: the labels the clustering sees (visible known
     classes renumbered 0..V-1, probe and unlabelled rows -1) and the rows the

@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from sklearn.metrics import silhouette_samples
 
 from tests.conftest import TINY, run_cli
-from discovery.k_estimation import (KEstimate, choose_k, cosine_silhouette, estimate_novel_k, probe_f1, probe_sets,
-                                semi_supervised_kmeans, tie_floor)
+from discovery.k_estimation import (KEstimate, choose_k, cosine_silhouette, estimate_novel_k, hold_out_known,
+                                    probe_f1, probe_sets, semi_supervised_kmeans, tie_floor)
 
 
 def blobs(num_known: int, num_novel: int, seed: int, per_class: int = 100, dim: int = 32, noise: float = 0.1,
@@ -213,6 +213,31 @@ def test_cli_prints_the_estimate_and_writes_the_curve(monkeypatch, tmp_path, cap
     assert np.array(record["draw_scores"]).shape == (11, 12)  # every draw's score, to recompute any rule
     assert np.allclose(np.mean(record["draw_scores"], axis=1), record["scores"])
     assert (tmp_path / "k_curve.png").stat().st_size > 0
+
+
+def test_hold_out_known_hides_the_held_classes_and_renumbers_the_rest_by_hand():
+    labels = np.array([0, 1, 2, 3, -1, 2, 0])
+    held_labels, visible = hold_out_known(labels, 4, np.array([2, 0]))
+    assert visible == 2 and held_labels.tolist() == [-1, 0, -1, 1, -1, -1, -1]
+    with pytest.raises(ValueError, match="hold out 1 to 3 of the 4 known classes"):
+        hold_out_known(labels, 4, np.arange(4))
+
+
+def test_cli_hold_out_reports_the_miss_on_known_classes_counted_as_novel(monkeypatch, tmp_path, capsys):
+    import estimate_k
+
+    x, labels, _ = blobs(6, 7, seed=0)
+    split = SimpleNamespace(num_known=6, num_novel_in_test=7)
+    monkeypatch.setattr(estimate_k, "training_features", lambda args: (x, labels, split, torch.device("cpu")))
+    assert estimate_k.main(["--ckpt", "run/checkpoints/last.pt", "--out", str(tmp_path), "--hold_out", "2",
+                            "--hold_out_draws", "2"]) == 0
+    out = capsys.readouterr().out
+    draws = json.loads((tmp_path / "k_curve.json").read_text())["hold_out"]
+    assert [len(draw["held_out"]) for draw in draws] == [2, 2] and draws[0]["held_out"] != draws[1]["held_out"]
+    assert all(draw["k_novel_true"] == 9 and draw["k_novel"] == 9 and draw["error"] == 0 for draw in draws)
+    assert "novel K 9 (error +0) of 9" in out and "mean error +0.0 % over 2 draws" in out
+    assert estimate_k.main(["--ckpt", "run/checkpoints/last.pt", "--out", str(tmp_path), "--hold_out", "6"]) == 2
+    assert "at most 5 of the 6 known classes" in capsys.readouterr().err
 
 
 def test_cli_out_must_be_a_folder_and_is_checked_first(tmp_path, monkeypatch, capsys):
