@@ -49,10 +49,12 @@ class NovelThreshold:
         self.gamma_novel = gamma_novel if asymmetric else gamma
         self.stats = torch.zeros(4, dtype=torch.float64)  # known sum, known count, novel sum, novel count
 
-    def accumulate(self, logits_weak: torch.Tensor, logits_strong: torch.Tensor, num_known: int) -> None:
-        """Add a batch's statistics (stays on the logits' device; no host sync)."""
+    def accumulate(self, logits_weak: torch.Tensor, logits_strong: torch.Tensor, num_known: int,
+                   tau: float = 1.0) -> None:
+        """Add a batch's statistics, confidences at temperature ``tau`` as ``acr_loss`` takes them
+        (stays on the logits' device; no host sync)."""
         with torch.no_grad():
-            confidence, pred = logits_weak.float().softmax(dim=1).max(dim=1)
+            confidence, pred = logits_weak.float().div(tau).softmax(dim=1).max(dim=1)
             agree = pred == logits_strong.argmax(dim=1)
             is_known = (pred < num_known) & agree
             is_novel = (pred >= num_known) & agree

@@ -18,6 +18,7 @@ from losses.acr import NovelThreshold, acr_loss
 from losses.ccr import ccr_loss
 from losses.prior import prior_regularisation
 from losses.supervised import supervised_loss
+from models.heads import CosinePrototypes, PrototypeClassifier
 from models.method import EpochEnd, Method, register_method
 from models.network import PrototypeNet, full_precision, network_args
 from utils.config import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, UNIT, Section, between
@@ -58,6 +59,8 @@ CAL_KEYS = Section(
         "cal_frequency_attention": (True, "DCT frequency attention on the feature map (the authors' FFE)"),
         "cal_fused_gate": (False, "the attention's gate as one Triton kernel on CUDA (models/gate_kernel.py; "
                                   "ignored on CPU)"),
+        "cal_classifier": ("plain", "plain: logits z.w (the paper); cosine: cos(z, w), so every prototype has one "
+                                    "logit scale (set cal_tau_student below 1)"),
         "cal_tau_student": (1.0, "student temperature (supervised, CCR's student side, ACR)"),
         "cal_tau_teacher": (0.1, "teacher temperature of the CCR soft targets"),
         "cal_tau_prior": (0.1, "temperature of the softmax the prior regulariser averages (paper: 1.0; "
@@ -90,13 +93,14 @@ CAL_KEYS = Section(
         "cal_pseudo_start": NON_NEGATIVE, "cal_gamma": UNIT,
         "cal_acr_ratio_max": (lambda v: v >= NovelThreshold.RATIO_MIN, "must be >= 0.1 (the ratio's lower clamp)"),
         "cal_novel_prototypes": (lambda v: v in NOVEL_PROTOTYPES, "must be 'seeded' or 'paper'"),
+        "cal_classifier": (lambda v: v in ("plain", "cosine"), "must be 'plain' (the paper) or 'cosine'"),
         "cal_seed_epoch": NON_NEGATIVE, "cal_prototypes_per_known": AT_LEAST_ONE,
         "cal_prune_coverage": between(0.0, 1.0, lo_open=True), "cal_prune_start": NON_NEGATIVE,
         "cal_prune_max_drop": between(0.0, 1.0, lo_open=True),
         "cal_prune_anchor_norm": (lambda v: v in ("unit", "members"), "must be 'unit' (the paper) or 'members'"),
         "cal_prune_optimizer_state": (lambda v: v in ("keep", "move"), "must be 'keep' (the release) or 'move'"),
     },
-    resume_fixed=("cal_frequency_attention", "cal_prototypes_per_known", "cal_novel_prototypes"),
+    resume_fixed=("cal_frequency_attention", "cal_prototypes_per_known", "cal_novel_prototypes", "cal_classifier"),
     resume_inert=("cal_gamma", "cal_acr_asymmetric"),
     renamed={**{key: f"cal_{key}" for key in (
         "frequency_attention", "fused_gate", "tau_student", "tau_teacher", "tau_prior", "reg_weight", "ccr_weight",
@@ -132,6 +136,7 @@ class CAL(Method):
     def network(cls, cfg, num_known: int, num_classes: int) -> PrototypeNet:
         return PrototypeNet(num_prototypes=num_prototypes(cfg, num_known, num_classes),
                             frequency_attention=cfg.cal_frequency_attention, fused_gate=cfg.cal_fused_gate,
+                            classifier=CosinePrototypes if cfg.cal_classifier == "cosine" else PrototypeClassifier,
                             **network_args(cfg))
 
     @classmethod
@@ -167,7 +172,7 @@ class CAL(Method):
         return {"loss": loss, **terms}
 
     def _accumulate(self, weak: torch.Tensor, strong: torch.Tensor) -> None:
-        self.threshold.accumulate(weak, strong, self.num_known)
+        self.threshold.accumulate(weak, strong, self.num_known, self.cfg.cal_tau_student)
         if self._prunes():
             # index_add_ rather than bincount, which syncs with the host on CUDA to size its output
             self.usage = self.usage.to(weak.device).index_add_(
