@@ -25,8 +25,10 @@ from utils.config import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, UNIT, Section, be
 
 log = logging.getLogger(__name__)
 
-# Keys whose default departs from the paper, with the value a run recorded before the key existed used.
-PAPER_VALUES = {"cal_tau_prior": ("tau_prior", 1.0), "cal_acr_ratio_max": ("acr_ratio_max", 10.0)}
+# Keys whose default departs from the paper and that came after it: (their name before the cal_ prefix,
+# the paper's value), which a run recorded before the key existed used.
+PAPER_VALUES = {"cal_tau_prior": ("tau_prior", 1.0), "cal_acr_ratio_max": ("acr_ratio_max", 10.0),
+                "cal_classifier": ("classifier", "plain")}
 
 
 def recorded_cal(values: dict) -> dict:
@@ -143,6 +145,11 @@ class CAL(Method):
     def describe(cls, cfg) -> str:
         attention = " with frequency attention" if cfg.get("cal_frequency_attention") else ""
         return f"a {cfg['backbone']} backbone{attention}, a BNNeck and a prototype classifier"
+
+    def predict(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits over the student temperature, so their softmax is the one the losses train
+        (the paper's plain classifier: tau 1, the raw logits)."""
+        return self.model(images) / self.cfg.cal_tau_student
 
     # ------------------------------------------------------------ step
     def training_step(self, batch: dict, epoch: int) -> dict:

@@ -213,3 +213,25 @@ def test_the_papers_known_k_keeps_its_random_novel_prototypes():
     logs = cal.on_epoch_end(0, EpochEnd(lambda t: t, torch.optim.Adam(cal.parameters()), no_features))
     assert cal.net.prototypes.num_valid == 5 and not logs.get("model_changed")
     assert torch.equal(cal.net.prototypes.weight, weight)
+
+
+def test_cosine_classifier_gives_cosine_logits_and_predicts_at_the_student_temperature():
+    """cal_classifier=cosine: training logits are cos(z, w) (at most 1 in size, whatever the
+    prototypes' norms) and predict() divides them by cal_tau_student, so its softmax is the one
+    the losses train; the paper's plain classifier predicts its raw logits z.w."""
+    cal = _cal(cal_classifier="cosine", cal_tau_student=0.1)
+    cal.model.eval()
+    images = _batch()["weak"]
+    with torch.no_grad():
+        cal.net.prototypes.weight.mul_(50.0)
+        logits = cal.model(images)
+        z = cal.net.features(images)
+        expected = torch.nn.functional.normalize(z, dim=1) @ torch.nn.functional.normalize(
+            cal.net.prototypes.valid_rows(), dim=1).t()
+        torch.testing.assert_close(logits, expected)
+        assert logits.abs().max() <= 1 + 1e-5
+        torch.testing.assert_close(cal.predict(images), logits / 0.1)
+    plain = _cal(cal_classifier="plain")
+    plain.model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(plain.predict(images), plain.net.features(images) @ plain.net.prototypes.valid_rows().t())

@@ -45,6 +45,16 @@ def test_starts_at_zero_and_hand_worked_update():
     assert not logs["gamma_novel_above_one"]
 
 
+def test_confidences_are_taken_at_the_student_temperature():
+    """With tau the confidences are those of softmax(l / tau), as acr_loss takes them: logits
+    built for 0.9 / 0.7 and 0.6 / 0.4 at tau 1, passed as l * 0.1 with tau 0.1, give the same
+    gamma_novel 0.5625."""
+    thr = NovelThreshold(gamma=0.9)
+    logits = t([row(0, 0.9), row(1, 0.7), row(2, 0.6), row(3, 0.4)]) * 0.1
+    thr.accumulate(logits, logits, num_known=2, tau=0.1)
+    assert thr.update()["gamma_novel"] == pytest.approx(0.5625, rel=1e-5)
+
+
 def test_only_rows_whose_weak_and_strong_argmax_agree_count():
     """Disagreeing rows are left out of both statistics.
 

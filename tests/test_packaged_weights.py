@@ -144,7 +144,7 @@ def test_a_config_recorded_before_the_keys_existed_means_imagenet(known_k_run, t
     assert (config["input_mean"], config["input_std"]) == (IMAGENET_MEAN, IMAGENET_STD)
     cfg = recorded_config(config, "old.pt")
     assert cfg.cal_gamma == 0.8 and cfg.cal_novel_prototypes == "paper"
-    assert (cfg.cal_tau_prior, cfg.cal_acr_ratio_max) == (1.0, 10.0)
+    assert (cfg.cal_tau_prior, cfg.cal_acr_ratio_max, cfg.cal_classifier) == (1.0, 10.0, "plain")
     posthoc = recorded_config({"unknown_k": True, "novel_k_source": "posthoc", "prune_start": 3}, "old")
     assert (posthoc.cal_novel_prototypes, posthoc.cal_seed_epoch) == ("seeded", 3)
     np.testing.assert_equal(upgrade_config({"input_mean": (0.5,) * 3})["input_mean"], (0.5,) * 3)
