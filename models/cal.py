@@ -61,12 +61,15 @@ CAL_KEYS = Section(
         "cal_frequency_attention": (True, "DCT frequency attention on the feature map (the authors' FFE)"),
         "cal_fused_gate": (False, "the attention's gate as one Triton kernel on CUDA (models/gate_kernel.py; "
                                   "ignored on CPU)"),
-        "cal_classifier": ("plain", "plain: logits z.w (the paper); cosine: cos(z, w), so every prototype has one "
-                                    "logit scale (set cal_tau_student below 1)"),
-        "cal_tau_student": (1.0, "student temperature (supervised, CCR's student side, ACR)"),
-        "cal_tau_teacher": (0.1, "teacher temperature of the CCR soft targets"),
-        "cal_tau_prior": (0.1, "temperature of the softmax the prior regulariser averages (paper: 1.0; "
-                               "docs/choosing_k.md#known-k-novel-prototypes-that-win)"),
+        "cal_classifier": ("cosine", "cosine: logits cos(z, w), so known and novel prototypes share one logit "
+                                     "scale (docs/choosing_k.md#known-k-novel-prototypes-that-win); plain: z.w "
+                                     "(the paper)"),
+        "cal_tau_student": (0.1, "student temperature (supervised, CCR's student side, ACR; paper 1.0 with "
+                                 "plain logits: cosine logits lie in [-1, 1])"),
+        "cal_tau_teacher": (0.05, "teacher temperature of the CCR soft targets (paper 0.1 beside a student at "
+                                  "1.0; the teacher stays sharper than the student)"),
+        "cal_tau_prior": (0.05, "temperature of the softmax the prior regulariser averages (paper: 1.0; "
+                                "docs/choosing_k.md#known-k-novel-prototypes-that-win)"),
         "cal_reg_weight": (1.0, "weight of the prior (uniform-usage) regulariser"),
         "cal_ccr_weight": (0.2, "weight of CCR; 0 disables it"),
         "cal_acr": (True, "asymmetric confidence reinforcement (pseudo-labels on unlabelled rows)"),
@@ -74,7 +77,7 @@ CAL_KEYS = Section(
         "cal_pseudo_start": (5, "first epoch (0-based) with ACR pseudo-labels"),
         "cal_gamma": (0.9, "confidence threshold for known-class pseudo-labels"),
         "cal_acr_asymmetric": (True, "false: novel pseudo-labels use cal_gamma too (the paper's ablation)"),
-        "cal_acr_ratio_max": (1.0, "upper clamp of the novel/known confidence ratio behind gamma_novel "
+        "cal_acr_ratio_max": (0.5, "upper clamp of the novel/known confidence ratio behind gamma_novel "
                                    "(paper: 10, so gamma_novel may pass 1)"),
         "cal_novel_prototypes": ("seeded", "seeded: the novel prototypes become cluster centres of the training "
                                            "features at the end of cal_seed_epoch (known K: the given count; "
