@@ -231,7 +231,7 @@ def test_cosine_classifier_gives_cosine_logits_and_predicts_at_the_student_tempe
         torch.testing.assert_close(logits, expected)
         assert logits.abs().max() <= 1 + 1e-5
         torch.testing.assert_close(cal.predict(images), logits / 0.1)
-    plain = _cal(cal_classifier="plain")
+    plain = _cal(cal_classifier="plain", cal_tau_student=1.0)
     plain.model.eval()
     with torch.no_grad():
         torch.testing.assert_close(plain.predict(images), plain.net.features(images) @ plain.net.prototypes.valid_rows().t())
