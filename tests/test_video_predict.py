@@ -83,7 +83,7 @@ def test_bad_files_each_get_a_row_and_the_run_goes_on(known_k_run, one_class, tm
     _, paths = one_class
     folder = tmp_path / "in"
     folder.mkdir()
-    frames = [read_rgb(p) for p in (paths * 24)[:24]]  # a truncated half still holds 8 frames
+    frames = ([read_rgb(p) for p in paths] * 24)[:24]  # a truncated half still holds 8 frames
     for name, codec in (("good.mp4", "mp4v"), ("cut.mp4", "mp4v"), ("cut.avi", "MJPG")):
         synthetic.write_clip(folder / name, frames, codec)
     for name in ("cut.mp4", "cut.avi"):
