@@ -70,12 +70,14 @@ CAL_KEYS = Section(
                                   "1.0; the teacher stays sharper than the student)"),
         "cal_tau_prior": (0.05, "temperature of the softmax the prior regulariser averages (paper: 1.0; "
                                 "docs/choosing_k.md#known-k-novel-prototypes-that-win)"),
-        "cal_reg_weight": (1.0, "weight of the prior (uniform-usage) regulariser"),
+        "cal_reg_weight": (1.25, "weight of the prior (uniform-usage) regulariser (paper 1.0; "
+                                 "docs/choosing_k.md#known-k-novel-prototypes-that-win)"),
         "cal_ccr_weight": (0.2, "weight of CCR; 0 disables it"),
         "cal_acr": (True, "asymmetric confidence reinforcement (pseudo-labels on unlabelled rows)"),
         "cal_acr_weight": (1.0, "weight of the ACR term"),
         "cal_pseudo_start": (5, "first epoch (0-based) with ACR pseudo-labels"),
-        "cal_gamma": (0.9, "confidence threshold for known-class pseudo-labels"),
+        "cal_gamma": (0.95, "confidence threshold for known-class pseudo-labels (paper 0.9 with plain logits "
+                            "at tau 1: cosine logits at cal_tau_student=0.1 are more confident)"),
         "cal_acr_asymmetric": (True, "false: novel pseudo-labels use cal_gamma too (the paper's ablation)"),
         "cal_acr_ratio_max": (0.5, "upper clamp of the novel/known confidence ratio behind gamma_novel "
                                    "(paper: 10, so gamma_novel may pass 1)"),

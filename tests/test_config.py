@@ -11,7 +11,8 @@ def test_base_defaults_follow_method_md_but_the_documented_departures():
     cfg = load_config()
     assert (cfg.lr, cfg.weight_decay, cfg.lr_step, cfg.lr_gamma) == (2e-4, 1e-3, 10, 0.05)
     assert (cfg.epochs, cfg.batch_size, cfg.seed, cfg.split_seed) == (50, 128, 2025, 2025)
-    assert (cfg.cal_tau_student, cfg.cal_tau_teacher, cfg.cal_ccr_weight, cfg.cal_gamma, cfg.cal_pseudo_start) == (0.1, 0.05, 0.2, 0.9, 5)
+    assert (cfg.cal_tau_student, cfg.cal_tau_teacher, cfg.cal_ccr_weight, cfg.cal_gamma, cfg.cal_pseudo_start) == (0.1, 0.05, 0.2, 0.95, 5)
+    assert cfg.cal_reg_weight == 1.25
     assert (cfg.budget_real, cfg.budget_known, cfg.budget_novel, cfg.real_source_cap) == (20000, 2000, 1500, 10000)
     assert (cfg.prop_train_labels, cfg.train_fraction, cfg.image_size) == (0.75, 0.8, 256)
     assert cfg.cal_prune_coverage == 0.9544 and cfg.backbone == "resnet50"
