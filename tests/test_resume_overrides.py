@@ -62,7 +62,7 @@ def test_resume_refuses_keys_it_could_not_apply(known_k_run, tmp_path, capsys):
     run = copy_run(known_k_run, tmp_path / "run")
     assert train.main(["--resume", str(run), "gamma=0.5", "epochs=3"]) == 2
     line = one_error(capsys)
-    assert "cannot apply cal_gamma (0.9 -> 0.5)" in line and "ACR thresholds" in line and "epochs" not in line
+    assert "cannot apply cal_gamma (0.95 -> 0.5)" in line and "ACR thresholds" in line and "epochs" not in line
     assert not (run / "config_history.jsonl").exists()
 
 
