@@ -178,17 +178,16 @@ def default_owdfa40(config: dict) -> int | None:
     return task_of(config)[1]
 
 
-def group_runs(runs: list[Run], owdfa40_protocol=default_owdfa40, by_settings: bool = True) -> list[Group]:
-    """Runs grouped by task, K setting and method and, with ``by_settings``, by split fingerprint
-    and result-changing keys too (variants labelled by what differs). ``owdfa40_protocol(config)``:
+def group_runs(runs: list[Run], owdfa40_protocol=default_owdfa40) -> list[Group]:
+    """Runs grouped by task, K setting, method, split fingerprint and result-changing keys (the
+    variants of one task, K and method labelled by what differs). ``owdfa40_protocol(config)``:
     the OWDFA-40 protocol the run's class table is (dataset.protocols.owdfa40_protocol judges it
     by content), or None."""
     groups: dict[tuple, Group] = {}
     for run in runs:
         task, _ = task_of(run.config)
         family = (task, bool(run.config.get("unknown_k")), method_of(run))
-        key = family + ((run.split_fingerprint or "", json.dumps(run.settings(), sort_keys=True))
-                        if by_settings else ())
+        key = family + (run.split_fingerprint or "", json.dumps(run.settings(), sort_keys=True))
         if key not in groups:
             groups[key] = Group(task, family[1], None, family[2])
         groups[key].runs.append(run)
@@ -313,8 +312,9 @@ def split_conflicts(groups: list[Group], fingerprints: dict[Path, str]) -> list[
 
 
 def comparison_rows(groups: list[Group]) -> tuple[list[str], list[list[str]]]:
-    """One row per task, K setting and method: seeds and mean ± std of each metric."""
+    """One row per task, K setting, method and variant (``cal [cal_gamma=0.9]``): seeds and
+    mean ± std of each metric."""
     header = ["task", "K", "method", "seeds", *(title for _, title, _ in METRICS)]
-    rows = [[g.task, g.setting, g.method, ", ".join(str(r.config["seed"]) for r in g.runs),
+    rows = [[g.task, g.setting, f"{g.method} [{g.variant}]" if g.variant else g.method, ", ".join(str(r.config["seed"]) for r in g.runs),
              *(mean_std([r.last.get(key) for r in g.runs], scale) for key, _, scale in METRICS)] for g in groups]
     return header, rows

@@ -3,7 +3,9 @@
     python scripts/compare.py exp/owdfa40_p1/*/ exp/cpl_owdfa40_p1/*/ exp/simgcd_owdfa40_p1/*/ [--out table.md]
 
 Each row is a task (protocol), K setting and method, with the last epoch's All /
-Known / Novel ACC, NMI and ARI as mean ± sample std over the runs (seeds). The
+Known / Novel ACC, NMI, ARI and discovery as mean ± sample std over the runs (seeds).
+Runs of one method with different result-changing settings are separate rows,
+labelled by the keys that differ (``cal [cal_gamma=0.9]``). The
 runs of one task must share one split (the fingerprint of their split.json;
 train them with the same ``split_file=``): otherwise it refuses, naming the runs
 of each split. Exit codes: 0 done, 2 bad input.
@@ -49,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ResultsError, DatasetError, OutputError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    groups = group_runs(runs, by_settings=False)  # one row per method; its split is checked below
+    groups = group_runs(runs)
     if conflicts := split_conflicts(groups, fingerprints):
         print("error: refusing to compare runs trained on different splits; " + " | ".join(conflicts)
               + "; retrain them with one split_file=RUN/split.json", file=sys.stderr)

@@ -66,3 +66,13 @@ def test_aggregate_keeps_methods_apart_and_the_papers_numbers_for_cal(runs):
     labels = [(row[0], row[2], row[-1]) for row in rows]
     assert labels == [("P1", "2025, 2026", "88.3 / 98.0 / 76.5"), ("P1 cpl", "2025, 2026", ""),
                       ("P1 simgcd", "2025", ""), ("P2", "2025", "82.8 / 97.6 / 67.5")]
+
+
+def test_one_methods_runs_with_other_settings_are_rows_of_their_own(runs, tmp_path, capsys):
+    paper = [with_split(make_run(tmp_path, f"cal_paper_{seed}", seed, acc(0.4, 0.9, 0.5), cal_gamma=0.9))
+             for seed in (2025, 2026)]
+    assert compare.main([str(r) for r in runs + paper]) == 0
+    rows = [line.split(" | ")[:4] for line in capsys.readouterr().out.splitlines()[2:]]
+    assert rows[:2] == [["| P1", "known K", "cal [cal_gamma=0.9]", "2025, 2026"],
+                        ["| P1", "known K", "cal [cal_gamma=unset]", "2025, 2026"]]
+    assert rows[2][2] == "cpl"  # a method with one setting keeps its plain name
