@@ -33,11 +33,14 @@ PAPER_VALUES = {"cal_tau_prior": ("tau_prior", 1.0), "cal_acr_ratio_max": ("acr_
 
 def recorded_cal(values: dict) -> dict:
     """A CAL config recorded before some keys existed: the paper's value for the departures of
-    PAPER_VALUES, and ``recorded_discovery``'s rule for how the novel prototypes were set."""
+    PAPER_VALUES, its one prior temperature before the count too, and ``recorded_discovery``'s
+    rule for how the novel prototypes were set."""
     values = dict(values)
     for key, (old, paper) in PAPER_VALUES.items():
         if key not in values and old not in values:
             values[key] = paper
+    if "cal_tau_prior_count" not in values:  # the count's features trained at the one prior temperature then
+        values["cal_tau_prior_count"] = values.get("cal_tau_prior", values.get("tau_prior"))
     return recorded_discovery(values)
 
 
@@ -70,6 +73,9 @@ CAL_KEYS = Section(
                                   "1.0; the teacher stays sharper than the student)"),
         "cal_tau_prior": (0.05, "temperature of the softmax the prior regulariser averages (paper: 1.0; "
                                 "docs/choosing_k.md#known-k-novel-prototypes-that-win)"),
+        "cal_tau_prior_count": (1.0, "unknown K, seeded: cal_tau_prior until the post-hoc count (the paper's "
+                                     "1.0: a sharp prior over the over-complete rows splits the unlabelled "
+                                     "images, and the count sees the splits; docs/choosing_k.md)"),
         "cal_reg_weight": (1.25, "weight of the prior (uniform-usage) regulariser (paper 1.0; "
                                  "docs/choosing_k.md#known-k-novel-prototypes-that-win)"),
         "cal_ccr_weight": (0.2, "weight of CCR; 0 disables it"),
@@ -96,6 +102,7 @@ CAL_KEYS = Section(
     },
     rules={
         "cal_tau_student": POSITIVE, "cal_tau_teacher": POSITIVE, "cal_tau_prior": POSITIVE,
+        "cal_tau_prior_count": POSITIVE,
         "cal_reg_weight": NON_NEGATIVE, "cal_ccr_weight": NON_NEGATIVE, "cal_acr_weight": NON_NEGATIVE,
         "cal_pseudo_start": NON_NEGATIVE, "cal_gamma": UNIT,
         "cal_acr_ratio_max": (lambda v: v >= NovelThreshold.RATIO_MIN, "must be >= 0.1 (the ratio's lower clamp)"),
@@ -170,7 +177,8 @@ class CAL(Method):
         weak, strong = logits.chunk(2)
         terms = {
             "sup": supervised_loss(weak, strong, labels, cfg.cal_tau_student),
-            "reg": prior_regularisation(weak, strong, cfg.cal_tau_prior),
+            "reg": prior_regularisation(weak, strong, cfg.cal_tau_prior_count if self._counting(epoch)
+                                        else cfg.cal_tau_prior),
         }
         if cfg.cal_ccr_weight > 0:
             terms["ccr"] = ccr_loss(weak, strong, (epoch + 1) / cfg.epochs, cfg.cal_tau_teacher, cfg.cal_tau_student)
@@ -182,6 +190,13 @@ class CAL(Method):
                 + cfg.cal_acr_weight * terms.get("acr", 0.0))
         self._accumulate(weak.detach(), strong.detach())
         return {"loss": loss, **terms}
+
+    def _counting(self, epoch: int) -> bool:
+        """Unknown K with seeded novel prototypes, before the post-hoc count: up to the end of
+        ``cal_seed_epoch``."""
+        cfg = self.cfg
+        return (cfg.unknown_k and cfg.cal_novel_prototypes == "seeded"
+                and epoch <= min(cfg.cal_seed_epoch, cfg.epochs - 1))
 
     def _accumulate(self, weak: torch.Tensor, strong: torch.Tensor) -> None:
         self.threshold.accumulate(weak, strong, self.num_known, self.cfg.cal_tau_student)

@@ -235,3 +235,24 @@ def test_cosine_classifier_gives_cosine_logits_and_predicts_at_the_student_tempe
     plain.model.eval()
     with torch.no_grad():
         torch.testing.assert_close(plain.predict(images), plain.net.features(images) @ plain.net.prototypes.valid_rows().t())
+
+
+@pytest.mark.parametrize("unknown_k, novel_prototypes, epoch, tau", [
+    (True, "seeded", 0, 1.0), (True, "seeded", 2, 1.0), (True, "seeded", 3, 0.05), (False, "seeded", 0, 0.05),
+    (True, "paper", 0, 0.05)])
+def test_the_prior_is_at_its_count_temperature_until_the_posthoc_count(unknown_k, novel_prototypes, epoch, tau):
+    """L_reg averages its softmax at cal_tau_prior_count up to the end of cal_seed_epoch with
+    unknown K and seeded prototypes (the count's features), at cal_tau_prior otherwise."""
+    from losses.prior import prior_regularisation
+
+    cal = _cal(unknown_k=unknown_k, cal_novel_prototypes=novel_prototypes, cal_seed_epoch=2, cal_tau_prior=0.05,
+               cal_tau_prior_count=1.0)
+    cal.model.eval()
+    batch = _batch()
+    with torch.no_grad():
+        logits = cal.model(torch.cat([batch["weak"], batch["strong"]]))
+        reg = cal.training_step(batch, epoch=epoch)["reg"]
+    weak, strong = logits.chunk(2)
+    assert torch.allclose(reg, prior_regularisation(weak, strong, tau))
+    other = 0.05 if tau == 1.0 else 1.0
+    assert not torch.allclose(reg, prior_regularisation(weak, strong, other))

@@ -147,4 +147,6 @@ def test_a_config_recorded_before_the_keys_existed_means_imagenet(known_k_run, t
     assert (cfg.cal_tau_prior, cfg.cal_acr_ratio_max, cfg.cal_classifier) == (1.0, 10.0, "plain")
     posthoc = recorded_config({"unknown_k": True, "novel_k_source": "posthoc", "prune_start": 3}, "old")
     assert (posthoc.cal_novel_prototypes, posthoc.cal_seed_epoch) == ("seeded", 3)
+    sharp = recorded_config({"unknown_k": True, "cal_novel_prototypes": "seeded", "cal_tau_prior": 0.05}, "old")
+    assert sharp.cal_tau_prior_count == 0.05  # its count's features trained at its one prior temperature
     np.testing.assert_equal(upgrade_config({"input_mean": (0.5,) * 3})["input_mean"], (0.5,) * 3)
