@@ -74,8 +74,8 @@ CAL_KEYS = Section(
         "cal_tau_prior": (0.05, "temperature of the softmax the prior regulariser averages (paper: 1.0; "
                                 "docs/choosing_k.md#known-k-novel-prototypes-that-win)"),
         "cal_tau_prior_count": (1.0, "unknown K, seeded: cal_tau_prior until the post-hoc count (the paper's "
-                                     "1.0: a sharp prior over the over-complete rows splits the unlabelled "
-                                     "images, and the count sees the splits; docs/choosing_k.md)"),
+                                     "1.0: with the sharp prior the count over-shoots on ImageNet features; "
+                                     "docs/choosing_k.md#the-count-with-the-defaults)"),
         "cal_reg_weight": (1.25, "weight of the prior (uniform-usage) regulariser (paper 1.0; "
                                  "docs/choosing_k.md#known-k-novel-prototypes-that-win)"),
         "cal_ccr_weight": (0.2, "weight of CCR; 0 disables it"),
