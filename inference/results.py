@@ -315,6 +315,7 @@ def comparison_rows(groups: list[Group]) -> tuple[list[str], list[list[str]]]:
     """One row per task, K setting, method and variant (``cal [cal_gamma=0.9]``): seeds and
     mean ± std of each metric."""
     header = ["task", "K", "method", "seeds", *(title for _, title, _ in METRICS)]
-    rows = [[g.task, g.setting, f"{g.method} [{g.variant}]" if g.variant else g.method, ", ".join(str(r.config["seed"]) for r in g.runs),
+    rows = [[g.task, g.setting, f"{g.method} [{g.variant}]" if g.variant else g.method,
+             ", ".join(str(r.config["seed"]) for r in g.runs),
              *(mean_std([r.last.get(key) for r in g.runs], scale) for key, _, scale in METRICS)] for g in groups]
     return header, rows
