@@ -191,12 +191,16 @@ class CAL(Method):
         self._accumulate(weak.detach(), strong.detach())
         return {"loss": loss, **terms}
 
+    def _seed_epoch(self) -> int:
+        """The epoch at whose end the novel prototypes are seeded: ``cal_seed_epoch``, or the last
+        epoch of a shorter run."""
+        return min(self.cfg.cal_seed_epoch, self.cfg.epochs - 1)
+
     def _counting(self, epoch: int) -> bool:
         """Unknown K with seeded novel prototypes, before the post-hoc count: up to the end of
-        ``cal_seed_epoch``."""
+        the seed epoch."""
         cfg = self.cfg
-        return (cfg.unknown_k and cfg.cal_novel_prototypes == "seeded"
-                and epoch <= min(cfg.cal_seed_epoch, cfg.epochs - 1))
+        return cfg.unknown_k and cfg.cal_novel_prototypes == "seeded" and epoch <= self._seed_epoch()
 
     def _accumulate(self, weak: torch.Tensor, strong: torch.Tensor) -> None:
         self.threshold.accumulate(weak, strong, self.num_known, self.cfg.cal_tau_student)
@@ -265,7 +269,7 @@ class CAL(Method):
         logs = {"model_changed": False}
         if self.cfg.unknown_k:
             logs["k_novel_estimate"] = prototypes.num_valid - self.num_known
-        if epoch != min(self.cfg.cal_seed_epoch, self.cfg.epochs - 1):  # a short run seeds at its last epoch
+        if epoch != self._seed_epoch():
             return logs
         if not self.cfg.unknown_k:
             start = time.perf_counter()
