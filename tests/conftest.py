@@ -1,5 +1,5 @@
 """Shared fixtures: the repository root on sys.path, a tiny synthetic dataset,
-one tiny trained run, and a helper that runs the command-line entry points in
+two tiny trained runs (known K, DPP), and a helper that runs the command-line entry points in
 a subprocess."""
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ import models  # noqa: E402,F401  (registers the methods, as every entry point d
 # Small, fast settings shared by the end-to-end tests (2 CPU cores, < 10 min suite).
 TINY = ["image_size=32", "backbone=resnet18", "pretrained=false", "num_workers=0", "batch_size=64",
         "test_batch_size=128", "budget_real=24", "budget_known=12", "budget_novel=12", "device=cpu"]
+# DPP with unknown K and an early ACR start: every piece of training state is put to work
+DPP = [*TINY, "unknown_k=true", "cal_novel_prototypes=paper", "cal_pseudo_start=1", "epochs=3"]
 
 
 HOST_READS = {"_local_scalar_dense", "nonzero", "masked_select", "lift_fresh", "lift_fresh_copy"}
@@ -77,6 +79,15 @@ def known_k_run(mini_root, tmp_path_factory):
                      "epochs=2", "cal_pseudo_start=1", *TINY)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return run_dir, result
+
+
+@pytest.fixture(scope="session")
+def dpp_run(mini_root, tmp_path_factory) -> Path:
+    """One finished 3-epoch DPP run (settings ``DPP``) on the mini dataset, shared and left unchanged."""
+    run_dir = tmp_path_factory.mktemp("runs") / "dpp"
+    result = run_cli("train.py", "configs/demo.py", f"dataset_root={mini_root}", f"run_dir={run_dir}", *DPP)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return run_dir
 
 
 def run_cli(*args: str, timeout: float = 300, env: dict | None = None,

@@ -8,7 +8,7 @@ import time
 
 import pytest
 import torch
-from conftest import REPO, TINY, run_cli
+from conftest import DPP, REPO, TINY, run_cli
 
 import train
 from dataset.folders import scan_dataset
@@ -16,8 +16,6 @@ from dataset.split import SplitSpec, make_split
 from utils.checkpoint import CheckpointError, load_checkpoint, save_atomic
 from utils.config import load_config
 
-# unknown K and an early ACR start put every piece of state to work
-STATEFUL = [*TINY, "unknown_k=true", "cal_novel_prototypes=paper", "cal_pseudo_start=1", "epochs=3"]
 
 
 def metrics_without_time(run_dir):
@@ -25,12 +23,9 @@ def metrics_without_time(run_dir):
     return [{k: v for k, v in r.items() if not k.endswith("seconds")} for r in records]  # wall times differ
 
 
-def test_sigterm_then_resume_equals_an_uninterrupted_run(mini_root, tmp_path):
-    whole, stopped = tmp_path / "whole", tmp_path / "stopped"
-    common = ["train.py", "configs/demo.py", f"dataset_root={mini_root}", *STATEFUL]
-    result = run_cli(*common, f"run_dir={whole}")
-    assert result.returncode == 0, result.stderr[-2000:]
-
+def test_sigterm_then_resume_equals_an_uninterrupted_run(mini_root, dpp_run, tmp_path):
+    stopped = tmp_path / "stopped"
+    common = ["train.py", "configs/demo.py", f"dataset_root={mini_root}", *DPP]
     process = subprocess.Popen([sys.executable, *common, f"run_dir={stopped}"], cwd=REPO,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     metrics = stopped / "metrics.jsonl"
@@ -48,7 +43,7 @@ def test_sigterm_then_resume_equals_an_uninterrupted_run(mini_root, tmp_path):
     resumed = run_cli("train.py", "--resume", str(stopped))
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "resumed from" in resumed.stdout
-    assert metrics_without_time(stopped) == metrics_without_time(whole)
+    assert metrics_without_time(stopped) == metrics_without_time(dpp_run)
 
 
 def test_interrupted_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):

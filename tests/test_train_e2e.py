@@ -83,12 +83,8 @@ def test_best_checkpoint_reproduces_its_epoch(known_k_run):
     assert evaluated["selected_on_test_set"] is True and "selected on the test set" in result.stdout
 
 
-def test_unknown_k_prunes_and_test_py_agrees(mini_root, tmp_path):
-    run_dir = tmp_path / "wok"
-    result = run_cli("train.py", "configs/demo.py", f"dataset_root={mini_root}", f"run_dir={run_dir}",
-                     "unknown_k=true", "cal_novel_prototypes=paper", "epochs=3", *TINY)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    records = read_metrics(run_dir)
+def test_unknown_k_prunes_and_test_py_agrees(dpp_run, tmp_path):
+    records = read_metrics(dpp_run)
     valid = [r["valid_prototypes"] for r in records]
     assert valid[0] < 190 and all(a >= b for a, b in zip(valid, valid[1:])), valid
     assert all(r["k_novel_estimate"] == r["valid_prototypes"] - 19 for r in records)
@@ -97,11 +93,11 @@ def test_unknown_k_prunes_and_test_py_agrees(mini_root, tmp_path):
         assert {"pre_update_all_acc", "pre_update_known_acc", "pre_update_novel_acc"} <= set(record)
     unchanged = [r for prev, r in zip(valid, records[1:]) if r["valid_prototypes"] == prev]
     assert all(r["pre_update_all_acc"] == r["all_acc"] for r in unchanged)
-    assert (run_dir / "k_estimate.png").is_file()
+    assert (dpp_run / "k_estimate.png").is_file()
     assert "k_posthoc_seconds" in records[-1] and "k_posthoc_seconds" not in records[0]  # the end-of-run check
-    assert f"DPP kept {valid[-1] - 19} novel prototypes" in (run_dir / "log.txt").read_text()
+    assert f"DPP kept {valid[-1] - 19} novel prototypes" in (dpp_run / "log.txt").read_text()
     out = tmp_path / "eval.json"
-    evaluated = run_cli("test.py", "--ckpt", str(run_dir / "checkpoints" / "last.pt"), "--out", str(out))
+    evaluated = run_cli("test.py", "--ckpt", str(dpp_run / "checkpoints" / "last.pt"), "--out", str(out))
     assert evaluated.returncode == 0, evaluated.stderr
     metrics = json.loads(out.read_text())
     assert metrics["valid_prototypes"] == valid[-1]
