@@ -1,6 +1,6 @@
 """Shared fixtures: the repository root on sys.path, a tiny synthetic dataset,
-two tiny trained runs (known K, DPP), and a helper that runs the command-line entry points in
-a subprocess."""
+two tiny trained runs (known K, DPP), and a helper that runs the command-line
+entry points in a subprocess."""
 from __future__ import annotations
 
 import os

@@ -17,7 +17,6 @@ from utils.checkpoint import CheckpointError, load_checkpoint, save_atomic
 from utils.config import load_config
 
 
-
 def metrics_without_time(run_dir):
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     return [{k: v for k, v in r.items() if not k.endswith("seconds")} for r in records]  # wall times differ
