@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# The test suite (CPU, < 10 minutes): bash scripts/test.sh [pytest args]
+# The test suite (CPU, about 5 minutes on 2 cores): bash scripts/test.sh [pytest args]
+# It runs on TEST_WORKERS processes (pytest-xdist; default: one per core, at most 4; 0: one process),
+# one thread each, so the workers and the training runs they start share the cores without oversubscribing.
 set -euo pipefail
 source "$(dirname "$0")/_env.sh"
-"$PYTHON" -m pytest -q tests "$@"
+WORKERS="${TEST_WORKERS:-$("$PYTHON" -c 'import os; print(min(4, len(os.sched_getaffinity(0))))')}"
+OMP_NUM_THREADS=1 "$PYTHON" -m pytest -q -n "$WORKERS" tests "$@"
