@@ -4,5 +4,6 @@
 # one thread each, so the workers and the training runs they start share the cores without oversubscribing.
 set -euo pipefail
 source "$(dirname "$0")/_env.sh"
-WORKERS="${TEST_WORKERS:-$("$PYTHON" -c 'import os; print(min(4, len(os.sched_getaffinity(0))))')}"
+CORES='import os; print(min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))'
+WORKERS="${TEST_WORKERS:-$("$PYTHON" -c "$CORES")}"
 OMP_NUM_THREADS=1 "$PYTHON" -m pytest -q -n "$WORKERS" tests "$@"
