@@ -6,4 +6,4 @@ set -euo pipefail
 source "$(dirname "$0")/_env.sh"
 CORES='import os; print(min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))'
 WORKERS="${TEST_WORKERS:-$("$PYTHON" -c "$CORES")}"
-OMP_NUM_THREADS=1 "$PYTHON" -m pytest -q -n "$WORKERS" --dist loadgroup tests "$@"
+OMP_NUM_THREADS=1 "$PYTHON" -m pytest -q -n "$WORKERS" tests "$@"

@@ -81,11 +81,6 @@ def known_k_run(mini_root, tmp_path_factory):
     return run_dir, result
 
 
-# The tests that use ``dpp_run`` carry this mark: scripts/test.sh (pytest-xdist, --dist loadgroup)
-# sends them to one worker, so the run is trained once rather than once per worker.
-ON_DPP_RUN = pytest.mark.xdist_group("dpp_run")
-
-
 @pytest.fixture(scope="session")
 def dpp_run(mini_root, tmp_path_factory) -> Path:
     """One finished 3-epoch DPP run (settings ``DPP``) on the mini dataset, shared and left unchanged."""

@@ -8,7 +8,7 @@ import time
 
 import pytest
 import torch
-from conftest import DPP, ON_DPP_RUN, REPO, TINY, run_cli
+from conftest import DPP, REPO, TINY, run_cli
 
 import train
 from dataset.folders import scan_dataset
@@ -22,7 +22,6 @@ def metrics_without_time(run_dir):
     return [{k: v for k, v in r.items() if not k.endswith("seconds")} for r in records]  # wall times differ
 
 
-@ON_DPP_RUN
 def test_sigterm_then_resume_equals_an_uninterrupted_run(mini_root, dpp_run, tmp_path):
     stopped = tmp_path / "stopped"
     common = ["train.py", "configs/demo.py", f"dataset_root={mini_root}", *DPP]

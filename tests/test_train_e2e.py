@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import ON_DPP_RUN, REPO, TINY, run_cli
+from conftest import REPO, TINY, run_cli
 
 
 def read_metrics(run_dir):
@@ -83,7 +83,6 @@ def test_best_checkpoint_reproduces_its_epoch(known_k_run):
     assert evaluated["selected_on_test_set"] is True and "selected on the test set" in result.stdout
 
 
-@ON_DPP_RUN
 def test_unknown_k_prunes_and_test_py_agrees(dpp_run, tmp_path):
     records = read_metrics(dpp_run)
     valid = [r["valid_prototypes"] for r in records]
