@@ -18,13 +18,23 @@ ACCEPT = 0.95  # share of the training images the calibrated threshold accepts
 RULE = "max_prototype_cosine"
 
 
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to length 1 (float64; a zero row stays zero)."""
+    x = np.asarray(x, dtype=np.float64)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
 def prototype_similarity(features: np.ndarray, prototypes: np.ndarray) -> np.ndarray:
     """max_j cos(features_i, prototypes_j) per row [N]."""
-    features = np.asarray(features, dtype=np.float64)
-    prototypes = np.asarray(prototypes, dtype=np.float64)
-    unit = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
-    rows = prototypes / np.maximum(np.linalg.norm(prototypes, axis=1, keepdims=True), 1e-12)
-    return (unit @ rows.T).max(axis=1)
+    return (_unit_rows(features) @ _unit_rows(prototypes).T).max(axis=1)
+
+
+def knn_similarity(features: np.ndarray, reference: np.ndarray, k: int, rows: int = 256) -> np.ndarray:
+    """Per row of ``features``, the mean cosine to its ``k`` most similar rows of ``reference`` [N]:
+    a score blind to the prototypes, which the held-out benchmark sets beside the rule's."""
+    features, reference = _unit_rows(features), _unit_rows(reference)
+    return np.concatenate([np.sort(features[start:start + rows] @ reference.T, axis=1)[:, -k:].mean(axis=1)
+                           for start in range(0, len(features), rows)])
 
 
 def calibrate(features: np.ndarray, prototypes: np.ndarray, accept: float = ACCEPT) -> dict:

@@ -4,13 +4,22 @@ confidence floor, and bad calibration input fails naming the problem."""
 import numpy as np
 import pytest
 
-from discovery.abstain import calibrate, prototype_similarity, unknown_mask
+from discovery.abstain import calibrate, knn_similarity, prototype_similarity, unknown_mask
 
 
 def test_similarity_is_the_best_cosine_to_any_prototype():
     prototypes = np.array([[1.0, 0.0], [0.0, 2.0]])
     features = np.array([[3.0, 0.0], [1.0, 1.0], [-1.0, 0.0]])
     assert prototype_similarity(features, prototypes) == pytest.approx([1.0, np.sqrt(0.5), 0.0])
+
+
+def test_knn_similarity_is_the_mean_of_the_k_best_cosines_by_hand():
+    reference = np.array([[2.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [1.0, 1.0]])
+    features = np.array([[5.0, 0.0], [0.0, -3.0]])
+    # cosines: row 0 -> 1, 0, -1, sqrt(.5); row 1 -> 0, -1, 0, -sqrt(.5)
+    assert knn_similarity(features, reference, 1) == pytest.approx([1.0, 0.0])
+    assert knn_similarity(features, reference, 2) == pytest.approx([(1 + np.sqrt(0.5)) / 2, 0.0])
+    assert knn_similarity(features, reference, 4, rows=1) == pytest.approx([np.sqrt(0.5) / 4, (-1 - np.sqrt(0.5)) / 4])
 
 
 def test_calibrated_threshold_accepts_its_share_of_the_training_images():

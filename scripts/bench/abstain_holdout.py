@@ -7,8 +7,10 @@ out entirely (docs/attribution.md gives the commands). Positives: the held-out
 method's images; negatives: the run's test images (classes it trained on,
 known and novel). Prints the threshold, the precision and recall of
 ``unknown``, the unknown share per subset, AUROC of the prototype similarity,
-the softmax confidence and the energy (logsumexp of the logits) as scores,
-what flat one-colour images get, and each novel cluster's purity.
+the softmax confidence, the energy (logsumexp of the logits) and the mean cosine
+to the k nearest training features (k = 1, 10, 50: a score blind to the
+prototypes) as scores, what flat one-colour images get, and each novel
+cluster's purity.
 A model without a stored threshold is calibrated here on its training images,
 as training does at its end.
 """
@@ -28,6 +30,7 @@ from scipy.special import logsumexp
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from discovery.abstain import knn_similarity  # noqa: E402
 from inference.attributor import Attributor, collect_inputs  # noqa: E402
 from inference.loading import load_model_state  # noqa: E402
 from inference.names import cluster_label  # noqa: E402
@@ -76,7 +79,8 @@ def main(argv=None) -> int:
         mark_unknown(out, attributor.prototypes, abstain)
         logits = out["features"] @ attributor.prototypes.T  # CAL's logits (z W^T), for the energy score
         scored[key] = {"unknown": out["unknown"], "similarity": out["similarity"], "confidence": out["confidence"],
-                       "energy": logsumexp(logits, axis=1), "nearest": out["pred"], "index": out["index"]}
+                       "energy": logsumexp(logits, axis=1), "nearest": out["pred"], "index": out["index"],
+                       "features": out["features"]}
     positive, negative = scored["held_out"], scored["test"]
     is_known = np.array([c in known for c in test_classes])[negative["index"]]  # readable images only
     true_positive, false_positive = int(positive["unknown"].sum()), int(negative["unknown"].sum())
@@ -87,7 +91,14 @@ def main(argv=None) -> int:
           f"(known classes {int(negative['unknown'][is_known].sum())} of {int(is_known.sum())}, novel classes "
           f"{int(negative['unknown'][~is_known].sum())} of {int((~is_known).sum())})")
     print(f"precision of unknown {100 * precision:.1f}%, recall {100 * recall:.1f}%")
-    for name in ("similarity", "confidence", "energy"):
+    scores = ["similarity", "confidence", "energy"]
+    training = attributor.outputs(split_paths(args.run, {"train-labelled", "train-unlabelled"})[0],
+                                  **options)["features"]
+    for k in (1, 10, 50):
+        scores.append(f"{k}-NN similarity to the training features")
+        for entry in (positive, negative):
+            entry[scores[-1]] = knn_similarity(entry["features"], training, k)
+    for name in scores:
         print(f"AUROC of low {name} for held-out vs trained: {auroc(-positive[name], -negative[name]):.3f}")
     nearest = Counter(attributor.names[j] for j in positive["nearest"].tolist())
     print("held-out images' nearest classes: " + ", ".join(f"{name} {count}" for name, count in nearest.most_common(5)))
