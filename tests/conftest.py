@@ -3,6 +3,8 @@ two tiny trained runs (known K, DPP), and a helper that runs the command-line
 entry points in a subprocess."""
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import subprocess
 import sys
@@ -47,14 +49,42 @@ def host_reads():
     return HostReads
 
 
+def built_once(tmp_path_factory, name: str, build) -> Path:
+    """The folder ``name``, filled by ``build(folder)`` once per test run. Under pytest-xdist the
+    workers share it: the first to ask builds it under a file lock, the others wait and reuse it,
+    so a shared tiny run is trained once rather than once per worker."""
+    base = tmp_path_factory.getbasetemp()
+    common = base.parent if "PYTEST_XDIST_WORKER" in os.environ else base  # one per test run
+    folder, built = common / name, common / f"{name}.built"
+    with open(common / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes or the process dies
+        if not built.exists():
+            folder.mkdir(exist_ok=True)
+            build(folder)
+            built.touch()
+    return folder
+
+
+def trained_once(tmp_path_factory, name: str, *args: str) -> tuple[Path, subprocess.CompletedProcess]:
+    """``python train.py <args>`` into ``name``/run once per test run (``built_once``): the run
+    directory and the training's output."""
+    def build(folder: Path) -> None:
+        result = run_cli("train.py", *args, f"run_dir={folder / 'run'}")
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        (folder / "output.json").write_text(json.dumps({"stdout": result.stdout, "stderr": result.stderr}))
+
+    folder = built_once(tmp_path_factory, name, build)
+    output = json.loads((folder / "output.json").read_text())
+    return folder / "run", subprocess.CompletedProcess(["train.py", *args], 0, output["stdout"], output["stderr"])
+
+
 @pytest.fixture(scope="session")
 def mini_root(tmp_path_factory) -> Path:
     """A mini OWDFA-40 tree: 12 images per forgery class at 32 px."""
     from dataset.synthetic import generate
 
-    root = tmp_path_factory.mktemp("mini") / "data"
-    generate(root, per_class=12, size=32, seed=0)
-    return root
+    return built_once(tmp_path_factory, "mini", lambda folder: generate(folder / "data", per_class=12, size=32,
+                                                                        seed=0)) / "data"
 
 
 CPL_SCALE = 0.004  # of the OW-DFA counts: 6 + 2 images per known method, 6 per novel one, 60 + 20 Youtube-Real
@@ -65,29 +95,22 @@ def cpl_root(tmp_path_factory) -> Path:
     """A mini OW-DFA tree in the CPL release's nested layout, counts times CPL_SCALE, at 32 px."""
     from dataset.synthetic import generate
 
-    root = tmp_path_factory.mktemp("mini_cpl") / "data"
-    generate(root, size=32, seed=0, layout="cpl", scale=CPL_SCALE)
-    return root
+    return built_once(tmp_path_factory, "mini_cpl", lambda folder: generate(folder / "data", size=32, seed=0,
+                                                                            layout="cpl", scale=CPL_SCALE)) / "data"
 
 
 @pytest.fixture(scope="session")
 def known_k_run(mini_root, tmp_path_factory):
-    """One finished 2-epoch run on the mini dataset, shared by the end-to-end tests
+    """One finished 2-epoch run on the mini dataset and its output, shared by the end-to-end tests
     (tests that change a run work on a copy)."""
-    run_dir = tmp_path_factory.mktemp("runs") / "known_k"
-    result = run_cli("train.py", "configs/demo.py", f"dataset_root={mini_root}", f"run_dir={run_dir}",
-                     "epochs=2", "cal_pseudo_start=1", *TINY)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return run_dir, result
+    return trained_once(tmp_path_factory, "known_k", "configs/demo.py", f"dataset_root={mini_root}", "epochs=2",
+                        "cal_pseudo_start=1", *TINY)
 
 
 @pytest.fixture(scope="session")
 def dpp_run(mini_root, tmp_path_factory) -> Path:
     """One finished 3-epoch DPP run (settings ``DPP``) on the mini dataset, shared and left unchanged."""
-    run_dir = tmp_path_factory.mktemp("runs") / "dpp"
-    result = run_cli("train.py", "configs/demo.py", f"dataset_root={mini_root}", f"run_dir={run_dir}", *DPP)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return run_dir
+    return trained_once(tmp_path_factory, "dpp", "configs/demo.py", f"dataset_root={mini_root}", *DPP)[0]
 
 
 def run_cli(*args: str, timeout: float = 300, env: dict | None = None,
