@@ -1,11 +1,13 @@
 """Shared fixtures: the repository root on sys.path, a tiny synthetic dataset,
-two tiny trained runs (known K, DPP), and a helper that runs the command-line
-entry points in a subprocess."""
+two tiny trained runs (known K, DPP), each built once per test run however many
+pytest-xdist workers use it, and a helper that runs the command-line entry
+points in a subprocess."""
 from __future__ import annotations
 
 import fcntl
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -58,8 +60,9 @@ def built_once(tmp_path_factory, name: str, build) -> Path:
     folder, built = common / name, common / f"{name}.built"
     with open(common / f"{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes or the process dies
-        if not built.exists():
-            folder.mkdir(exist_ok=True)
+        if not built.exists():  # never built, or a build that failed: start afresh
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
             build(folder)
             built.touch()
     return folder
