@@ -62,8 +62,9 @@ def main(argv=None) -> int:
 
     attributor = Attributor.load(str(args.run), args.device)
     options = {"num_workers": args.num_workers, "progress": False}
+    training_paths = split_paths(args.run, {"train-labelled", "train-unlabelled"})[0]
     if attributor.abstain is None:
-        attributor.calibrate(split_paths(args.run, {"train-labelled", "train-unlabelled"})[0], **options)
+        attributor.calibrate(training_paths, **options)
         print("calibrated on the training images (the checkpoint carries no threshold)")
     abstain = attributor.abstain
     print(f"threshold {abstain['threshold']:.4f}: prototype similarity accepting {100 * abstain['accept']:.0f}% of "
@@ -92,8 +93,7 @@ def main(argv=None) -> int:
           f"{int(negative['unknown'][~is_known].sum())} of {int((~is_known).sum())})")
     print(f"precision of unknown {100 * precision:.1f}%, recall {100 * recall:.1f}%")
     scores = ["similarity", "confidence", "energy"]
-    training = attributor.outputs(split_paths(args.run, {"train-labelled", "train-unlabelled"})[0],
-                                  **options)["features"]
+    training = attributor.outputs(training_paths, **options)["features"]
     for k in (1, 10, 50):
         scores.append(f"{k}-NN similarity to the training features")
         for entry in (positive, negative):
